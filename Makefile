@@ -1,0 +1,38 @@
+# `make demo` and `make test` do all set-up on a fresh machine: venv, install, services, migrations.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: install demo test test-unit test-integration stack-down lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: install
+	$(BIN)/autoins stack up
+	$(BIN)/autoins migrate
+	$(BIN)/autoins topics
+	$(BIN)/autoins stack status
+
+test: install
+	$(BIN)/autoins stack up
+	$(BIN)/python -m pytest -m unit -q
+	$(BIN)/python -m pytest -m "not unit" -q
+
+test-unit: install
+	$(BIN)/python -m pytest -m unit -q
+
+stack-down: install
+	$(BIN)/autoins stack down
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

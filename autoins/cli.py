@@ -1,0 +1,61 @@
+"""`autoins`: the operator's command line. Each command parses settings once and hands them down."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from autoins.cli_support import console, settings_from_env, user_errors
+from autoins.db_commands import db_app, migrate_command, partitions_app
+from autoins.errors import UserFacingError
+from autoins.stack.cli import stack_app
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app.add_typer(stack_app, name="stack", help="Local PostgreSQL, Redis and Kafka: use what answers, start the rest.")
+app.add_typer(
+    partitions_app, name="partitions", help="Monthly partitions: ensure, retain (archive, drop), list, restore."
+)
+app.add_typer(db_app, name="db", help="Database utilities.")
+app.command("migrate", help="Apply pending migrations, then ensure partitions.")(migrate_command)
+
+
+@app.command("config")
+@user_errors
+def show_config() -> None:
+    """Print the effective settings, secrets masked."""
+    settings = settings_from_env()
+    console.print_json(json.dumps(settings.redacted()))
+
+
+@app.command("topics")
+@user_errors
+def ensure_topics_command() -> None:
+    """Create the events topic (configured partitions) and its DLQ if missing."""
+    from confluent_kafka import KafkaException
+
+    from storage.kafka import ensure_topics
+
+    settings = settings_from_env()
+    try:
+        created = ensure_topics(settings)
+    except KafkaException as error:
+        raise UserFacingError(
+            f"cannot create topics on Kafka at {settings.kafka_bootstrap_servers}: {_kafka_reason(error)}; "
+            "run `autoins stack up`"
+        ) from None
+    for name in (settings.kafka_topic_events, settings.kafka_topic_dlq):
+        console.print(f"{name}: {'created' if name in created else 'exists'}")
+
+
+def _kafka_reason(error: Exception) -> str:
+    first = error.args[0] if error.args else error
+    return first.str() if hasattr(first, "str") else str(first)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Integration fixtures: real PostgreSQL, Redis and Kafka (tansu). Each run gets its own database
+(created here, dropped at the end) and its own topics; nothing is shared with `make demo`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from autoins.settings import PROJECT_ROOT, Settings, load_settings
+from storage.postgres import connect, create_database_if_missing, drop_database, with_database
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    """Settings as the developer's environment gives them (stack.env included), test-friendly."""
+    return load_settings(PROJECT_ROOT, log_json=False)
+
+
+@pytest.fixture(scope="session")
+def database_url(base_settings: Settings) -> Iterator[str]:
+    """A fresh, empty database on the configured server, dropped after the session."""
+    import asyncio
+
+    url = with_database(base_settings.database_url, _unique("autoins_test"))
+    asyncio.run(create_database_if_missing(url))
+    yield url
+    asyncio.run(drop_database(url))
+
+
+@pytest.fixture(scope="session")
+def settings(base_settings: Settings, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return base_settings.with_overrides(
+        database_url=database_url,
+        archive_dir=tmp_path_factory.mktemp("archive"),
+        db_pool_size=2,
+        db_max_overflow=4,
+    )
+
+
+@pytest.fixture
+async def conn(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    connection = await connect(settings, application_name="autoins-tests")
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def fresh_database_url(base_settings: Settings) -> Iterator[str]:
+    """A database of its own for one test (migration and concurrency tests)."""
+    import asyncio
+
+    url = with_database(base_settings.database_url, _unique("autoins_t"))
+    asyncio.run(create_database_if_missing(url))
+    yield url
+    asyncio.run(drop_database(url))
+
+
+# -- Kafka (tansu) ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private tansu broker on a free port for the whole session, stopped at the end.
+    Memory storage: it starts empty, so tests create their topics (see `kafka_topics`)."""
+    from autoins.stack import free_tcp_port, start_tansu, stop_process
+    from autoins.stack.errors import ServerStartFailed
+
+    data_dir = tmp_path_factory.mktemp("tansu")
+    for attempt in range(3):  # a free port can be taken between the probe and the bind
+        port = free_tcp_port()
+        try:
+            broker = start_tansu(port, data_dir)
+            break
+        except ServerStartFailed:
+            if attempt == 2:
+                raise
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_process(broker)
+
+
+@pytest.fixture
+def kafka_topics(kafka_bootstrap: str, base_settings: Settings) -> dict[str, str]:
+    """Uniquely named events and DLQ topics, created on the session broker. Returns the settings
+    overrides that point at them: `settings.with_overrides(**kafka_topics)`."""
+    from storage.kafka import ensure_topics
+
+    events = _unique("telematics.events")
+    overrides = {
+        "kafka_bootstrap_servers": kafka_bootstrap,
+        "kafka_topic_events": events,
+        "kafka_topic_dlq": f"{events}.dlq",
+    }
+    ensure_topics(base_settings.with_overrides(**overrides))
+    return overrides
