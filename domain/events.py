@@ -1,0 +1,184 @@
+"""Domain events: immutable past-tense facts derived from readings (house habit 3).
+
+Pure data plus JSON helpers. Every event carries `event_id` (uuid5 of its inputs, `domain.ids`),
+`driver_id`, `trip_id` and `occurred_at_ms` (device time, epoch ms). The JSON `type` field is the
+explicit snake_case tag. Events only grow: a new field gets a default; a breaking change is a new tag
+plus an upcaster. `tests/unit/corpus/` holds historical payloads that must keep decoding.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+import msgspec
+
+from domain.trip_summary import TripSummary
+
+
+class CrashSample(msgspec.Struct, frozen=True, array_like=True):
+    """One reading around a crash, compact (a JSON array): [ts_ms, lat, lon, speed_kmh, accel_ms2, heading]."""
+
+    ts_ms: int
+    lat: float
+    lon: float
+    speed_kmh: float
+    accel_ms2: float
+    heading: float
+
+
+class DomainEventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Fields every event has. `trip_id` is None only for a crash detected outside any trip."""
+
+    event_id: uuid.UUID
+    driver_id: str
+    trip_id: uuid.UUID | None
+    occurred_at_ms: int
+
+
+class TripStarted(DomainEventBase, frozen=True, kw_only=True, tag="trip_started"):
+    """A trip began at `occurred_at_ms` (its first reading). Emitted on ignition or once motion is sustained."""
+
+    start_reason: Literal["ignition_on", "motion"]
+    lat: float
+    lon: float
+
+
+class TripEnded(DomainEventBase, frozen=True, kw_only=True, tag="trip_ended"):
+    """A trip ended and counts: `summary` is its aggregate (the `trips` row, the input of features)."""
+
+    summary: TripSummary
+
+
+class TripDiscarded(DomainEventBase, frozen=True, kw_only=True, tag="trip_discarded"):
+    """A trip that was announced ended below both minimums (distance and duration) and does not count."""
+
+    reason: str
+    end_reason: str
+    start_ms: int
+    end_ms: int
+    distance_m: float
+    duration_s: float
+
+
+class _HarshEpisode(DomainEventBase, frozen=True, kw_only=True):
+    """A debounced episode: consecutive samples past the threshold (with hysteresis) are one event.
+
+    `peak_mps2` is the magnitude (positive) of the strongest sample; `duration_s` = (end_ms − start_ms)/1000
+    where `end_ms` is the sample that ended the episode; `lat`/`lon` are where it started.
+    """
+
+    peak_mps2: float
+    duration_s: float
+    speed_at_start_kmh: float
+    start_ms: int
+    end_ms: int
+    lat: float
+    lon: float
+
+
+class HarshBrakingDetected(_HarshEpisode, frozen=True, kw_only=True, tag="harsh_braking_detected"):
+    pass
+
+
+class HarshAccelerationDetected(_HarshEpisode, frozen=True, kw_only=True, tag="harsh_acceleration_detected"):
+    pass
+
+
+class HarshCorneringDetected(_HarshEpisode, frozen=True, kw_only=True, tag="harsh_cornering_detected"):
+    """`lateral_source` is `device` (the reading's lateral_accel_ms2) or `heading` (heading rate × speed)."""
+
+    lateral_source: Literal["device", "heading"] = "device"
+
+
+class SpeedingDetected(DomainEventBase, frozen=True, kw_only=True, tag="speeding_detected"):
+    """A speeding episode of at least `speeding_min_duration_s`; `band` is the worst band reached.
+
+    `limit_kmh` is the limit at the sample of `max_excess_kmh`; band seconds are exposure (see DOMAIN.md).
+    """
+
+    band: Literal["moderate", "severe"]
+    duration_s: float
+    max_excess_kmh: float
+    limit_kmh: float
+    start_ms: int
+    end_ms: int
+    moderate_s: float = 0.0
+    severe_s: float = 0.0
+
+
+class PhoneUseDetected(DomainEventBase, frozen=True, kw_only=True, tag="phone_use_detected"):
+    """Phone handled while moving above `phone_use_min_speed_kmh`; `duration_s` counts moving seconds only."""
+
+    duration_s: float
+    start_ms: int
+    end_ms: int
+
+
+class CrashDetected(DomainEventBase, frozen=True, kw_only=True, tag="crash_detected"):
+    """A crash reading or |acceleration| ≥ `crash_g`. `pre`/`post` are the readings around it, compact."""
+
+    peak_g: float
+    trigger: Literal["crash_reading", "acceleration"]
+    lat: float
+    lon: float
+    speed_kmh: float
+    pre: list[CrashSample] = []
+    post: list[CrashSample] = []
+
+
+DomainEvent = (
+    TripStarted
+    | TripEnded
+    | TripDiscarded
+    | HarshBrakingDetected
+    | HarshAccelerationDetected
+    | HarshCorneringDetected
+    | SpeedingDetected
+    | PhoneUseDetected
+    | CrashDetected
+)
+
+EVENT_TYPES: dict[str, type[DomainEventBase]] = {
+    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    for cls in (
+        TripStarted,
+        TripEnded,
+        TripDiscarded,
+        HarshBrakingDetected,
+        HarshAccelerationDetected,
+        HarshCorneringDetected,
+        SpeedingDetected,
+        PhoneUseDetected,
+        CrashDetected,
+    )
+}
+
+_JSON_ENCODER = msgspec.json.Encoder()
+_JSON_DECODER = msgspec.json.Decoder(DomainEvent)
+_JSON_LIST_DECODER = msgspec.json.Decoder(list[DomainEvent])
+
+
+def event_type(event: DomainEventBase) -> str:
+    """The snake_case tag of an event (`trip_ended`, …), as stored in `domain_events.type`."""
+    return event.__struct_config__.tag  # type: ignore[return-value]
+
+
+def encode_event(event: DomainEventBase) -> bytes:
+    """JSON bytes of one event, `type` tag first. Deterministic: same event, same bytes."""
+    return _JSON_ENCODER.encode(event)
+
+
+def decode_event(data: bytes | str) -> DomainEvent:
+    """Parse one event from JSON. Unknown fields are ignored (a newer writer), missing ones defaulted."""
+    return _JSON_DECODER.decode(data)
+
+
+def encode_events(events: list[DomainEvent]) -> bytes:
+    """JSON array of events."""
+    return _JSON_ENCODER.encode(events)
+
+
+def decode_events(data: bytes | str) -> list[DomainEvent]:
+    """Parse a JSON array of events."""
+    return _JSON_LIST_DECODER.decode(data)

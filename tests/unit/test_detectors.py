@@ -1,0 +1,341 @@
+"""Harsh driving, speeding, night, phone use and crash detection, through the trip state machine."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import pytest
+
+from domain.detectors.night import is_night, night_seconds
+from domain.driver_state import DriverState
+from domain.events import CrashDetected, HarshBrakingDetected, HarshCorneringDetected, SpeedingDetected
+from domain.geo import heading_delta_deg, lateral_accel_from_heading_mps2
+from domain.readings import ReadingType
+from domain.rules import TripRules
+from domain.trip_machine import step_many
+from tests.unit.domain_helpers import Drive, of_type
+
+RULES = TripRules(reorder_window_ms=0)
+
+
+def run(d: Drive, timezone: str = "UTC", rules: TripRules = RULES):
+    state = DriverState.initial(d.driver_id, timezone)
+    return step_many(state, d.readings, rules)
+
+
+def driving(seconds: int = 30, speed_kmh: float = 50.0, **kw) -> Drive:
+    d = Drive(**kw)
+    d.ignition_on()
+    d.cruise(seconds, speed_kmh)
+    return d
+
+
+def finish(d: Drive) -> None:
+    d.cruise(400, 50.0)
+    d.add(speed_kmh=0.0)
+    d.ignition_off()
+
+
+def ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+# --- harsh braking / acceleration -----------------------------------------------------------------
+
+
+def test_a_three_second_hard_brake_is_one_event_with_its_peak():
+    d = driving()
+    first = d.add(speed_kmh=45.0, accel_ms2=-3.8)
+    d.add(speed_kmh=30.0, accel_ms2=-5.2)
+    d.add(speed_kmh=18.0, accel_ms2=-4.1)
+    d.add(speed_kmh=17.0, accel_ms2=-0.4)
+    finish(d)
+    _state, events = run(d)
+    brakes = of_type(events, "harsh_braking_detected")
+    assert len(brakes) == 1
+    brake = brakes[0]
+    assert isinstance(brake, HarshBrakingDetected)
+    assert brake.peak_mps2 == 5.2
+    assert brake.duration_s == 3.0
+    assert brake.start_ms == first.ts_ms == brake.occurred_at_ms
+    assert brake.speed_at_start_kmh == 50.0  # the speed the manoeuvre started from
+    assert of_type(events, "trip_ended")[0].summary.harsh_braking_count == 1
+
+
+def test_hysteresis_keeps_a_brake_hovering_near_the_threshold_as_one_episode():
+    d = driving()
+    for a in (-3.5, -2.5, -2.2, -3.1, -1.0):
+        d.add(speed_kmh=40.0, accel_ms2=a)
+    finish(d)
+    _, events = run(d)
+    brakes = of_type(events, "harsh_braking_detected")
+    assert len(brakes) == 1
+    assert brakes[0].peak_mps2 == 3.5 and brakes[0].duration_s == 4.0
+
+
+def test_dropping_below_the_exit_threshold_ends_the_episode():
+    d = driving()
+    for a in (-3.5, -1.5, -3.6, -1.0):
+        d.add(speed_kmh=40.0, accel_ms2=a)
+    finish(d)
+    _, events = run(d)
+    assert [b.peak_mps2 for b in of_type(events, "harsh_braking_detected")] == [3.5, 3.6]
+
+
+def test_harsh_events_are_gated_off_when_samples_are_too_far_apart():
+    d = driving()
+    for _ in range(3):
+        d.add(dt_s=5.0, speed_kmh=40.0, accel_ms2=-4.0)
+    finish(d)
+    _, events = run(d)
+    assert of_type(events, "harsh_braking_detected") == []
+
+
+def test_harsh_events_are_gated_off_under_the_speed_floor():
+    d = driving(speed_kmh=8.0)
+    for a in (-4.0, -4.0, -0.5):
+        d.add(speed_kmh=6.0, accel_ms2=a)
+    d.add(speed_kmh=9.0, accel_ms2=4.0)
+    finish(d)
+    _, events = run(d)
+    assert of_type(events, "harsh_braking_detected") == []
+    assert of_type(events, "harsh_acceleration_detected") == []
+
+
+def test_harsh_acceleration_from_a_standstill_is_detected():
+    d = driving(seconds=30)
+    d.stop(5)
+    d.add(speed_kmh=14.0, accel_ms2=3.9)
+    d.add(speed_kmh=28.0, accel_ms2=3.9)
+    d.add(speed_kmh=32.0, accel_ms2=1.1)
+    finish(d)
+    _, events = run(d)
+    accels = of_type(events, "harsh_acceleration_detected")
+    assert len(accels) == 1
+    assert accels[0].peak_mps2 == 3.9 and accels[0].speed_at_start_kmh == 0.0 and accels[0].duration_s == 2.0
+
+
+# --- cornering ------------------------------------------------------------------------------------
+
+
+def test_heading_delta_wraps_around_north():
+    assert heading_delta_deg(359.0, 1.0) == 2.0
+    assert heading_delta_deg(1.0, 359.0) == -2.0
+    assert heading_delta_deg(90.0, 270.0) == -180.0
+    assert lateral_accel_from_heading_mps2(359.0, 1.0, 1.0, 36.0) == pytest.approx(math.radians(2.0) * 10.0)
+
+
+def test_cornering_is_derived_from_heading_rate_across_the_wrap():
+    d = driving(speed_kmh=60.0, heading=340.0)
+    first = d.add(speed_kmh=60.0, heading=355.0)
+    for h in (10.0, 25.0, 40.0):
+        d.add(speed_kmh=60.0, heading=h)
+    d.cruise(5, 60.0, heading=40.0)
+    finish(d)
+    _, events = run(d)
+    corners = of_type(events, "harsh_cornering_detected")
+    assert len(corners) == 1
+    corner = corners[0]
+    assert isinstance(corner, HarshCorneringDetected)
+    assert corner.lateral_source == "heading"
+    assert corner.peak_mps2 == pytest.approx(math.radians(15.0) * 60.0 / 3.6)
+    assert corner.start_ms == first.ts_ms and corner.duration_s == 4.0
+
+
+def test_a_slow_drift_across_north_is_not_a_corner():
+    d = driving(speed_kmh=60.0, heading=357.0)
+    for h in (358.0, 359.0, 0.0, 1.0, 2.0, 3.0):
+        d.add(speed_kmh=60.0, heading=h)
+    finish(d)
+    _, events = run(d)
+    assert of_type(events, "harsh_cornering_detected") == []
+
+
+def test_cornering_uses_the_device_lateral_acceleration_when_present():
+    d = driving(speed_kmh=60.0)
+    d.add(speed_kmh=60.0, lateral_ms2=-4.2)
+    d.add(speed_kmh=60.0, lateral_ms2=-3.0)
+    d.add(speed_kmh=60.0, lateral_ms2=0.5)
+    finish(d)
+    _, events = run(d)
+    corners = of_type(events, "harsh_cornering_detected")
+    assert len(corners) == 1
+    assert corners[0].lateral_source == "device" and corners[0].peak_mps2 == 4.2
+    assert corners[0].duration_s == 2.0
+
+
+# --- speeding -------------------------------------------------------------------------------------
+
+
+def test_speeding_episode_reports_the_worst_band_and_accumulates_seconds_per_band():
+    d = driving()
+    start = d.cruise(20, 66.0, limit_kmh=50.0)[0]  # +16: moderate
+    d.cruise(20, 82.0, limit_kmh=50.0)  # +32: severe
+    d.cruise(20, 50.0, limit_kmh=50.0)
+    finish(d)
+    _, events = run(d)
+    speeding = of_type(events, "speeding_detected")
+    assert len(speeding) == 1
+    ep = speeding[0]
+    assert isinstance(ep, SpeedingDetected)
+    assert (ep.band, ep.duration_s, ep.max_excess_kmh, ep.limit_kmh) == ("severe", 40.0, 32.0, 50.0)
+    assert (ep.moderate_s, ep.severe_s) == (20.0, 20.0)
+    assert ep.start_ms == start.ts_ms
+    summary = of_type(events, "trip_ended")[0].summary
+    assert (summary.speeding_moderate_s, summary.speeding_severe_s) == (20.0, 20.0)
+
+
+@pytest.mark.parametrize(
+    ("limit", "speed", "band"),
+    [
+        (50.0, 64.0, None),
+        (50.0, 65.0, "moderate"),
+        (50.0, 80.0, "severe"),
+        (85.0, 100.0, "moderate"),
+        (100.0, 118.0, None),
+        (100.0, 120.0, "moderate"),
+        (100.0, 139.0, "moderate"),
+        (100.0, 140.0, "severe"),
+    ],
+)
+def test_speeding_bands_depend_on_the_limit(limit, speed, band):
+    d = driving()
+    d.cruise(30, speed, limit_kmh=limit)
+    d.cruise(5, limit - 10.0, limit_kmh=limit)
+    finish(d)
+    _, events = run(d)
+    found = [e.band for e in of_type(events, "speeding_detected")]
+    assert found == ([] if band is None else [band])
+
+
+def test_a_speeding_burst_shorter_than_the_minimum_is_ignored():
+    d = driving()
+    d.cruise(5, 75.0, limit_kmh=50.0)
+    d.cruise(10, 50.0, limit_kmh=50.0)
+    finish(d)
+    _, events = run(d)
+    assert of_type(events, "speeding_detected") == []
+    assert of_type(events, "trip_ended")[0].summary.speeding_moderate_s == 0.0
+
+
+# --- night ----------------------------------------------------------------------------------------
+
+
+def night_trip(start_iso: str, timezone: str) -> float:
+    d = Drive(t0_ms=ms(start_iso) - 1000)
+    d.ignition_on()
+    d.cruise(1199, 50.0)
+    d.ignition_off()  # 1200 s after ignition_on
+    _, events = run(d, timezone)
+    return of_type(events, "trip_ended")[0].summary.night_s
+
+
+def test_night_seconds_across_the_start_of_the_night_window():
+    assert night_trip("2025-01-15T22:50:00+00:00", "UTC") == 600.0
+
+
+def test_night_seconds_across_the_end_of_the_night_window():
+    assert night_trip("2025-01-16T04:50:00+00:00", "UTC") == 600.0
+
+
+def test_night_is_counted_in_the_drivers_local_time():
+    # 21:50–22:10 UTC is 22:50–23:10 in Paris (UTC+1 in January).
+    assert night_trip("2025-01-15T21:50:00+00:00", "Europe/Paris") == 600.0
+    assert night_trip("2025-01-15T21:50:00+00:00", "UTC") == 0.0
+    # 03:50–04:10 UTC is 23:50–00:10 in New York (UTC−4 in July): across local midnight.
+    assert night_trip("2025-07-16T03:50:00+00:00", "America/New_York") == 1200.0
+
+
+def test_the_night_window_follows_daylight_saving_changes():
+    day_start = ms("2025-03-08T12:00:00-05:00")
+    day_end = ms("2025-03-09T12:00:00-04:00")
+    # 23:00 EST → 05:00 EDT is only 5 real hours: clocks jump from 02:00 to 03:00.
+    assert night_seconds(day_start, day_end, "America/New_York", 23, 5) == 5 * 3600.0
+    assert is_night(ms("2025-03-09T04:59:59-04:00"), "America/New_York", 23, 5)
+    assert not is_night(ms("2025-03-09T05:00:00-04:00"), "America/New_York", 23, 5)
+
+
+def test_night_seconds_is_exact_at_the_boundaries():
+    t = ms("2025-01-15T23:00:00+00:00")
+    assert night_seconds(t - 1000, t, "UTC", 23, 5) == 0.0
+    assert night_seconds(t, t + 1000, "UTC", 23, 5) == 1.0
+    assert night_seconds(t - 500, t + 500, "UTC", 23, 5) == 0.5
+
+
+# --- phone use ------------------------------------------------------------------------------------
+
+
+def test_phone_use_while_moving_is_one_episode_and_counts_into_the_trip():
+    d = driving()
+    d.cruise(12, 50.0, kind=ReadingType.PHONE_USE)
+    d.cruise(5, 50.0)
+    finish(d)
+    _, events = run(d)
+    uses = of_type(events, "phone_use_detected")
+    assert len(uses) == 1 and uses[0].duration_s == 12.0
+    assert of_type(events, "trip_ended")[0].summary.phone_use_moving_s == 12.0
+
+
+def test_phone_use_under_10_kmh_is_ignored():
+    d = driving()
+    d.cruise(5, 0.0)
+    d.cruise(30, 8.0, kind=ReadingType.PHONE_USE)
+    d.cruise(10, 10.0, kind=ReadingType.PHONE_USE)  # "above 10 km/h": exactly 10 does not count
+    finish(d)
+    _, events = run(d)
+    assert of_type(events, "phone_use_detected") == []
+    assert of_type(events, "trip_ended")[0].summary.phone_use_moving_s == 0.0
+
+
+# --- crash ----------------------------------------------------------------------------------------
+
+
+def test_a_crash_carries_pre_and_post_buffers():
+    d = driving(seconds=60)
+    impact = d.add(speed_kmh=50.0, accel_ms2=-8.0, kind=ReadingType.CRASH)
+    after = d.stop(15)
+    d.ignition_off()
+    _, events = run(d)
+    crashes = of_type(events, "crash_detected")
+    assert len(crashes) == 1
+    crash = crashes[0]
+    assert isinstance(crash, CrashDetected)
+    assert crash.trigger == "crash_reading" and crash.occurred_at_ms == impact.ts_ms
+    assert [s.ts_ms for s in crash.pre] == [impact.ts_ms - 1000 * k for k in range(10, 0, -1)]
+    assert [s.ts_ms for s in crash.post] == [r.ts_ms for r in after[:10]]
+    assert crash.trip_id == of_type(events, "trip_started")[0].trip_id
+    assert of_type(events, "trip_ended")[0].summary.crash_count == 1
+
+
+def test_an_acceleration_above_2_5_g_is_a_crash_emitted_at_trip_end_if_sooner():
+    d = driving(seconds=60)
+    d.add(speed_kmh=20.0, accel_ms2=-30.0)
+    d.add(speed_kmh=0.0, accel_ms2=-12.0)
+    d.ignition_off()
+    _, events = run(d)
+    crash = of_type(events, "crash_detected")[0]
+    assert crash.trigger == "acceleration"
+    assert crash.peak_g == pytest.approx(30.0 / 9.80665)
+    assert len(crash.post) == 2
+    assert events.index(crash) < events.index(of_type(events, "trip_ended")[0])
+
+
+def test_a_crash_outside_a_trip_has_no_trip_and_no_pre_buffer():
+    d = Drive()
+    d.stop(20)
+    d.add(speed_kmh=0.0, kind=ReadingType.CRASH)
+    d.stop(12)
+    _, events = run(d)
+    crash = of_type(events, "crash_detected")[0]
+    assert crash.trip_id is None and crash.pre == [] and len(crash.post) == 10
+
+
+def test_triggers_inside_the_post_window_join_the_same_crash():
+    d = driving(seconds=30)
+    d.add(speed_kmh=30.0, accel_ms2=-26.0)
+    d.add(speed_kmh=0.0, accel_ms2=-40.0)
+    d.stop(20)
+    _, events = run(d)
+    crashes = of_type(events, "crash_detected")
+    assert len(crashes) == 1 and crashes[0].peak_g == pytest.approx(40.0 / 9.80665)
