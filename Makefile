@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
+DEMO_DRIVERS ?= 200
+DEMO_DURATION ?= 1d
+
 .PHONY: install demo test test-unit test-integration stack-down lint clean
 
 install: $(STAMP)
@@ -19,6 +22,7 @@ demo: install
 	$(BIN)/autoins migrate
 	$(BIN)/autoins topics
 	$(BIN)/autoins stack status
+	$(BIN)/autoins demo --drivers $(DEMO_DRIVERS) --duration $(DEMO_DURATION)
 
 test: install
 	$(BIN)/autoins stack up

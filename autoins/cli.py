@@ -8,7 +8,10 @@ import typer
 
 from autoins.cli_support import console, settings_from_env, user_errors
 from autoins.db_commands import db_app, migrate_command, partitions_app
+from autoins.demo import demo_command
 from autoins.errors import UserFacingError
+from autoins.serve import serve_command
+from autoins.simulate import simulate_command
 from autoins.stack.cli import stack_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -18,6 +21,9 @@ app.add_typer(
 )
 app.add_typer(db_app, name="db", help="Database utilities.")
 app.command("migrate", help="Apply pending migrations, then ensure partitions.")(migrate_command)
+app.command("serve", help="Run the ingest pipeline on Ray until Ctrl-C, with a live view.")(serve_command)
+app.command("demo", help="Pipeline + simulated fleet, watched live until drained.")(demo_command)
+app.command("simulate")(simulate_command)
 
 
 @app.command("config")

@@ -23,7 +23,7 @@ from autoins.errors import UserFacingError
 from autoins.settings import Settings
 from domain.partition_calendar import window_months
 from storage.archive import ArchiveError, Retirement, archive_paths, plan_retention, read_manifest, restore, retain
-from storage.migrations import Migration, MigrationError, apply_migrations, load_migrations
+from storage.migrations import Migration, MigrationError, applied_versions, apply_migrations, load_migrations
 from storage.partitions import TABLE_NAMES, PartitionError, ensure_window, list_partitions
 from storage.postgres import connect, create_database_if_missing
 
@@ -273,3 +273,17 @@ def partitions_restore(
 
 
 __all__ = ["db_app", "migrate_command", "partitions_app"]
+
+
+def require_current_schema(settings: Settings) -> None:
+    """Refuse to start the pipeline on a database that lacks migrations this code needs (one line)."""
+
+    async def check() -> None:
+        async with _connected(settings) as conn:
+            applied = set(await applied_versions(conn))
+        pending = [m for m in _load(settings.migrations_dir) if m.version not in applied]
+        if pending:
+            names = ", ".join(f"{m.version}_{m.name}" for m in pending)
+            raise UserFacingError(f"the database lacks {len(pending)} migration(s) ({names}): run `autoins migrate`")
+
+    _run_db(check)

@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     consumer_max_inflight_batches: int = Field(default=2, ge=1)
     persistence_batch_size: int = Field(default=10_000, ge=1)
     snapshot_every_events: int = Field(default=1_000, ge=1)
+    consumer_linger_ms: int = Field(default=50, ge=0)  # wait this long to fill a batch before sending it
+    shard_idle_batches: int = Field(default=200, ge=2)  # passivate drivers untouched for this many batches
+    max_future_skew_s: int = Field(default=300, ge=0)  # readings further ahead of the clock go to the DLQ
+    pipeline_retry_max_s: float = Field(default=5.0, gt=0)  # backoff cap while PostgreSQL/Redis are away
 
     # -- partitions and retention (plan §1.1)
     partitions_ahead_months: int = Field(default=3, ge=0)

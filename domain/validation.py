@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -199,13 +200,24 @@ def _finish(w: _FastWire, now_ms: int, rules: ValidationRules) -> Reading | None
         type=w.type,
         lat=w.lat,
         lon=w.lon,
-        speed_kmh=w.speed_kmh,
-        accel_ms2=w.accel_ms2,
-        heading=w.heading,
-        speed_limit_kmh=w.speed_limit_kmh,
-        lateral_accel_ms2=w.lateral_accel_ms2,
+        speed_kmh=f32(w.speed_kmh),
+        accel_ms2=f32(w.accel_ms2),
+        heading=f32(w.heading),
+        speed_limit_kmh=None if w.speed_limit_kmh is None else f32(w.speed_limit_kmh),
+        lateral_accel_ms2=None if w.lateral_accel_ms2 is None else f32(w.lateral_accel_ms2),
         data=w.data,
     )
+
+
+_F32 = struct.Struct("<f")
+
+
+def f32(value: float) -> float:
+    """The nearest float32, as a float. Speed, acceleration and heading are stored as PostgreSQL `real`;
+    canonicalizing them here makes a reading folded live bit-identical to the same reading replayed
+    from storage (activation), so events do not depend on which path a reading took. lat/lon stay
+    float64 (stored as double precision): float32 would cost ~1 m of position."""
+    return _F32.unpack(_F32.pack(value))[0]
 
 
 def _datetime_to_ms(dt: datetime) -> int:
@@ -375,10 +387,10 @@ def _validate_mapping(obj: object, now_ms: int, rules: ValidationRules) -> Readi
         type=reading_type,
         lat=float(obj["lat"]),
         lon=float(obj["lon"]),
-        speed_kmh=float(obj["speed_kmh"]),
-        accel_ms2=float(obj["accel_ms2"]),
-        heading=float(obj["heading"]),
-        speed_limit_kmh=None if limit is None else float(limit),
-        lateral_accel_ms2=None if lateral is None else float(lateral),
+        speed_kmh=f32(float(obj["speed_kmh"])),
+        accel_ms2=f32(float(obj["accel_ms2"])),
+        heading=f32(float(obj["heading"])),
+        speed_limit_kmh=None if limit is None else f32(float(limit)),
+        lateral_accel_ms2=None if lateral is None else f32(float(lateral)),
         data=data,
     )

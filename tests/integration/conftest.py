@@ -111,3 +111,19 @@ def kafka_topics(kafka_bootstrap: str, base_settings: Settings) -> dict[str, str
     }
     ensure_topics(base_settings.with_overrides(**overrides))
     return overrides
+
+
+# -- migrated session database (shared) -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def migrated_settings(settings: Settings) -> Settings:
+    """`settings` whose session database has every migration applied and the partition window ensured
+    (retention cutoff .. PARTITIONS_AHEAD_MONTHS around now). Idempotent; tests needing an empty
+    database keep using `fresh_database_url`."""
+    import asyncio
+
+    from tests.integration.fixtures_db import migrate_database
+
+    asyncio.run(migrate_database(settings))
+    return settings

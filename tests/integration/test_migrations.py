@@ -105,21 +105,21 @@ def test_files_that_are_not_sql_are_ignored(migrations_copy):
 
 
 async def test_a_failing_file_is_rolled_back_and_not_recorded(fresh_conn, migrations_copy):
-    (migrations_copy / "0005_create_broken_thing.sql").write_text(
+    (migrations_copy / "9998_create_broken_thing.sql").write_text(
         "CREATE TABLE half_done (id int);\nCREATE TABLE oops (id no_such_type);\n"
     )
-    with pytest.raises(MigrationError, match=re.escape("0005_create_broken_thing.sql failed and was rolled back")):
+    with pytest.raises(MigrationError, match=re.escape("9998_create_broken_thing.sql failed and was rolled back")):
         await apply_migrations(fresh_conn, migrations_copy)
     assert await applied_versions(fresh_conn) == ALL_VERSIONS
     assert await fresh_conn.fetchval("SELECT to_regclass('half_done')") is None
 
 
 async def test_a_new_file_numbered_before_the_last_applied_is_refused(fresh_conn, migrations_copy):
-    (migrations_copy / "0004_create_read_models.sql").rename(migrations_copy / "0009_create_read_models.sql")
+    (migrations_copy / "0004_create_read_models.sql").rename(migrations_copy / "9999_create_read_models.sql")
     await apply_migrations(fresh_conn, migrations_copy)
-    (migrations_copy / "0005_create_late_thing.sql").write_text("CREATE TABLE late_thing (id int);")
+    (migrations_copy / "9998_create_late_thing.sql").write_text("CREATE TABLE late_thing (id int);")
     with pytest.raises(
-        MigrationError, match=re.escape("0005_create_late_thing.sql is pending but 0009 is already applied")
+        MigrationError, match=re.escape("9998_create_late_thing.sql is pending but 9999 is already applied")
     ):
         await apply_migrations(fresh_conn, migrations_copy)
 

@@ -19,6 +19,7 @@ from domain.validation import (
     decode_batch,
     decode_reading,
     encode_reading,
+    f32,
     validate,
 )
 
@@ -273,9 +274,23 @@ def test_encode_reading_round_trips_any_valid_reading(lat, speed, limit, ts, kin
         type=kind,
         lat=lat,
         lon=-lat,
-        speed_kmh=speed,
+        speed_kmh=f32(speed),
         accel_ms2=1.5,
         heading=123.25,
-        speed_limit_kmh=limit,
+        speed_limit_kmh=None if limit is None else f32(limit),
     )
     assert decode_reading(encode_reading(reading), NOW_MS, RULES) == reading
+
+
+def test_decoded_readings_are_canonical_so_storage_round_trips_them_exactly():
+    """Speed, acceleration and heading are stored as float32 (`real`): a decoded reading already holds
+    float32 values, so replaying it from PostgreSQL gives the very same reading (and the same events)."""
+    import numpy as np
+
+    from domain.batches import ReadingColumns
+
+    body = raw(payload(speed_kmh=168.4, accel_ms2=-3.3, heading=359.9, speed_limit_kmh=88.8))
+    reading = decode_reading(body, NOW_MS, RULES)
+    assert isinstance(reading, Reading)
+    assert reading.speed_kmh == float(np.float32(168.4)) != 168.4
+    assert ReadingColumns.from_readings([reading], [0], [0]).to_readings() == [reading]

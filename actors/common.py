@@ -1,0 +1,71 @@
+"""What every pipeline actor shares: settings, logging, a lazily built pool, Redis, retries.
+
+Constructors stay cheap and rerunnable (STYLE habit 8): Ray reruns `__init__` after a crash, so no
+I/O happens here; pools are built on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+
+from autoins.logging import configure_logging, get_logger
+from domain.rules import TripRules, ValidationRules
+from storage.postgres import create_pool
+from storage.redis import create_redis
+from storage.retry import retry_transient
+
+T = TypeVar("T")
+
+
+class ActorContext:
+    def __init__(self, settings, name: str) -> None:
+        self.settings = settings
+        self.name = name
+        self.pid = os.getpid()
+        configure_logging(settings.log_level, json=settings.log_json)
+        self.log = get_logger(name).bind(actor=name, pid=self.pid)
+        self.trip_rules = TripRules()
+        self.validation_rules = ValidationRules(
+            max_future_skew_s=settings.max_future_skew_s,
+            retention_days=settings.retention_months * 31,
+            max_payload_bytes=ValidationRules().max_payload_bytes,
+        )
+        self._pool: asyncpg.Pool | None = None
+        self._redis = None
+
+    async def pool(self, max_size: int = 4) -> asyncpg.Pool:
+        if self._pool is None:
+            self._pool = await self.retry(
+                lambda: create_pool(
+                    self.settings, application_name=f"autoins-{self.name}", min_size=1, max_size=max_size
+                ),
+                what="connect to PostgreSQL",
+            )
+        return self._pool
+
+    def redis(self):
+        if self._redis is None:
+            self._redis = create_redis(self.settings)
+        return self._redis
+
+    async def retry(self, operation: Callable[[], Awaitable[T]], *, what: str) -> T:
+        return await retry_transient(
+            operation, what=what, on_retry=self._log_retry, max_backoff_s=self.settings.pipeline_retry_max_s
+        )
+
+    def _log_retry(self, what: str, error: BaseException, attempt: int, delay_s: float) -> None:
+        self.log.warning(
+            "waiting_for_service", what=what, error=repr(error)[:200], attempt=attempt, delay_s=round(delay_s, 3)
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None

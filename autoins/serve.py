@@ -1,0 +1,126 @@
+"""`autoins serve`: start Ray (or join RAY_ADDRESS), run the ingest pipeline, show it live.
+
+Runs until interrupted, then stops the consumers cleanly (in-flight batches finish and commit) and
+the other actors. The live view polls the actors and PostgreSQL once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from autoins.cli_support import console, settings_from_env, user_errors
+from autoins.db_commands import require_current_schema
+from autoins.errors import UserFacingError
+from autoins.settings import Settings
+
+
+def init_ray(settings: Settings, include_dashboard: bool = True) -> str | None:
+    """Join `RAY_ADDRESS` when set, else start a local Ray; returns the dashboard URL if any."""
+    import ray
+
+    if ray.is_initialized():
+        return None
+    try:
+        if settings.ray_address:
+            context = ray.init(address=settings.ray_address, namespace=settings.ray_namespace, configure_logging=False)
+        else:
+            context = ray.init(
+                namespace=settings.ray_namespace,
+                include_dashboard=include_dashboard,
+                configure_logging=False,
+                log_to_driver=False,
+            )
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise UserFacingError(f"cannot start or join Ray ({settings.ray_address or 'local'}): {error}") from None
+    url = getattr(context, "dashboard_url", None)
+    return f"http://{url}" if url else None
+
+
+async def live_counters(settings: Settings) -> dict:
+    from storage.pipeline_queries import pipeline_counters
+    from storage.postgres import create_pool
+
+    pool = await create_pool(settings, application_name="autoins-serve", min_size=1, max_size=1)
+    try:
+        return await pipeline_counters(pool)
+    finally:
+        await pool.close()
+
+
+def status_table(status: dict, counters: dict, rate_per_s: float, elapsed_s: float) -> Table:
+    table = Table(title=f"autoins pipeline — {elapsed_s:,.0f} s", show_header=True)
+    for column in ("events/s", "durable", "consumer lag", "DLQ", "trips", "harsh events", "rewinds"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        f"{rate_per_s:,.0f}",
+        f"{status['durable']:,}",
+        f"{status['lag']:,}",
+        f"{status['dead_lettered']:,}",
+        f"{counters.get('trips', 0):,}",
+        f"{counters.get('harsh_events', 0):,}",
+        f"{status['rewinds']}",
+    )
+    return table
+
+
+async def watch(settings: Settings, pipeline, until: Callable[[dict], bool] | None = None, stop_flag=None) -> dict:
+    """Refresh the live table every second until `until(status)` or `stop_flag.is_set()`."""
+    from autoins.pipeline import pipeline_status
+
+    started = time.monotonic()
+    last_durable, last_t = 0, started
+    status: dict = {}
+    with Live(console=console, refresh_per_second=2) as live:
+        while not (stop_flag is not None and stop_flag.is_set()):
+            status = await pipeline_status(pipeline)
+            counters = await live_counters(settings)
+            now = time.monotonic()
+            rate = (status["durable"] - last_durable) / max(1e-6, now - last_t)
+            last_durable, last_t = status["durable"], now
+            live.update(status_table(status, counters, rate, now - started))
+            if until is not None and until(status):
+                break
+            await asyncio.sleep(1.0)
+    return status
+
+
+@user_errors
+def serve_command() -> None:
+    """Start Ray (or join RAY_ADDRESS), create the pipeline's named actors, run until Ctrl-C."""
+    from autoins.pipeline import start_pipeline, stop_pipeline
+
+    settings = settings_from_env()
+    require_current_schema(settings)
+    if not settings.ray_address:  # a local single-node Ray for development: no token to hand around
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    dashboard = init_ray(settings)
+    pipeline = start_pipeline(settings)
+    console.print(
+        f"pipeline: {settings.kafka_num_consumers} consumer(s), {settings.num_shards} shard(s), "
+        f"{settings.num_persistence} persistence actor(s) on topic {settings.kafka_topic_events}"
+    )
+    if dashboard:
+        console.print(f"Ray dashboard: {dashboard}")
+    console.print("Ctrl-C stops the consumers cleanly (in-flight batches finish and commit).")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await watch(settings, pipeline, stop_flag=stop)
+        finally:
+            console.print("stopping the pipeline …")
+            await stop_pipeline(pipeline)
+
+    asyncio.run(main())
+    raise typer.Exit(0)

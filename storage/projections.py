@@ -1,0 +1,388 @@
+"""Redis projections of a committed batch: live position, latest trip, resumable recent messages, and
+the PUBLISHes that feed WebSockets and invalidate every API replica's L1 (DESIGN.md §4, §5).
+
+Two halves. `plan_projection` is pure: it turns a batch's `ShardOutput`s into per-driver updates and
+the live messages (JSON bytes, deterministic). `publish_batch` writes the plan in ONE pipeline round
+trip: one EVALSHA per ≤ 500 drivers (a Lua script that, per driver, guards the live hash by `seq`,
+keeps the recent zset trimmed and PUBLISHes the driver's messages), then the `ws:fleet` chunks and
+one `cache:invalidate` message. It is called after the PostgreSQL transaction committed and is safe to
+repeat: the live hash and latest trip move only forward in `seq`, ZADD of the same member is a no-op,
+and viewers drop repeated messages by `seq` (docs/PROJECTIONS.md). Redis connection errors propagate;
+the persistence actor retries the whole call. No KEYS, no SCAN: every key is derived from a driver id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, ResponseError
+
+from domain.batches import LivePosition, NewEvent, ShardOutput
+from domain.trip_summary import TripSummary
+
+FLEET_CHANNEL = "ws:fleet"
+INVALIDATE_CHANNEL = "cache:invalidate"
+FLEET_CHUNK_MESSAGES = 500  # one ws:fleet PUBLISH carries at most this many messages
+
+
+def live_key(driver_id: str) -> str:
+    return f"driver:{driver_id}:live"
+
+
+def latest_trip_key(driver_id: str) -> str:
+    return f"driver:{driver_id}:latest_trip"
+
+
+def recent_key(driver_id: str) -> str:
+    return f"ws:recent:{driver_id}"
+
+
+def driver_channel(driver_id: str) -> str:
+    return f"ws:driver:{driver_id}"
+
+
+def driver_keys(driver_id: str) -> tuple[str, str, str]:
+    """Every key `publish_batch` may write for a driver (tests and admin tools delete them by name)."""
+    return live_key(driver_id), latest_trip_key(driver_id), recent_key(driver_id)
+
+
+# -- pure: messages --------------------------------------------------------------------------------
+
+
+class PositionMessage(msgspec.Struct, frozen=True):
+    """`type` = "position": the driver's newest reading in the batch; `seq` is its Kafka offset."""
+
+    type: str
+    driver_id: str
+    seq: int
+    ts_ms: int
+    lat: float
+    lon: float
+    speed_kmh: float
+    heading: float
+    trip_id: uuid.UUID | None
+
+
+class EventMessage(msgspec.Struct, frozen=True):
+    """`type` = the domain event's tag; `payload` is the event's JSON object as stored in domain_events;
+    `ts_ms` is its `occurred_at_ms`; `seq` the offset of the reading that emitted it."""
+
+    type: str
+    driver_id: str
+    seq: int
+    ts_ms: int
+    event_id: uuid.UUID
+    stream_version: int
+    payload: Any
+
+
+class _OrderKey(msgspec.Struct):
+    seq: int
+    type: str
+    stream_version: int = 0
+
+
+_ENCODE = msgspec.json.Encoder().encode
+_DECODE_ORDER = msgspec.json.Decoder(_OrderKey).decode
+
+
+def message_order(seq: int, message_type: str, stream_version: int = 0) -> tuple[int, int, int]:
+    """The order of a driver's messages: by seq; at one seq the position (the reading itself) comes
+    before the events that reading caused, and events follow their stream order."""
+    return seq, 0 if message_type == "position" else 1, stream_version
+
+
+def position_message(live: LivePosition) -> bytes:
+    return _ENCODE(
+        PositionMessage("position", live.driver_id, live.seq, live.ts_ms, live.lat, live.lon, live.speed_kmh,
+                        live.heading, live.trip_id)
+    )
+
+
+def event_message(event: NewEvent, payload: Any) -> bytes:
+    return _ENCODE(
+        EventMessage(event.event_type, event.stream_id, event.seq, event.occurred_at_ms, event.event_id,
+                     event.stream_version, payload)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DriverUpdate:
+    """What one batch changes for one driver. `messages` are (seq, JSON) in `message_order`;
+    `latest_trip` is (seq, TripSummary JSON) of the driver's newest `trip_ended` in the batch."""
+
+    driver_id: str
+    live: LivePosition | None
+    latest_trip: tuple[int, bytes] | None
+    messages: tuple[tuple[int, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionPlan:
+    """Everything `publish_batch` writes, decided without I/O. Drivers are sorted by id."""
+
+    drivers: tuple[DriverUpdate, ...]
+    fleet_payloads: tuple[bytes, ...]
+    invalidation: bytes | None
+
+    @property
+    def message_count(self) -> int:
+        return sum(len(d.messages) for d in self.drivers)
+
+
+def plan_projection(outputs: Sequence[ShardOutput], *, fleet_chunk: int = FLEET_CHUNK_MESSAGES) -> ProjectionPlan:
+    """Pure and deterministic: the same outputs give the same bytes, whatever their shard order."""
+    if fleet_chunk < 1:
+        raise ValueError(f"fleet_chunk must be ≥ 1, got {fleet_chunk}")
+    lives: dict[str, LivePosition] = {}
+    events: dict[str, list[NewEvent]] = {}
+    for output in outputs:
+        for live in output.live:
+            held = lives.get(live.driver_id)
+            if held is None or live.seq > held.seq:
+                lives[live.driver_id] = live
+        for event in output.events:
+            events.setdefault(event.stream_id, []).append(event)
+    drivers = tuple(_driver_update(d, lives.get(d), events.get(d, ())) for d in sorted(lives.keys() | events.keys()))
+    fleet = tuple(fleet_payloads([m for d in drivers for _, m in d.messages], fleet_chunk))
+    return ProjectionPlan(drivers, fleet, invalidation_payload(d.driver_id for d in drivers) if drivers else None)
+
+
+def _driver_update(driver_id: str, live: LivePosition | None, events: Sequence[NewEvent]) -> DriverUpdate:
+    if not events:  # the common case: a position and nothing else
+        messages = () if live is None else ((live.seq, position_message(live)),)
+        return DriverUpdate(driver_id, live, None, messages)
+    keyed: list[tuple[tuple[int, int, int], bytes]] = []
+    latest_trip: tuple[tuple[int, int], bytes] | None = None
+    for event in events:
+        payload = msgspec.json.decode(event.payload_json)
+        keyed.append((message_order(event.seq, event.event_type, event.stream_version), event_message(event, payload)))
+        if event.event_type == "trip_ended":
+            rank = (event.seq, event.stream_version)
+            if latest_trip is None or rank > latest_trip[0]:
+                latest_trip = (rank, _ENCODE(payload["summary"]))
+    if live is not None:
+        keyed.append((message_order(live.seq, "position"), position_message(live)))
+    keyed.sort(key=lambda item: item[0])
+    return DriverUpdate(
+        driver_id=driver_id,
+        live=live,
+        latest_trip=None if latest_trip is None else (latest_trip[0][0], latest_trip[1]),
+        messages=tuple((key[0], message) for key, message in keyed),
+    )
+
+
+def fleet_payloads(messages: Sequence[bytes], chunk: int = FLEET_CHUNK_MESSAGES) -> list[bytes]:
+    """`{"type":"fleet_batch","chunk":i,"chunks":n,"messages":[…]}` per ≤ `chunk` messages (spliced bytes:
+    the messages are JSON already)."""
+    if not messages:
+        return []
+    parts = [messages[i : i + chunk] for i in range(0, len(messages), chunk)]
+    return [
+        b'{"type":"fleet_batch","chunk":%d,"chunks":%d,"messages":[%s]}' % (i, len(parts), b",".join(part))
+        for i, part in enumerate(parts)
+    ]
+
+
+def invalidation_payload(driver_ids: Iterable[str]) -> bytes:
+    """`{"type":"drivers_changed","driver_ids":[…]}`: the drivers whose Redis projections this batch touched."""
+    return _ENCODE({"type": "drivers_changed", "driver_ids": list(driver_ids)})
+
+
+# -- I/O: Redis ------------------------------------------------------------------------------------
+
+# Why one script call per ≤ DRIVERS_PER_CALL drivers with a msgpack blob, not a command per key: the
+# Python client spends ~10 µs packing and parsing each command, so 5 commands × 2,000 drivers cost
+# ~90 ms a batch; one blob per 500 drivers costs ~1 ms to pack and a few ms of Redis time (measured,
+# docs/PROJECTIONS.md). The script derives each driver's keys from its id (the *_key functions above
+# spell the same names), so it targets a single Redis, not a Redis Cluster.
+# Drivers travel as ONE flat msgpack array of strings (nested per-driver arrays cost Redis ~2× the
+# unpacking time); numbers travel as text because Lua numbers are doubles printed with 14 digits, and
+# are compared with tonumber (exact below 2^53). Per driver, 11 fields then its messages:
+#   id, live seq ('' = none), lat, lon, speed_kmh, heading, ts_ms, trip_id ('' = none),
+#   latest-trip seq ('' = none), latest-trip JSON, message count n, then n × (seq, message JSON).
+# ARGV: 1 keep (recent_per_driver), 2 ttl_s, 3 the msgpack array.
+# Returns {live positions moved forward, latest trips moved forward}.
+_BATCH_SCRIPT = """
+local keep = tonumber(ARGV[1])
+local ttl = ARGV[2]
+local a = cmsgpack.unpack(ARGV[3])
+local live_updated, trip_updated = 0, 0
+local i, total = 1, #a
+while i <= total do
+  local id = a[i]
+  local live = 'driver:' .. id .. ':live'
+  if a[i + 1] ~= '' then
+    local stored = redis.call('HGET', live, 'seq')
+    if (not stored) or tonumber(stored) < tonumber(a[i + 1]) then
+      redis.call('HSET', live, 'seq', a[i + 1], 'lat', a[i + 2], 'lon', a[i + 3], 'speed_kmh', a[i + 4],
+                 'heading', a[i + 5], 'ts_ms', a[i + 6], 'trip_id', a[i + 7])
+      live_updated = live_updated + 1
+    end
+  end
+  if a[i + 8] ~= '' then
+    local stored = redis.call('HGET', live, 'latest_trip_seq')
+    if (not stored) or tonumber(stored) < tonumber(a[i + 8]) then
+      redis.call('SET', 'driver:' .. id .. ':latest_trip', a[i + 9])
+      redis.call('HSET', live, 'latest_trip_seq', a[i + 8])
+      trip_updated = trip_updated + 1
+    end
+  end
+  local first, last = i + 11, i + 10 + 2 * tonumber(a[i + 10])
+  if last > first then
+    local recent = 'ws:recent:' .. id
+    local channel = 'ws:driver:' .. id
+    local args = {}
+    for j = first, last, 2 do
+      args[#args + 1] = a[j]
+      args[#args + 1] = a[j + 1]
+      if #args >= 400 then
+        redis.call('ZADD', recent, unpack(args))
+        args = {}
+      end
+    end
+    if #args > 0 then redis.call('ZADD', recent, unpack(args)) end
+    redis.call('ZREMRANGEBYRANK', recent, 0, -(keep + 1))
+    redis.call('EXPIRE', recent, ttl)
+    for j = first + 1, last, 2 do redis.call('PUBLISH', channel, a[j]) end
+  end
+  i = last + 1
+end
+return {live_updated, trip_updated}
+"""
+_BATCH_SCRIPT_SHA = hashlib.sha1(_BATCH_SCRIPT.encode()).hexdigest()
+DRIVERS_PER_CALL = 500  # bounds how long one script call holds Redis (~2 ms)
+_MSGPACK = msgspec.msgpack.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionResult:
+    """Counts of one `publish_batch`. `live_stale` drivers kept a newer stored position (a replay)."""
+
+    drivers: int
+    messages: int
+    live_updated: int
+    live_stale: int
+    latest_trips_updated: int
+    fleet_publishes: int
+
+
+def _append_driver(flat: list[str], update: DriverUpdate) -> None:
+    # Text, not bytes: Redis's Lua cmsgpack predates the msgpack bin types. JSON is UTF-8, so lossless.
+    live = update.live
+    flat.append(update.driver_id)
+    if live is None:
+        flat += ("", "", "", "", "", "", "")
+    else:
+        flat += (str(live.seq), repr(live.lat), repr(live.lon), repr(live.speed_kmh), repr(live.heading),
+                 str(live.ts_ms), "" if live.trip_id is None else str(live.trip_id))
+    flat += ("", "") if update.latest_trip is None else (str(update.latest_trip[0]), update.latest_trip[1].decode())
+    flat.append(str(len(update.messages)))
+    for seq, message in update.messages:
+        flat += (str(seq), message.decode())
+
+
+def _script_blob(updates: Sequence[DriverUpdate]) -> bytes:
+    flat: list[str] = []
+    for update in updates:
+        _append_driver(flat, update)
+    return _MSGPACK(flat)
+
+
+async def publish_batch(
+    redis: aioredis.Redis,
+    outputs: Sequence[ShardOutput],
+    *,
+    recent_per_driver: int = 200,
+    recent_ttl_s: int = 86_400,
+) -> ProjectionResult:
+    """Project a committed batch into Redis in one pipeline round trip (two after a Redis restart, which
+    forgets the script). Idempotent in effect; see the module docstring."""
+    if recent_per_driver < 1 or recent_ttl_s < 1:
+        raise ValueError("recent_per_driver and recent_ttl_s must be ≥ 1")
+    plan = plan_projection(outputs)
+    if not plan.drivers:
+        return ProjectionResult(0, 0, 0, 0, 0, 0)
+    chunks = range(0, len(plan.drivers), DRIVERS_PER_CALL)
+    blobs = [_script_blob(plan.drivers[i : i + DRIVERS_PER_CALL]) for i in chunks]
+    pipe = redis.pipeline(transaction=False)
+    for blob in blobs:
+        pipe.evalsha(_BATCH_SCRIPT_SHA, 0, recent_per_driver, recent_ttl_s, blob)
+    for payload in plan.fleet_payloads:
+        pipe.publish(FLEET_CHANNEL, payload)
+    if plan.invalidation is not None:
+        pipe.publish(INVALIDATE_CHANNEL, plan.invalidation)
+    replies = await pipe.execute(raise_on_error=False)
+    script_replies = replies[: len(blobs)]
+    missing = [i for i, reply in enumerate(script_replies) if isinstance(reply, NoScriptError)]
+    if missing:  # Redis restarted or SCRIPT FLUSH: load once, rerun only the calls that failed
+        await redis.script_load(_BATCH_SCRIPT)
+        retry = redis.pipeline(transaction=False)
+        for i in missing:
+            retry.evalsha(_BATCH_SCRIPT_SHA, 0, recent_per_driver, recent_ttl_s, blobs[i])
+        for i, reply in zip(missing, await retry.execute(raise_on_error=False), strict=True):
+            script_replies[i] = reply
+    for reply in (*script_replies, *replies[len(blobs) :]):
+        if isinstance(reply, ResponseError):
+            raise reply
+    live_updated = sum(int(r[0]) for r in script_replies)
+    with_live = sum(1 for d in plan.drivers if d.live is not None)
+    return ProjectionResult(
+        drivers=len(plan.drivers),
+        messages=plan.message_count,
+        live_updated=live_updated,
+        live_stale=with_live - live_updated,
+        latest_trips_updated=sum(int(r[1]) for r in script_replies),
+        fleet_publishes=len(plan.fleet_payloads),
+    )
+
+
+class LiveState(msgspec.Struct, frozen=True):
+    """The live hash as typed values; `trip_id` None between trips."""
+
+    driver_id: str
+    seq: int
+    ts_ms: int
+    lat: float
+    lon: float
+    speed_kmh: float
+    heading: float
+    trip_id: uuid.UUID | None
+
+
+async def read_live(redis: aioredis.Redis, driver_id: str) -> LiveState | None:
+    """The driver's newest projected position, or None if none was ever projected."""
+    raw = await redis.hgetall(live_key(driver_id))
+    if b"seq" not in raw:
+        return None
+    trip = raw.get(b"trip_id", b"")
+    return LiveState(
+        driver_id=driver_id,
+        seq=int(raw[b"seq"]),
+        ts_ms=int(raw[b"ts_ms"]),
+        lat=float(raw[b"lat"]),
+        lon=float(raw[b"lon"]),
+        speed_kmh=float(raw[b"speed_kmh"]),
+        heading=float(raw[b"heading"]),
+        trip_id=uuid.UUID(trip.decode()) if trip else None,
+    )
+
+
+async def read_latest_trip(redis: aioredis.Redis, driver_id: str) -> TripSummary | None:
+    raw = await redis.get(latest_trip_key(driver_id))
+    return None if raw is None else msgspec.json.decode(raw, type=TripSummary)
+
+
+async def read_recent(redis: aioredis.Redis, driver_id: str, since_seq: int = -1) -> list[bytes]:
+    """Messages with seq > `since_seq` still held (the newest `recent_per_driver`), as JSON bytes ready to
+    send, in `message_order`. A WebSocket resuming `?since=seq` sends these, then follows the channel."""
+    members = await redis.zrangebyscore(recent_key(driver_id), f"({since_seq}", "+inf")
+    keyed = [(message_order(k.seq, k.type, k.stream_version), m) for m in members for k in (_DECODE_ORDER(m),)]
+    keyed.sort(key=lambda item: item[0])
+    return [m for _, m in keyed]
