@@ -127,3 +127,32 @@ def migrated_settings(settings: Settings) -> Settings:
 
     asyncio.run(migrate_database(settings))
     return settings
+
+
+# -- Ray and a simulated fleet (pipeline tests) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One Ray runtime for the whole session (starting Ray costs seconds; never `ray stop`)."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        namespace=f"autoins-test-{os.getpid()}",
+        object_store_memory=400 * 1024 * 1024,
+        log_to_driver=bool(os.environ.get("AUTOINS_TEST_RAY_LOGS")),
+        configure_logging=False,
+    )
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def fleet():
+    """40 drivers over 12 hours of simulated driving (~55k readings), as wire JSON, and the driver ids."""
+    from tests.integration.pipeline_support import simulated_payloads
+
+    return simulated_payloads(drivers=40, duration_s=12 * 3600, seed=21)

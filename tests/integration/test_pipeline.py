@@ -20,36 +20,11 @@ from tests.integration.pipeline_support import (
     key_of,
     make_migrated_database,
     produce,
-    simulated_payloads,
     stored_counts,
 )
 
 pytestmark = pytest.mark.timeout(900)
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture(scope="session")
-def ray_session():
-    import ray
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        namespace=f"autoins-test-{os.getpid()}",
-        object_store_memory=400 * 1024 * 1024,
-        log_to_driver=bool(os.environ.get("AUTOINS_TEST_RAY_LOGS")),
-        configure_logging=False,
-    )
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def fleet():
-    """40 drivers over 12 hours of simulated driving (~55k readings), as wire JSON."""
-    payloads, drivers = simulated_payloads(drivers=40, duration_s=12 * 3600, seed=21)
-    return payloads, drivers
 
 
 @pytest.fixture
