@@ -8,7 +8,6 @@ the live view; when the simulator is done and the consumers' lag is 0 it prints 
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from typing import Annotated
@@ -16,8 +15,7 @@ from typing import Annotated
 import typer
 
 from autoins.cli_support import console, settings_from_env, user_errors
-from autoins.db_commands import require_current_schema
-from autoins.serve import init_ray, live_counters, watch
+from autoins.serve import launch_pipeline, live_counters, watch
 
 
 @user_errors
@@ -28,14 +26,10 @@ def demo_command(
     keep_running: Annotated[bool, typer.Option("--keep-running", help="Stay up after draining (Ctrl-C).")] = False,
 ) -> None:
     """Run the pipeline, feed it a simulated fleet, show events/s, lag, trips and harsh events live."""
-    from autoins.pipeline import start_pipeline, stop_pipeline
+    from autoins.pipeline import stop_pipeline
 
     settings = settings_from_env()
-    require_current_schema(settings)
-    if not settings.ray_address:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    dashboard = init_ray(settings)
-    pipeline = start_pipeline(settings)
+    pipeline, dashboard = launch_pipeline(settings)
     console.print(
         f"pipeline up: {settings.kafka_num_consumers} consumer(s), {settings.num_shards} shards, "
         f"{settings.num_persistence} persistence actors; simulating {drivers} drivers over {duration}"

@@ -17,7 +17,6 @@ from rich.live import Live
 from rich.table import Table
 
 from autoins.cli_support import console, settings_from_env, user_errors
-from autoins.db_commands import require_current_schema
 from autoins.errors import UserFacingError
 from autoins.settings import Settings
 
@@ -92,17 +91,26 @@ async def watch(settings: Settings, pipeline, until: Callable[[dict], bool] | No
     return status
 
 
-@user_errors
-def serve_command() -> None:
-    """Start Ray (or join RAY_ADDRESS), create the pipeline's named actors, run until Ctrl-C."""
-    from autoins.pipeline import start_pipeline, stop_pipeline
+def launch_pipeline(settings: Settings):
+    """What `serve` and `demo` share: refuse an unmigrated database, start or join Ray, start the actors.
+    Returns the pipeline and the dashboard URL (None when joining a cluster)."""
+    from autoins.db_commands import require_current_schema
+    from autoins.pipeline import start_pipeline
 
-    settings = settings_from_env()
     require_current_schema(settings)
     if not settings.ray_address:  # a local single-node Ray for development: no token to hand around
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     dashboard = init_ray(settings)
-    pipeline = start_pipeline(settings)
+    return start_pipeline(settings), dashboard
+
+
+@user_errors
+def serve_command() -> None:
+    """Start Ray (or join RAY_ADDRESS), create the pipeline's named actors, run until Ctrl-C."""
+    from autoins.pipeline import stop_pipeline
+
+    settings = settings_from_env()
+    pipeline, dashboard = launch_pipeline(settings)
     console.print(
         f"pipeline: {settings.kafka_num_consumers} consumer(s), {settings.num_shards} shard(s), "
         f"{settings.num_persistence} persistence actor(s) on topic {settings.kafka_topic_events}"
