@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from autoins.bench.cli import bench_app
 from autoins.cli_support import console, settings_from_env, user_errors
 from autoins.db_commands import db_app, migrate_command, partitions_app
 from autoins.demo import demo_command
@@ -20,6 +21,7 @@ app.add_typer(
     partitions_app, name="partitions", help="Monthly partitions: ensure, retain (archive, drop), list, restore."
 )
 app.add_typer(db_app, name="db", help="Database utilities.")
+app.add_typer(bench_app, name="bench", help="Benchmarks on scratch databases and topics.")
 app.command("migrate", help="Apply pending migrations, then ensure partitions.")(migrate_command)
 app.command("serve", help="Run the ingest pipeline on Ray until Ctrl-C, with a live view.")(serve_command)
 app.command("demo", help="Pipeline + simulated fleet, watched live until drained.")(demo_command)

@@ -145,6 +145,11 @@ LEFT JOIN streams st ON st.stream_id = i.driver_id
 # Activation, query 2 of 2: each driver's readings after its snapshot (after_offset NULL: all of them),
 # not older than from_ms (NULL: no bound). The ts bound is an index condition on
 # telematics_events_driver_id_ts_idx and prunes partitions at run time.
+# Activation read. asyncpg prepares it; after five runs PostgreSQL may switch to a generic plan, and on
+# partitions without statistics that plan flattened the lateral subquery into a parallel sequential scan
+# of the month with a hash join (150–240 ms at 1M rows instead of 1–3 ms of index probes). `OFFSET 0`
+# is the standard fence against that flattening: measured +31 % pipeline throughput at 1M readings
+# (BENCHMARKS.md).
 LOAD_READINGS = f"""
 SELECT r.* FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS w(driver_id, from_ms, after_offset)
 CROSS JOIN LATERAL (
@@ -155,6 +160,7 @@ CROSS JOIN LATERAL (
     WHERE t.driver_id = w.driver_id
       AND t.ts >= coalesce({ms_to_ts("w.from_ms")}, '-infinity')
       AND (w.after_offset IS NULL OR t.source_offset > w.after_offset)
+    OFFSET 0  -- keeps the lateral subquery a per-driver index probe (see the comment above)
 ) r
 ORDER BY r.driver_id, r.source_offset NULLS FIRST, r.ts_ms, r.event_id
 """

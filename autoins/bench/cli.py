@@ -1,0 +1,94 @@
+"""`autoins bench …`: measured runs on scratch resources, reported as JSON, a table and BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from autoins.cli_support import console, err_console, fail, settings_from_env, user_errors
+from autoins.errors import UserFacingError
+from autoins.settings import PROJECT_ROOT
+
+bench_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                        help="Benchmarks on scratch databases and topics (docs/BENCHMARKING.md).")
+
+_SERVICE_CHOICES = ("private", "configured")
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value <= 0:
+        raise UserFacingError(f"{name} must be a positive number, got {value}")
+
+
+@bench_app.command("ingest")
+@user_errors
+def ingest_command(
+    events: Annotated[int, typer.Option("--events", help="Readings to preload and drain (N).")],
+    drivers: Annotated[int, typer.Option("--drivers", help="Simulated drivers.")] = 2_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line instead of tables.")] = False,
+    consumers: Annotated[int | None, typer.Option("--consumers", help="Consumer actors (default: settings).")] = None,
+    shards: Annotated[int | None, typer.Option("--shards", help="Shard actors (default: settings).")] = None,
+    persistence: Annotated[int | None, typer.Option("--persistence", help="Persistence actors (default: settings).")
+                           ] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Readings per batch (default: settings).")
+                          ] = None,
+    partitions: Annotated[int | None, typer.Option("--partitions", help="Topic partitions (default: settings).")
+                          ] = None,
+    output: Annotated[Path, typer.Option("--output", help="Markdown file to write the run's section into.")
+                      ] = PROJECT_ROOT / "BENCHMARKS.md",
+    write: Annotated[bool, typer.Option("--write/--no-write", help="Write the section and the PNG plot.")] = True,
+    raw: Annotated[bool, typer.Option("--raw/--no-raw", help="Also measure the raw limit (one plain process).")
+                   ] = True,
+    broker: Annotated[str, typer.Option("--broker", help="private (a tansu of its own) or configured.")
+                      ] = "private",
+    redis: Annotated[str, typer.Option("--redis", help="private (a redis-server of its own) or configured.")
+                     ] = "private",
+    seed: Annotated[int, typer.Option("--seed", help="Simulator seed.")] = 7,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds allowed per drain (default 120 + N/2000).")
+                       ] = None,
+) -> None:
+    """Preload N simulated readings, drain them through the Ray pipeline and through one plain process
+    (the raw limit), verify what was stored, report events/s, latency, lag, memory and where time went."""
+    from autoins.bench.ingest import IngestOptions, run_ingest_benchmark
+    from autoins.bench.plot import throughput_png
+    from autoins.bench.report import json_line, render_table, section_markdown, write_section
+
+    _positive("--events", events)
+    for name, value in (("--drivers", drivers), ("--consumers", consumers), ("--shards", shards),
+                        ("--persistence", persistence), ("--batch-size", batch_size), ("--partitions", partitions)):
+        _positive(name, value)
+    for name, value in (("--broker", broker), ("--redis", redis)):
+        if value not in _SERVICE_CHOICES:
+            raise UserFacingError(f"{name} must be one of {', '.join(_SERVICE_CHOICES)}, got {value!r}")
+    settings = settings_from_env()
+    options = IngestOptions(
+        events=events, drivers=drivers, seed=seed, consumers=consumers, shards=shards, persistence=persistence,
+        batch_size=batch_size, partitions=partitions, private_broker=broker == "private",
+        private_redis=redis == "private", raw=raw, timeout_s=timeout,
+        command="autoins " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    out = err_console if as_json else console
+    outcome = run_ingest_benchmark(settings, options, out)
+    result = outcome.result
+    if write:
+        png = output.parent / "docs" / "bench" / f"ingest-{events}.png"
+        raw_run = result.get("raw") or {}
+        throughput_png(png, f"autoins bench ingest: {events:,} readings, {drivers:,} drivers ({result['date']})",
+                       outcome.pipeline_timeline, result["events_per_s"], outcome.raw_timeline,
+                       raw_run.get("events_per_s"))
+        how = write_section(output, section_markdown(result, png, output), events)
+        out.print(f"{output}: section for N={events:,} {how}; plot {png}", highlight=False)
+    if as_json:
+        sys.stdout.write(json.dumps(json_line(result)) + "\n")
+        sys.stdout.flush()
+    else:
+        render_table(result, console)
+    if not result["verified"]:
+        raise fail(f"verification failed: {result['rows_stored']:,} rows, {result['distinct_event_ids']:,} distinct "
+                   f"event ids, {result['durable_messages']:,} covered by offsets, final lag {result['final_lag']} "
+                   f"(expected {events:,}, {events:,}, {events:,}, 0)")
