@@ -343,26 +343,14 @@ async def publish_batch(
     )
 
 
-class LiveState(msgspec.Struct, frozen=True):
-    """The live hash as typed values; `trip_id` None between trips."""
-
-    driver_id: str
-    seq: int
-    ts_ms: int
-    lat: float
-    lon: float
-    speed_kmh: float
-    heading: float
-    trip_id: uuid.UUID | None
-
-
-async def read_live(redis: aioredis.Redis, driver_id: str) -> LiveState | None:
-    """The driver's newest projected position, or None if none was ever projected."""
+async def read_live(redis: aioredis.Redis, driver_id: str) -> LivePosition | None:
+    """The driver's newest projected position (the same shape the shard produced), or None if none was
+    ever projected; `trip_id` is None between trips."""
     raw = await redis.hgetall(live_key(driver_id))
     if b"seq" not in raw:
         return None
     trip = raw.get(b"trip_id", b"")
-    return LiveState(
+    return LivePosition(
         driver_id=driver_id,
         seq=int(raw[b"seq"]),
         ts_ms=int(raw[b"ts_ms"]),
