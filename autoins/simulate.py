@@ -28,6 +28,7 @@ from autoins.errors import UserFacingError
 from autoins.settings import Settings
 from domain.rules import ValidationRules
 from domain.simulator import DriverTruth, Population, driver_id, simulate, to_wire_json
+from storage.drivers import NewDriver, drivers_table_exists, insert_missing_drivers
 from storage.kafka import ensure_topics
 from storage.kafka_producer import ProduceError, ReadingProducer
 from storage.postgres import connect
@@ -95,16 +96,7 @@ def _check_window(start_ms: int, now_ms: int, rules: ValidationRules) -> None:
         raise UserFacingError(f"--start {_iso(start_ms)} is in the future: validation would refuse those readings")
 
 
-# -- PostgreSQL: the drivers read model ------------------------------------------------------------
-
-# One statement for the whole population (unnest of column arrays); existing drivers are left as they are.
-_REGISTER_DRIVERS = """
-INSERT INTO drivers (driver_id, first_name, last_name, email, timezone, is_active)
-SELECT d.driver_id, d.first_name, d.last_name, d.email, d.timezone, true
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-     AS d(driver_id, first_name, last_name, email, timezone)
-ON CONFLICT (driver_id) DO NOTHING
-"""
+# -- PostgreSQL: the drivers read model (SQL in storage.drivers) --------------------------------------
 
 
 async def register_drivers(settings: Settings, truth: list[DriverTruth]) -> int:
@@ -120,16 +112,20 @@ async def register_drivers(settings: Settings, truth: list[DriverTruth]) -> int:
             f"cannot connect to PostgreSQL at {url}: {_reason(error)}; run `autoins stack up`"
         ) from None
     try:
-        if await conn.fetchval("SELECT to_regclass('drivers') IS NULL"):
+        if not await drivers_table_exists(conn):
             raise UserFacingError("table drivers does not exist: the schema is not migrated; run `autoins migrate`")
-        numbers = [t.driver_no for t in truth]
-        status = await conn.execute(
-            _REGISTER_DRIVERS,
-            [t.driver_id for t in truth],
-            [_FIRST_NAMES[n % len(_FIRST_NAMES)] for n in numbers],
-            [_LAST_NAMES[n // len(_FIRST_NAMES) % len(_LAST_NAMES)] for n in numbers],
-            [f"{t.driver_id}@example.test" for t in truth],
-            [t.timezone for t in truth],
+        created = await insert_missing_drivers(
+            conn,
+            [
+                NewDriver(
+                    driver_id=t.driver_id,
+                    first_name=_FIRST_NAMES[t.driver_no % len(_FIRST_NAMES)],
+                    last_name=_LAST_NAMES[t.driver_no // len(_FIRST_NAMES) % len(_LAST_NAMES)],
+                    email=f"{t.driver_id}@example.test",
+                    timezone=t.timezone,
+                )
+                for t in truth
+            ],
         )
     except asyncpg.UniqueViolationError as error:
         raise UserFacingError(f"cannot register the simulated drivers: {_reason(error)} "
@@ -138,7 +134,7 @@ async def register_drivers(settings: Settings, truth: list[DriverTruth]) -> int:
         raise UserFacingError(f"PostgreSQL: {_reason(error)}") from None
     finally:
         await conn.close()
-    return int(status.split()[-1])
+    return created
 
 
 def _reason(error: BaseException) -> str:
