@@ -90,6 +90,33 @@ class Settings(BaseSettings):
     enable_metrics: bool = True
     metrics_port: int = Field(default=9090, ge=1, le=65535)
 
+    # -- API on Ray Serve (DESIGN.md §5; RAY_NOTES.md: replicas take no CPU, sockets hold a slot)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    serve_haproxy: bool = True  # PERF_NOTES: the HAProxy ingress removes the Python proxy hop
+    api_num_replicas: int = Field(default=2, ge=1)
+    api_max_ongoing_requests: int = Field(default=100, ge=1)
+    ws_num_replicas: int = Field(default=1, ge=1)
+    ws_max_ongoing_requests: int = Field(default=1000, ge=1)  # one slot per open socket, own deployment
+    ws_heartbeat_s: float = Field(default=15.0, gt=0)
+    ws_recent_messages: int = Field(default=200, ge=1)  # per driver, for ?since= resume
+    l1_cache_ttl_s: float = Field(default=30.0, gt=0)  # bound on staleness if an invalidation is lost
+    l1_cache_maxsize: int = Field(default=10_000, ge=1)
+    cache_warm_budget_s: float = Field(default=5.0, ge=0)
+    login_max_failures: int = Field(default=5, ge=1)  # per username and client, per window
+    login_failure_window_s: int = Field(default=300, ge=1)
+    ingest_max_readings: int = Field(default=1000, ge=1)
+    ingest_kafka_timeout_s: float = Field(default=5.0, gt=0)
+
+    # -- risk model (issue 6)
+    models_dir: Path = Path(".autoins/models")
+    model_version: str | None = None  # None: the newest artifact in models_dir
+    ml_batch_wait_s: float = Field(default=0.002, ge=0)
+    ml_num_replicas: int = Field(default=1, ge=1)
+    ml_max_ongoing_requests: int = Field(default=256, ge=1)  # >= ml_batch_size × concurrent batches
+    credibility_k_trips: float = Field(default=40.0, gt=0)  # Z = n / (n + k), n = trips in the window
+    scoring_window_days: int = Field(default=365, ge=1)
+
     # -- pipeline shape (DESIGN.md §1)
     num_shards: int = Field(default=4, ge=1)
     num_persistence: int = Field(default=2, ge=1)

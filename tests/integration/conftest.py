@@ -138,6 +138,7 @@ def ray_session():
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")  # PERF_NOTES: the ingress the product uses
     ray.init(
         num_cpus=2,
         include_dashboard=False,
@@ -148,6 +149,20 @@ def ray_session():
     )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def serve_session(ray_session) -> Iterator[str]:
+    """Ray Serve on a free loopback port for the whole session; yields its base URL. Tests deploy their
+    apps (by name, deployments.names) and delete them when done; one Serve per Ray cluster."""
+    from ray import serve
+
+    from autoins.stack.processes import free_tcp_port
+
+    port = free_tcp_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
 
 
 @pytest.fixture(scope="session")
