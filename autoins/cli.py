@@ -14,6 +14,7 @@ from autoins.errors import UserFacingError
 from autoins.serve import serve_command
 from autoins.simulate import simulate_command
 from autoins.stack.cli import stack_app
+from autoins.train import train_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(stack_app, name="stack", help="Local PostgreSQL, Redis and Kafka: use what answers, start the rest.")
@@ -26,6 +27,7 @@ app.command("migrate", help="Apply pending migrations, then ensure partitions.")
 app.command("serve", help="Run the ingest pipeline on Ray until Ctrl-C, with a live view.")(serve_command)
 app.command("demo", help="Pipeline + simulated fleet, watched live until drained.")(demo_command)
 app.command("simulate")(simulate_command)
+app.command("train", help="Train the risk model on a simulated fleet; save an artifact and report.")(train_command)
 
 
 @app.command("config")

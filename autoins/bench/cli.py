@@ -92,3 +92,78 @@ def ingest_command(
         raise fail(f"verification failed: {result['rows_stored']:,} rows, {result['distinct_event_ids']:,} distinct "
                    f"event ids, {result['durable_messages']:,} covered by offsets, final lag {result['final_lag']} "
                    f"(expected {events:,}, {events:,}, {events:,}, 0)")
+
+
+@bench_app.command("api")
+@user_errors
+def api_command(
+    users: Annotated[int, typer.Option("--users", help="Concurrent locust users (the plan's user).")] = 100,
+    duration: Annotated[int, typer.Option("--duration", help="Seconds of the plan-shaped phase.")] = 60,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line instead of tables.")] = False,
+    throughput_users: Annotated[int, typer.Option("--throughput-users",
+                                                  help="Users of the no-think-time phase (0 skips it).")] = 32,
+    throughput_duration: Annotated[int, typer.Option("--throughput-duration", help="Seconds of that phase.")] = 20,
+    url: Annotated[str | None, typer.Option("--url", help="Load a running system instead of building one.")] = None,
+    drivers: Annotated[int, typer.Option("--drivers", help="Seeded drivers (own world only).")] = 100,
+    output: Annotated[Path, typer.Option("--output", help="Markdown file to write the run's section into.")
+                      ] = PROJECT_ROOT / "BENCHMARKS.md",
+    write: Annotated[bool, typer.Option("--write/--no-write", help="Write the BENCHMARKS.md section.")] = True,
+) -> None:
+    """The plan's locust mix (login, /drivers/me, /risk/me/score, trips page) headless, per-endpoint
+    p50/p95/p99 and req/s next to a no-op Serve endpoint in the same run, cache hit rate, then req/s with no
+    think time."""
+    from autoins.bench.api import ApiBenchOptions, run_api_benchmark
+    from autoins.bench.api_report import BEGIN, END, json_line, render_table, section_markdown
+    from autoins.bench.report import write_marked_section
+
+    for name, value in (("--users", users), ("--duration", duration), ("--drivers", drivers)):
+        _positive(name, value)
+    if throughput_users < 0 or throughput_duration <= 0:
+        raise UserFacingError("--throughput-users must be ≥ 0 and --throughput-duration > 0")
+    settings = settings_from_env()
+    options = ApiBenchOptions(users=users, duration_s=duration, throughput_users=throughput_users,
+                              throughput_s=throughput_duration, url=url, drivers=drivers,
+                              command="autoins " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    out = err_console if as_json else console
+    result = run_api_benchmark(settings, options, out)
+    if write:
+        how = write_marked_section(output, section_markdown(result), BEGIN, END)
+        out.print(f"{output}: api section {how}", highlight=False)
+    if as_json:
+        sys.stdout.write(json.dumps(json_line(result)) + "\n")
+        sys.stdout.flush()
+    else:
+        render_table(result, console)
+    if result["errors"]:
+        raise fail(f"{result['errors']} request(s) failed")
+
+
+@bench_app.command("ml")
+@user_errors
+def ml_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line instead of a table.")] = False,
+    requests: Annotated[int, typer.Option("--requests", help="Sequential single (and cached) requests.")] = 500,
+    reps: Annotated[int, typer.Option("--reps", help="Repetitions of the batches of 100.")] = 20,
+    output: Annotated[Path, typer.Option("--output", help="Markdown file to write the run's section into.")
+                      ] = PROJECT_ROOT / "BENCHMARKS.md",
+    write: Annotated[bool, typer.Option("--write/--no-write", help="Write the BENCHMARKS.md section.")] = True,
+) -> None:
+    """RiskModel latency through a Serve handle: single, a batch of 100 (assess_many), 100 concurrent
+    singles, cached."""
+    from autoins.bench.ml import BEGIN, END, json_line, render_table, run_ml_benchmark, section_markdown
+    from autoins.bench.report import write_marked_section
+
+    for name, value in (("--requests", requests), ("--reps", reps)):
+        _positive(name, value)
+    settings = settings_from_env()
+    out = err_console if as_json else console
+    result = run_ml_benchmark(settings, singles=requests, reps=reps, out=out,
+                              command="autoins " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    if write:
+        how = write_marked_section(output, section_markdown(result), BEGIN, END)
+        out.print(f"{output}: ml section {how}", highlight=False)
+    if as_json:
+        sys.stdout.write(json.dumps(json_line(result)) + "\n")
+        sys.stdout.flush()
+    else:
+        render_table(result, console)

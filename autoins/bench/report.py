@@ -186,9 +186,14 @@ def section_markdown(result: dict, png: Path | None, md_path: Path) -> str:
 
 
 def write_section(md_path: Path, section: str, events: int) -> str:
-    """Replace the section for `events` in place, or append it; returns 'replaced' or 'appended'."""
+    """Replace the ingest section for `events` in place, or append it; returns 'replaced' or 'appended'."""
+    return write_marked_section(md_path, section, *_markers(events))
+
+
+def write_marked_section(md_path: Path, section: str, begin: str, end: str) -> str:
+    """Replace the text between `begin` and `end` (markers included; `section` must carry them) in place,
+    or append it; prose outside markers is kept. Returns 'replaced' or 'appended'."""
     text = md_path.read_text(encoding="utf-8") if md_path.exists() else _NEW_FILE
-    begin, end = _markers(events)
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
     if pattern.search(text):
         text, how = pattern.sub(lambda _m: section, text, count=1), "replaced"
