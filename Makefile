@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
 DEMO_DRIVERS ?= 200
 DEMO_DURATION ?= 1d
+# The demo seeds logins, trains a small model if none exists, serves the API (/docs), WebSockets and the
+# pipeline, prints their addresses, and keeps serving until Ctrl-C; DEMO_FLAGS=--exit-when-drained exits.
+DEMO_FLAGS ?=
 
 .PHONY: install demo test test-unit test-integration stack-down lint clean
 
@@ -22,7 +25,7 @@ demo: install
 	$(BIN)/autoins migrate
 	$(BIN)/autoins topics
 	$(BIN)/autoins stack status
-	$(BIN)/autoins demo --drivers $(DEMO_DRIVERS) --duration $(DEMO_DURATION)
+	$(BIN)/autoins demo --drivers $(DEMO_DRIVERS) --duration $(DEMO_DURATION) $(DEMO_FLAGS)
 
 test: install
 	$(BIN)/autoins stack up

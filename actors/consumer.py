@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import ray
 
 from actors.common import ActorContext
+from actors.consumer_metrics import ConsumerMetrics
 from actors.ingest_batch import PreparedBatch, prepare_batch
 from actors.kafka_source import KafkaSource
 from storage.event_store import PostgresEventStore
@@ -73,6 +74,7 @@ class IngestConsumer:
         self.running = False
         self.stopping = False
         self.consecutive_failures = 0
+        self.metrics = ConsumerMetrics(self.topic, self.group)
 
     # -- the loop ------------------------------------------------------------------------------------
     @ray.method(max_task_retries=-1)
@@ -97,6 +99,8 @@ class IngestConsumer:
                     self.totals.first_poll_at = poll_started_at
                 if messages:
                     await self._submit(messages)
+                elif self.metrics.lag_due():  # idle: keep the lag gauge current (it drops to 0 once drained)
+                    self.metrics.set_lag(await self.kafka.call(self.kafka.lag, self.next_offsets))
                 while self.inflight and (len(self.inflight) >= settings.consumer_max_inflight_batches or not messages):
                     await self._complete_oldest()
             while self.inflight:
@@ -121,6 +125,7 @@ class IngestConsumer:
             # The DLQ records must be in Kafka before offsets past them can be stored.
             await self.kafka.call(self.kafka.send_dead_letters, prepared.dead_letters)
             self.totals.dlq_s += time.perf_counter() - prepared_at
+            self.metrics.dead_lettered(len(prepared.dead_letters))
         shard_refs = [self.shards[s].process.remote(blob) for s, blob in prepared.shard_blobs.items()]
         ref = self.persister.write.remote(prepared.persist, *shard_refs)
         self.inflight.append(InFlight(ref=ref, prepared=prepared, polled_at=polled_at))
@@ -146,6 +151,9 @@ class IngestConsumer:
         self.totals.durable += len(item.prepared.persist.readings)
         self.totals.latencies_ms.append((time.perf_counter() - item.polled_at) * 1000)
         self.totals.last_ack_at = time.time()
+        self.metrics.durable(len(item.prepared.persist.readings), time.perf_counter() - item.polled_at)
+        if self.metrics.lag_due():
+            self.metrics.set_lag(await self.kafka.call(self.kafka.lag, self.next_offsets))
 
     async def _rewind(self, error: BaseException, failed: InFlight) -> None:
         self.totals.rewinds += 1

@@ -1,7 +1,8 @@
-"""`autoins serve`: start Ray (or join RAY_ADDRESS), run the ingest pipeline, show it live.
+"""`autoins serve`: start Ray (or join RAY_ADDRESS), run the ingest pipeline and the Serve apps (API, WebSocket
+feeds, risk model), show the pipeline live.
 
-Runs until interrupted, then stops the consumers cleanly (in-flight batches finish and commit) and
-the other actors. The live view polls the actors and PostgreSQL once a second.
+Runs until interrupted, then removes the Serve apps, stops the consumers cleanly (in-flight batches finish and
+commit) and the other actors. The live view polls the actors and PostgreSQL once a second.
 """
 
 from __future__ import annotations
@@ -100,13 +101,47 @@ def launch_pipeline(settings: Settings):
     require_current_schema(settings)
     if not settings.ray_address:  # a local single-node Ray for development: no token to hand around
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if settings.serve_haproxy:  # read by Serve when it starts (PERF_NOTES: HAProxy ingress, p95 2.8 ms vs 9 ms)
+        os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
     dashboard = init_ray(settings)
     return start_pipeline(settings), dashboard
 
 
+def deploy_apps(settings: Settings) -> dict[str, str]:
+    """Deploy the risk model, API and WebSocket apps (deployments/builder.py); blocks until they run."""
+    from ray.serve.exceptions import RayServeException
+
+    from deployments.builder import deploy_all
+
+    console.print(
+        f"deploying the Serve apps: api ({settings.api_num_replicas} replicas), ws ({settings.ws_num_replicas}), risk …"
+    )
+    try:
+        return deploy_all(settings)
+    except (RayServeException, RuntimeError, ValueError) as error:
+        raise UserFacingError(f"cannot deploy the Serve apps: {error}") from None
+
+
+def remove_apps() -> None:
+    from deployments.builder import delete_all
+
+    try:
+        delete_all()
+    except Exception as error:  # shutting down anyway: report, never mask the pipeline's clean stop
+        console.print(f"[yellow]removing the Serve apps failed: {error}[/yellow]")
+
+
+def print_addresses(urls: dict[str, str], dashboard: str | None) -> None:
+    console.print(f"API:        {urls['api']}   (OpenAPI docs: {urls['docs']})")
+    console.print(f"WebSocket:  {urls['websocket']}?token=<jwt>   (fleet: {urls['websocket'].rsplit('/', 2)[0]}/fleet)")
+    console.print(f"Metrics:    {urls['metrics']}   health: {urls['api']}/health/ready")
+    if dashboard:
+        console.print(f"Ray dashboard: {dashboard}")
+
+
 @user_errors
 def serve_command() -> None:
-    """Start Ray (or join RAY_ADDRESS), create the pipeline's named actors, run until Ctrl-C."""
+    """Start Ray (or join RAY_ADDRESS), create the pipeline's named actors and the Serve apps, run until Ctrl-C."""
     from autoins.pipeline import stop_pipeline
 
     settings = settings_from_env()
@@ -115,12 +150,17 @@ def serve_command() -> None:
         f"pipeline: {settings.kafka_num_consumers} consumer(s), {settings.num_shards} shard(s), "
         f"{settings.num_persistence} persistence actor(s) on topic {settings.kafka_topic_events}"
     )
-    if dashboard:
-        console.print(f"Ray dashboard: {dashboard}")
-    console.print("Ctrl-C stops the consumers cleanly (in-flight batches finish and commit).")
+    interrupted = False
+    try:
+        print_addresses(deploy_apps(settings), dashboard)
+        console.print("Ctrl-C stops the consumers cleanly (in-flight batches finish and commit).")
+    except KeyboardInterrupt:  # Ctrl-C while deploying: stop as cleanly as at any other time
+        interrupted = True
 
     async def main() -> None:
         stop = asyncio.Event()
+        if interrupted:
+            stop.set()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
@@ -128,6 +168,8 @@ def serve_command() -> None:
             await watch(settings, pipeline, stop_flag=stop)
         finally:
             console.print("stopping the pipeline …")
+            if settings.ray_address:  # a local Ray goes away with this process, apps included
+                await asyncio.to_thread(remove_apps)
             await stop_pipeline(pipeline)
 
     asyncio.run(main())

@@ -20,6 +20,7 @@ import numpy as np
 
 from domain.batches import NewEvent, PersistBatch, ShardItem, SnapshotRow
 from domain.readings import Reading, ReadingType
+from domain.trip_summary import TripSummary
 from storage import event_store_sql as sql
 from storage.copy_binary import COLUMN_NAMES, encode_readings
 from storage.event_store_contract import (
@@ -205,10 +206,7 @@ class PostgresEventStore:
         return _rowcount(status)
 
     async def _insert_trips(self, conn: asyncpg.Connection, trips: list) -> int:
-        if not trips:
-            return 0
-        columns = [[getattr(t, name) for t in trips] for name, _ in sql.TRIP_COLUMNS]
-        return _rowcount(await conn.execute(sql.INSERT_TRIPS, *columns))
+        return await insert_trips(conn, trips)
 
     # -- read --------------------------------------------------------------------------------------
 
@@ -319,3 +317,11 @@ def _shard_item(r: asyncpg.Record) -> ShardItem:
     )
     partition, offset = r["source_partition"], r["source_offset"]
     return ShardItem(reading, -1 if partition is None else partition, -1 if offset is None else offset)
+
+
+async def insert_trips(conn: asyncpg.Connection, trips: Sequence[TripSummary]) -> int:
+    """Insert trip rows (one statement); a trip already stored is left alone. Returns how many were new."""
+    if not trips:
+        return 0
+    columns = [[getattr(t, name) for t in trips] for name, _ in sql.TRIP_COLUMNS]
+    return _rowcount(await conn.execute(sql.INSERT_TRIPS, *columns))

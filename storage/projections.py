@@ -151,7 +151,10 @@ def plan_projection(outputs: Sequence[ShardOutput], *, fleet_chunk: int = FLEET_
             events.setdefault(event.stream_id, []).append(event)
     drivers = tuple(_driver_update(d, lives.get(d), events.get(d, ())) for d in sorted(lives.keys() | events.keys()))
     fleet = tuple(fleet_payloads([m for d in drivers for _, m in d.messages], fleet_chunk))
-    return ProjectionPlan(drivers, fleet, invalidation_payload(d.driver_id for d in drivers) if drivers else None)
+    # Only a trip end changes what the API caches (trips pages; scores invalidate on their own): a position
+    # alone must not drop every driving driver's L1 entries every batch.
+    changed = [d.driver_id for d in drivers if d.latest_trip is not None]
+    return ProjectionPlan(drivers, fleet, invalidation_payload(changed) if changed else None)
 
 
 def _driver_update(driver_id: str, live: LivePosition | None, events: Sequence[NewEvent]) -> DriverUpdate:
@@ -191,7 +194,8 @@ def fleet_payloads(messages: Sequence[bytes], chunk: int = FLEET_CHUNK_MESSAGES)
 
 
 def invalidation_payload(driver_ids: Iterable[str]) -> bytes:
-    """`{"type":"drivers_changed","driver_ids":[…]}`: the drivers whose Redis projections this batch touched."""
+    """`{"type":"drivers_changed","driver_ids":[…]}`: the drivers whose API-visible data changed (trip ended,
+    new score, admin edit): every API replica drops their L1 entries."""
     return _ENCODE({"type": "drivers_changed", "driver_ids": list(driver_ids)})
 
 
@@ -208,6 +212,8 @@ def invalidation_payload(driver_ids: Iterable[str]) -> bytes:
 #   id, live seq ('' = none), lat, lon, speed_kmh, heading, ts_ms, trip_id ('' = none),
 #   latest-trip seq ('' = none), latest-trip JSON, message count n, then n × (seq, message JSON).
 # ARGV: 1 keep (recent_per_driver), 2 ttl_s, 3 the msgpack array.
+# A driver whose trip ended also gets `cache:gen:{id}` INCRed: storage/cache.py's versioned L2 keys for that
+# driver go stale (positions alone change nothing the API caches).
 # Returns {live positions moved forward, latest trips moved forward}.
 _BATCH_SCRIPT = """
 local keep = tonumber(ARGV[1])
@@ -227,6 +233,7 @@ while i <= total do
     end
   end
   if a[i + 8] ~= '' then
+    redis.call('INCR', 'cache:gen:' .. id)  -- a trip ended: the API's cached trips pages are stale
     local stored = redis.call('HGET', live, 'latest_trip_seq')
     if (not stored) or tonumber(stored) < tonumber(a[i + 8]) then
       redis.call('SET', 'driver:' .. id .. ':latest_trip', a[i + 9])

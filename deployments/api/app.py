@@ -1,15 +1,190 @@
-"""The FastAPI app behind the `ApiGateway` Serve deployment: routers, lifespan, middleware.
+"""The FastAPI app behind the `ApiGateway` Serve deployment: routers, lifespan, error handlers.
 
 `create_app(settings)` is plain FastAPI, so tests can also drive it in-process (httpx ASGITransport)
 against real PostgreSQL/Redis/Kafka; `deployments.builder` wraps it in `@serve.ingress`.
+Errors never surface as a bare 500: a database or Redis outage is a 503 with a message, an unavailable
+risk model a 503, bad input a 422 whose message names the field, a write conflict a 409.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
 
+import asyncpg
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from autoins.logging import get_logger
 from autoins.settings import Settings
+from deployments.api.platform import install_platform
+from deployments.api.risk_client import RiskClient, RiskModelUnavailable, ServeRiskClient
+from deployments.api.routers import auth, drivers, policies, risk, trips
+from deployments.api.routers.admin import router as admin_router
+from deployments.api.services import Services
+from deployments.api.warming import warm_cache
+from storage.cache import REDIS_ERRORS, MultiLevelCache
+from storage.postgres import create_pool
+from storage.read_models import Conflict, MissingReference
+from storage.redis import create_redis
+
+_log = get_logger("deployments.api")
+
+DESCRIPTION = """Telematics usage-based auto insurance. Log in with `POST /api/v1/auth/login`, then send
+`Authorization: Bearer <access_token>`. Drivers read only their own data (another driver's id is a 404);
+admins read everything and manage drivers, policies and users under `/api/v1/admin`."""
 
 
-def create_app(settings: Settings) -> FastAPI:
-    raise NotImplementedError  # filled in by the API work (issue 5)
+def create_app(settings: Settings, *, risk_client: RiskClient | None = None) -> FastAPI:
+    """The API for these settings. `risk_client` replaces the Serve handle (in-process tests)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await open_services(settings, risk_client or ServeRiskClient())
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await close_services(services)
+
+    app = FastAPI(
+        title="Auto-Insurance-System API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    for router in (auth.router, drivers.router, trips.router, risk.router, policies.router, admin_router):
+        app.include_router(router)
+    _install_error_handlers(app)
+    install_platform(app)
+    return app
+
+
+async def open_services(settings: Settings, risk_client: RiskClient) -> Services:
+    """Pool, Redis, the multi-level cache with its invalidation listener and a bounded warm-up."""
+    pool = await create_pool(settings, application_name="autoins-api", min_size=min(settings.db_pool_size, 2))
+    redis = _blocking_redis(settings)
+    cache = MultiLevelCache(
+        redis, l1_ttl_s=settings.l1_cache_ttl_s, l1_maxsize=settings.l1_cache_maxsize, on_lookup=_cache_metrics()
+    )
+    services = Services(settings=settings, pool=pool, redis=redis, cache=cache, extras={"risk": risk_client})
+    services.extras["cache_listener"] = asyncio.create_task(cache.listen(), name="cache-invalidation")
+    services.extras["cache_warming"] = asyncio.create_task(warm_cache(services), name="cache-warming")
+    return services
+
+
+async def close_services(services: Services) -> None:
+    for name in ("cache_warming", "cache_listener"):
+        task = services.extras.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+    if services.redis is not None:
+        await services.redis.aclose()
+    if services.pool is not None:
+        await services.pool.close()
+
+
+def _blocking_redis(settings: Settings) -> aioredis.Redis:
+    """`create_redis`'s client, but a burst beyond `redis_max_connections` waits for a free connection (up to
+    `redis_socket_timeout_s`) instead of failing: 100 logins at once must all pass."""
+    template = create_redis(settings).connection_pool
+    pool = aioredis.BlockingConnectionPool(
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_socket_timeout_s,
+        connection_class=template.connection_class,
+        **template.connection_kwargs,
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
+def _cache_metrics():  # type: ignore[no-untyped-def]
+    """`cache_hits_total`/`cache_misses_total` by cache_type, recorded only inside Ray (a Serve replica)."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    from deployments.metrics import platform_metrics
+
+    return platform_metrics().record_cache
+
+
+# -- errors -------------------------------------------------------------------------------------------
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(MissingReference, _missing_reference)
+    app.add_exception_handler(RiskModelUnavailable, _model_unavailable)
+    for error_type in (*REDIS_ERRORS, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                       asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, TimeoutError):
+        app.add_exception_handler(error_type, _service_unavailable)
+    app.add_exception_handler(asyncpg.QueryCanceledError, _service_unavailable)
+    # Safety net behind the schemas' bounds: a value the database refuses is the caller's error.
+    app.add_exception_handler(asyncpg.DataError, _rejected_by_database)
+    app.add_exception_handler(asyncpg.IntegrityConstraintViolationError, _rejected_by_database)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def readable_errors(errors: Sequence[dict]) -> list[dict]:
+    """FastAPI's validation errors (loc, msg, type: the documented shape) plus `field`, e.g. `page_size`."""
+    out = []
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        named = [str(part) for part in loc if part != "body" and not isinstance(part, int)]
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        out.append({"loc": list(loc), "msg": message, "type": str(error.get("type", "value_error")),
+                    "field": ".".join(named) or (str(loc[0]) if loc else "request")})
+    return out
+
+
+async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+    details = readable_errors(error.errors()) if isinstance(error, RequestValidationError) else []
+    summary = "; ".join(f"{d['field']}: {d['msg']}" for d in details[:5]) or "invalid request"
+    return JSONResponse({"detail": details, "message": summary}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _conflict(_request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
+
+
+async def _missing_reference(_request: Request, error: Exception) -> JSONResponse:
+    return _unprocessable(str(error))
+
+
+async def _rejected_by_database(_request: Request, error: Exception) -> JSONResponse:
+    reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+    return _unprocessable(f"the database refused the value: {reason}")
+
+
+def _unprocessable(message: str) -> JSONResponse:
+    """A 422 in the documented validation shape (a list of {loc, msg, type}) plus a one-line `message`."""
+    detail = [{"loc": ["body"], "msg": message, "type": "value_error", "field": "body"}]
+    return JSONResponse({"detail": detail, "message": message}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _model_unavailable(_request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": "5"})
+
+
+async def _service_unavailable(request: Request, error: Exception) -> JSONResponse:
+    _log.warning("backing_service_unavailable", path=request.url.path, error=repr(error)[:300])
+    return JSONResponse(
+        {"detail": "a backing service (PostgreSQL or Redis) is unavailable or timed out; retry shortly"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    _log.error("unhandled_error", path=request.url.path, error=repr(error)[:500], exc_info=error)
+    return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)

@@ -1,12 +1,114 @@
 """Cross-cutting parts of the API (request ids, HTTP metrics, health, /metrics, the ingest endpoint).
 
-`install_platform(app)` is called once by `deployments.api.app.create_app`.
+`install_platform(app)` is called once by `deployments.api.app.create_app`, after the app's lifespan is set:
+it adds the middleware and routers and wraps the lifespan so that, per replica, after the app's own
+startup (which creates `app.state.services`), it starts
+- a pool sampler (every `POOL_SAMPLE_S`): `db_connection_pool_*` gauges of this replica;
+- the business collector (every `BUSINESS_INTERVAL_S`), only in the replica of rank 0 of its deployment, so
+  the cluster runs exactly one (Serve gives a replacement replica the free rank 0): `active_drivers_total`,
+  `active_trips_total`, `events_per_second`, `average_risk_score`;
+and at shutdown stops them and closes the ingest producer and the scrape client.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
 from fastapi import FastAPI
+
+from autoins.logging import configure_logging, get_logger
+from deployments.api.middleware import PlatformMiddleware
+from deployments.api.routers import health, metrics, telematics
+from deployments.metrics import EventRate, platform_metrics
+from deployments.replica import in_replica, replica_name, replica_rank
+from storage.platform_queries import business_counts
+from storage.postgres import acquire
+
+POOL_SAMPLE_S = 5.0
+BUSINESS_INTERVAL_S = 30.0
+_log = get_logger("autoins.platform")
 
 
 def install_platform(app: FastAPI) -> None:
-    """Placeholder until the platform work lands (issue 5): adds nothing yet."""
+    """Middleware (outermost), health/metrics/ingest routers, and the per-replica background tasks."""
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(telematics.router)
+    app.add_middleware(PlatformMiddleware, observe=_observe_http, served_by=replica_name,
+                       echo_request_id=lambda: not in_replica())
+    original = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
+        async with original(app_) as state:
+            tasks = await start_platform(app_)
+            try:
+                yield state
+            finally:
+                await stop_platform(app_, tasks)
+
+    app.router.lifespan_context = lifespan
+
+
+def _observe_http(method: str, endpoint: str, status: int, duration_s: float) -> None:
+    platform_metrics().observe_http(method, endpoint, status, duration_s)
+
+
+async def start_platform(app: FastAPI) -> list[asyncio.Task]:
+    services = app.state.services
+    settings = services.settings
+    configure_logging(settings.log_level, json=settings.log_json)
+    platform_metrics()  # create the metric objects now, inside the replica (Serve tags are read at creation)
+    tasks = [asyncio.create_task(_every(POOL_SAMPLE_S, lambda: _sample_pool(services)), name="pool-sampler")]
+    if replica_rank() == 0 and settings.enable_metrics:
+        rate = EventRate()
+        tasks.append(asyncio.create_task(_every(BUSINESS_INTERVAL_S, lambda: _collect_business(services, rate)),
+                                         name="business-metrics"))
+    _log.info("platform_started", replica=replica_name(), rank=replica_rank(), tasks=[t.get_name() for t in tasks])
+    return tasks
+
+
+async def stop_platform(app: FastAPI, tasks: list[asyncio.Task]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    extras = app.state.services.extras
+    if (producer := extras.pop("ingest_producer", None)) is not None:
+        await producer.close()
+    if (client := extras.pop("metrics_client", None)) is not None:
+        await client.aclose()
+
+
+async def _every(interval_s: float, step: Callable[[], Awaitable[None]]) -> None:
+    """Run `step` now and then every `interval_s` until cancelled; a failing step is logged, not fatal."""
+    while True:
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            _log.warning("platform_task_failed", error=repr(error)[:300])
+        await asyncio.sleep(interval_s)
+
+
+async def _sample_pool(services: Any) -> None:
+    pool = services.pool
+    if pool is not None:
+        platform_metrics().set_pool(pool.get_size(), pool.get_idle_size(), services.settings.db_pool_size)
+
+
+async def _collect_business(services: Any, rate: EventRate) -> None:
+    if services.pool is None:
+        return
+    settings = services.settings
+    async with acquire(services.pool, settings) as conn:
+        counts = await business_counts(conn, settings.kafka_topic_events)
+    metrics = platform_metrics()
+    metrics.active_drivers.set(counts.active_drivers)
+    metrics.active_trips.set(counts.active_trips)
+    metrics.average_risk_score.set(counts.average_risk_score)
+    metrics.events_per_second.set(rate.update(counts.events_total, time.time()))

@@ -139,6 +139,13 @@ def ray_session():
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")  # PERF_NOTES: the ingress the product uses
+    # HAProxy's own metrics/stats listeners default to fixed ports (9101, 8404): concurrent sessions collide.
+    from autoins.stack.processes import free_tcp_port
+
+    os.environ.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_tcp_port()))
+    os.environ.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_tcp_port()))
+    # A deleted app's replicas stay reachable 30 s for load balancers to deregister them: tests need not wait.
+    os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "1")
     ray.init(
         num_cpus=2,
         include_dashboard=False,

@@ -1,31 +1,41 @@
-"""`autoins serve` as an operator runs it: a process of its own that starts Ray, consumes, and stops
-cleanly on Ctrl-C (SIGINT) with exit 0 after finishing what is in flight."""
+"""`autoins serve` as an operator runs it: a process of its own that starts Ray, consumes, serves the API
+(health and a demo login answer on the configured port), and stops cleanly on Ctrl-C (SIGINT) with exit 0
+after finishing what is in flight."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
+import httpx
 import pytest
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.sync.client import connect
 
 from autoins.pipeline import durable_messages
+from autoins.seed import seed_demo
+from autoins.stack import free_tcp_port
 from tests.integration.pipeline_support import drop, key_of, make_migrated_database, produce
 from tests.integration.test_pipeline import NOW
 
 pytestmark = pytest.mark.timeout(300)
 
 
-def test_serve_consumes_and_stops_cleanly_on_sigint(base_settings, kafka_topics, fleet, tmp_path):
+def test_serve_consumes_serves_the_api_and_stops_cleanly_on_sigint(base_settings, kafka_topics, fleet, tmp_path):
     payloads, _ = fleet
     payloads = payloads[:3_000]
     url = asyncio.run(make_migrated_database(base_settings, NOW))
     group = f"serve-{uuid.uuid4().hex[:8]}"
     settings = base_settings.with_overrides(database_url=url, kafka_consumer_group=group, **kafka_topics)
+    asyncio.run(seed_demo(settings, 1))  # driver0001 / password0001
+    http_port = free_tcp_port()
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -36,6 +46,11 @@ def test_serve_consumes_and_stops_cleanly_on_sigint(base_settings, kafka_topics,
         "NUM_SHARDS": "1",
         "NUM_PERSISTENCE": "1",
         "RAY_NAMESPACE": f"serve-test-{uuid.uuid4().hex[:6]}",
+        "HTTP_PORT": str(http_port),
+        "API_NUM_REPLICAS": "1",
+        # HAProxy's own listeners: not the ports this test session's Ray uses
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_tcp_port()),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_tcp_port()),
     }
     env.pop("RAY_ADDRESS", None)
     produce(settings, payloads, [key_of(p) for p in payloads])
@@ -47,14 +62,49 @@ def test_serve_consumes_and_stops_cleanly_on_sigint(base_settings, kafka_topics,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # keeps the pipe drained
+    reader.start()
     try:
         deadline = time.monotonic() + 180
         while asyncio.run(durable_messages(settings)) < len(payloads):
-            assert proc.poll() is None, proc.stdout.read()
+            assert proc.poll() is None, "".join(lines)
             assert time.monotonic() < deadline, "serve did not consume the readings"
             time.sleep(0.5)
+        api = f"http://127.0.0.1:{http_port}"
+        while True:  # the apps are deployed after the pipeline started
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "serve did not answer /health/live"
+            try:
+                if httpx.get(f"{api}/health/live", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        login = httpx.post(f"{api}/api/v1/auth/login", json={"username": "driver0001", "password": "password0001"},
+                           timeout=10)
+        assert login.status_code == 200, login.text
+        me = httpx.get(f"{api}/api/v1/drivers/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+                       timeout=10)
+        assert me.status_code == 200 and me.json()["driver_id"] == "driver0001", me.text
+        ws_url = f"ws://127.0.0.1:{http_port}/ws/drivers/driver0001?token={login.json()['access_token']}"
+        while True:  # the WebSocket app is deployed last: once it says hello, serve is fully up
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "serve did not answer on the WebSocket"
+            try:
+                with connect(ws_url, open_timeout=5) as ws:
+                    assert json.loads(ws.recv(timeout=5))["type"] == "hello"
+                break
+            except (OSError, InvalidHandshake, InvalidStatus):
+                time.sleep(0.5)
+        while not any("Ctrl-C stops" in line for line in lines):  # every app deployed, addresses printed
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.2)
+        assert any(f"http://127.0.0.1:{http_port}/docs" in line for line in lines), "".join(lines)
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=90)
+        proc.wait(timeout=90)
+        reader.join(timeout=10)
+        output = "".join(lines)
         assert proc.returncode == 0, output
         assert "stopping the pipeline" in output
     finally:

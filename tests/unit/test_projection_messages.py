@@ -118,10 +118,18 @@ def test_fleet_payloads_are_chunked_and_keep_message_order():
     assert [m["seq"] for p in payloads for m in p["messages"]] == list(range(1203))
 
 
-def test_the_plan_lists_every_touched_driver_for_cache_invalidation():
+def test_positions_alone_invalidate_no_cache_entries():
     plan = plan_projection([ShardOutput(shard=0, live=[_live("d2", 1), _live("d1", 2)])])
-    assert msgspec.json.decode(plan.invalidation) == {"type": "drivers_changed", "driver_ids": ["d1", "d2"]}
+    assert plan.invalidation is None
     assert msgspec.json.decode(invalidation_payload([])) == {"type": "drivers_changed", "driver_ids": []}
+
+
+def test_only_drivers_whose_trip_ended_are_listed_for_cache_invalidation():
+    plan = plan_projection([
+        ShardOutput(shard=0, live=[_live("d1", 2), _live("d3", 3)],
+                    events=[_new(_started("d2", 1_000), 4, 1), _new(_ended("d3", 9_000), 3, 2)]),
+    ])
+    assert msgspec.json.decode(plan.invalidation) == {"type": "drivers_changed", "driver_ids": ["d3"]}
 
 
 def test_an_empty_batch_plans_nothing():

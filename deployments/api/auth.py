@@ -1,0 +1,159 @@
+"""Passwords (argon2id), JWTs (PyJWT, HS256 by default) and the FastAPI dependencies that guard routes.
+
+Tokens are stateless: claims sub (user id), role, driver_id, iat, exp; decoding accepts only
+`settings.jwt_algorithm` and requires exp/iat/sub/role, so `alg: none`, another algorithm, a
+tampered or expired token are all 401 with `WWW-Authenticate: Bearer`. Hashing runs in a thread
+(`asyncio.to_thread`): one verify costs ~10–30 ms of CPU and must not stall the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from autoins.settings import Settings
+
+ROLES = ("driver", "admin")
+CLOCK_SKEW_S = 10  # tolerated between the node that issued a token and the one checking it (iat, exp)
+# OWASP minimum for argon2id: m = 19 MiB, t = 2, p = 1 (about 15–25 ms per hash on this machine).
+HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the username is unknown, so a miss costs as much as a wrong password (no enumeration)."""
+    return HASHER.hash("not-a-real-password")
+
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>` from POST /api/v1/auth/login")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: `driver_id` is the data a driver may read (None for an admin without a profile)."""
+
+    user_id: str
+    role: str
+    driver_id: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def may_read(self, driver_id: str) -> bool:
+        return self.is_admin or self.driver_id == driver_id
+
+
+class AuthError(HTTPException):
+    """401 with the Bearer challenge (RFC 6750) and a message saying what was wrong."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(status.HTTP_401_UNAUTHORIZED, detail=message, headers={"WWW-Authenticate": "Bearer"})
+
+
+# -- passwords ----------------------------------------------------------------------------------------
+
+
+def hash_password_sync(password: str) -> str:
+    return HASHER.hash(password)
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(HASHER.hash, password)
+
+
+def _verify(password_hash: str | None, password: str) -> bool:
+    try:
+        return HASHER.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    """True iff `password` matches; a None hash (unknown user) costs the same and is False."""
+    return await asyncio.to_thread(_verify, password_hash, password)
+
+
+# -- tokens -------------------------------------------------------------------------------------------
+
+
+def issue_token(
+    settings: Settings, *, user_id: str, role: str, driver_id: str | None, now_s: float | None = None
+) -> str:
+    issued = int(time.time() if now_s is None else now_s)
+    claims = {
+        "sub": user_id,
+        "role": role,
+        "driver_id": driver_id,
+        "iat": issued,
+        "exp": issued + settings.jwt_expire_minutes * 60,
+    }
+    return jwt.encode(claims, settings.jwt_secret_key.get_secret_value(), algorithm=settings.jwt_algorithm)
+
+
+def decode_token(settings: Settings, token: str) -> Principal:
+    """The token's principal, or AuthError naming the problem (expired, bad signature, malformed…)."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret_key.get_secret_value(),
+            algorithms=[settings.jwt_algorithm],
+            options={"require": ["exp", "iat", "sub", "role"]},
+            leeway=CLOCK_SKEW_S,
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError("token expired: log in again") from None
+    except jwt.MissingRequiredClaimError as error:
+        raise AuthError(f"token rejected: missing claim {error.claim!r}") from None
+    except jwt.InvalidAlgorithmError:
+        raise AuthError(f"token rejected: only {settings.jwt_algorithm} tokens are accepted") from None
+    except jwt.InvalidSignatureError:
+        raise AuthError("token rejected: bad signature") from None
+    except jwt.PyJWTError:
+        raise AuthError("token rejected: not a valid JWT") from None
+    role, driver_id = claims.get("role"), claims.get("driver_id")
+    if role not in ROLES or not isinstance(claims["sub"], str) or not (driver_id is None or isinstance(driver_id, str)):
+        raise AuthError("token rejected: unknown role or malformed claims")
+    if role == "driver" and not driver_id:
+        raise AuthError("token rejected: a driver token must name its driver")
+    return Principal(user_id=claims["sub"], role=role, driver_id=driver_id)
+
+
+# -- login rate limit ---------------------------------------------------------------------------------
+
+
+def failure_keys(username: str, client: str) -> tuple[str, str]:
+    """Redis counters of failed logins: one per username, one per client address."""
+    return f"login:fail:user:{username.lower()}", f"login:fail:client:{client}"
+
+
+# -- FastAPI dependencies -----------------------------------------------------------------------------
+
+
+def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """The caller, from `Authorization: Bearer <jwt>`; 401 when missing or invalid."""
+    if credentials is None:
+        header = request.headers.get("authorization")
+        raise AuthError("missing bearer token" if not header else "Authorization header must be 'Bearer <token>'")
+    return decode_token(request.app.state.settings, credentials.credentials)
+
+
+def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if not principal.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="admin role required")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+AdminPrincipal = Annotated[Principal, Depends(require_admin)]

@@ -1,0 +1,72 @@
+"""`POST /api/v1/auth/login`: username + password → a bearer JWT. Failed attempts are rate limited per
+username and per client address (Redis counters with a window); successful logins never are."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, status
+
+from deployments.api import auth
+from deployments.api.routers.common import ServicesDep
+from deployments.api.schemas import ErrorOut, LoginRequest, TokenResponse
+from storage import users
+from storage.postgres import acquire
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+BAD_CREDENTIALS = "invalid username or password"
+
+
+@router.post(
+    "/login",
+    response_model=TokenResponse,
+    responses={
+        400: {"model": ErrorOut, "description": "a request body that is not readable JSON"},
+        401: {"model": ErrorOut, "description": BAD_CREDENTIALS},
+        403: {"model": ErrorOut, "description": "account disabled"},
+        429: {"model": ErrorOut, "description": "too many failed logins; see Retry-After"},
+    },
+)
+async def login(body: LoginRequest, request: Request, services: ServicesDep) -> TokenResponse:
+    settings = services.settings
+    client = request.client.host if request.client else "unknown"
+    keys = auth.failure_keys(body.username, client)
+    await _refuse_if_limited(services, keys)
+    async with acquire(services.pool, settings) as conn:
+        row = await users.login_row(conn, body.username)
+    if not await auth.verify_password(row["password_hash"] if row else None, body.password):
+        await _count_failure(services, keys)
+        raise auth.AuthError(BAD_CREDENTIALS)
+    if not row["is_active"]:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="account disabled: ask an administrator")
+    async with acquire(services.pool, settings) as conn:
+        await users.record_login(conn, row["user_id"])
+    token = auth.issue_token(settings, user_id=str(row["user_id"]), role=row["role"], driver_id=row["driver_id"])
+    return TokenResponse(access_token=token, expires_in_s=settings.jwt_expire_minutes * 60)
+
+
+async def _refuse_if_limited(services: ServicesDep, keys: tuple[str, str]) -> None:
+    pipe = services.redis.pipeline(transaction=False)
+    for key in keys:
+        pipe.get(key)
+        pipe.ttl(key)
+    counts_ttls = await pipe.execute()
+    limit = services.settings.login_max_failures
+    waits = [
+        max(int(counts_ttls[i + 1]), 1)
+        for i in range(0, len(counts_ttls), 2)
+        if counts_ttls[i] is not None and int(counts_ttls[i]) >= limit
+    ]
+    if waits:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"too many failed logins; try again in {max(waits)} s",
+            headers={"Retry-After": str(max(waits))},
+        )
+
+
+async def _count_failure(services: ServicesDep, keys: tuple[str, str]) -> None:
+    pipe = services.redis.pipeline(transaction=False)
+    for key in keys:  # the window starts at the first failure; INCR keeps the TTL
+        pipe.set(key, 0, ex=services.settings.login_failure_window_s, nx=True)
+        pipe.incr(key)
+    await pipe.execute()

@@ -1,0 +1,110 @@
+"""`/health/live` (the process answers; no I/O) and `/health/ready` (every dependency answers in time).
+
+Ready checks run concurrently, each bounded by `CHECK_TIMEOUT_S`: PostgreSQL `SELECT 1`, Redis PING,
+Kafka metadata (and the events topic exists), the risk model's `model_info()` through its Serve handle.
+200 when all are ok; otherwise 503 naming each failure (`"model": "not ready: <reason>"`); never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from deployments.api.services import Services, get_services
+from deployments.names import RISK_APP
+from deployments.replica import replica_name
+from storage.kafka_probe import KafkaProbe
+from storage.platform_queries import ping
+from storage.postgres import acquire
+
+CHECK_TIMEOUT_S = 2.0
+OK = "ok"
+ServicesDep = Annotated[Services, Depends(get_services)]
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health/live", summary="The process is up (no I/O)")
+async def live() -> dict[str, str]:
+    return {"status": "alive", "replica": replica_name()}
+
+
+@router.get(
+    "/health/ready",
+    summary="PostgreSQL, Redis, Kafka and the risk model answer",
+    responses={503: {"description": "At least one dependency is not ready; `checks` names it"}},
+)
+async def ready(services: ServicesDep) -> JSONResponse:
+    checks: dict[str, Callable[[], Awaitable[str]]] = {
+        "postgres": lambda: _postgres(services),
+        "redis": lambda: _redis(services),
+        "kafka": lambda: _kafka(services),
+        "model": lambda: _model(services),
+    }
+    results = await asyncio.gather(*(_bounded(name, check) for name, check in checks.items()))
+    statuses = dict(zip(checks, results, strict=True))
+    failed = sorted(name for name, status in statuses.items() if not status.startswith(OK))
+    body: dict[str, Any] = {"status": "not ready" if failed else "ready", "checks": statuses, "replica": replica_name()}
+    if failed:
+        body["failed"] = failed
+    return JSONResponse(body, status_code=503 if failed else 200)
+
+
+async def _bounded(name: str, check: Callable[[], Awaitable[str]]) -> str:
+    try:
+        return await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return f"not ready: no answer in {CHECK_TIMEOUT_S:g} s"
+    except Exception as error:  # readiness reports any failure; it never raises (a 500 would hide which)
+        return f"not ready: {type(error).__name__}: {str(error)[:200]}"
+
+
+async def _postgres(services: Services) -> str:
+    if services.pool is None:
+        return "not ready: no connection pool"
+    async with acquire(services.pool, services.settings) as conn:
+        await ping(conn)
+    return OK
+
+
+async def _redis(services: Services) -> str:
+    if services.redis is None:
+        return "not ready: no Redis client"
+    await services.redis.ping()
+    return OK
+
+
+async def _kafka(services: Services) -> str:
+    probe = services.extras.get("kafka_probe")
+    if probe is None:
+        probe = services.extras["kafka_probe"] = KafkaProbe(services.settings)
+    await asyncio.to_thread(probe.check, CHECK_TIMEOUT_S * 0.75)
+    return OK
+
+
+async def _model(services: Services) -> str:
+    handle = services.extras.get("risk_handle")
+    if handle is None:
+        try:
+            handle = await asyncio.to_thread(_risk_handle)
+        except Exception as error:  # RayServeException: the app is not deployed (or Serve is not running)
+            return f"not ready: the {RISK_APP!r} app is not deployed ({str(error)[:120]})"
+        services.extras["risk_handle"] = handle
+    try:
+        info = await handle.model_info.remote()
+    except Exception:
+        services.extras.pop("risk_handle", None)  # look it up again next time (redeployed or deleted)
+        raise
+    info = info if isinstance(info, dict) else vars(info)
+    if not info.get("ready"):
+        return f"not ready: {info.get('error') or 'model not loaded'}"
+    return f"{OK} (model {info.get('model_version')})"
+
+
+def _risk_handle() -> Any:
+    from ray import serve
+
+    return serve.get_app_handle(RISK_APP)

@@ -1,0 +1,203 @@
+"""`POST /api/v1/telematics/events`: validate a batch of readings, produce the valid ones to Kafka, answer 202
+only after Kafka acknowledged every one of them (DESIGN.md §2.1: an accepted event is stored exactly once).
+
+Body `{"readings": [<wire reading>, …]}` (≤ settings.ingest_max_readings), each validated by
+`domain.validation.decode_batch` exactly as the pipeline does. Invalid readings are rejected per item
+(index, reason, field, message); the valid ones are produced keyed by driver_id with the `x-request-id`
+header. Authorization is per batch: a driver posting a reading of another driver gets 403 and nothing is
+produced (a device that mixes drivers is misconfigured; partial acceptance would hide it); admin may post
+any driver. Kafka slow or down → 503 with Retry-After, and nothing is claimed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from autoins.logging import get_logger, request_id_var
+from autoins.settings import Settings
+from deployments.api.auth import CurrentPrincipal
+from deployments.api.services import Services, get_services
+from deployments.metrics import platform_metrics
+from domain.rules import ValidationRules
+from domain.validation import decode_batch, encode_reading
+from storage.kafka_producer import ProduceError, ReadingProducer
+
+KAFKA_HEADER = "x-request-id"  # what actors/ingest_batch.py reads into domain_events.request_id
+RETRY_AFTER_S = 5
+BREAKER_S = 1.0  # after a failed delivery, answer 503 at once for this long (no pile-up of 5 s waits)
+BYTES_PER_READING = 16 * 1024  # body cap: ingest_max_readings × this (a reading is ~300 bytes)
+_log = get_logger("autoins.ingest")
+ServicesDep = Annotated[Services, Depends(get_services)]
+router = APIRouter(tags=["telematics"])
+
+
+class _Envelope(msgspec.Struct):
+    readings: list[msgspec.Raw]
+
+
+_DECODE_ENVELOPE = msgspec.json.Decoder(_Envelope).decode
+
+_READING_SCHEMA = {
+    "type": "object",
+    "required": ["event_id", "driver_id", "ts", "type", "lat", "lon", "speed_kmh", "accel_ms2", "heading"],
+    "properties": {
+        "event_id": {"type": "string", "format": "uuid"},
+        "driver_id": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+        "ts": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}],
+               "description": "RFC 3339 with a timezone, or epoch milliseconds"},
+        "type": {"type": "string", "enum": ["position", "ignition_on", "ignition_off", "phone_use", "crash"]},
+        "lat": {"type": "number", "minimum": -90, "maximum": 90},
+        "lon": {"type": "number", "minimum": -180, "maximum": 180},
+        "speed_kmh": {"type": "number", "minimum": 0, "maximum": 300},
+        "accel_ms2": {"type": "number", "minimum": -50, "maximum": 50},
+        "heading": {"type": "number", "minimum": 0, "maximum": 360},
+        "speed_limit_kmh": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 300},
+        "lateral_accel_ms2": {"type": ["number", "null"], "minimum": -50, "maximum": 50},
+        "data": {"type": ["object", "null"]},
+    },
+}
+_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {
+            "type": "object", "required": ["readings"],
+            "properties": {"readings": {"type": "array", "minItems": 1, "items": _READING_SCHEMA}},
+        }}},
+    },
+    "responses": {
+        "202": {"description": "Valid readings acknowledged by Kafka; `rejected` lists the others"},
+        "400": {"description": "The body is not JSON"},
+        "403": {"description": "A driver posted readings of another driver; nothing was produced"},
+        "413": {"description": "More than ingest_max_readings readings, or the body is too large"},
+        "422": {"description": "Wrong shape, empty batch, or no valid reading"},
+        "503": {"description": "Kafka did not acknowledge in time; nothing is claimed; retry after Retry-After"},
+    },
+}
+
+
+def validation_rules(settings: Settings) -> ValidationRules:
+    """The consumer's rules (actors/common.py), so the API refuses exactly what the pipeline would."""
+    return ValidationRules(max_future_skew_s=settings.max_future_skew_s, retention_days=settings.retention_months * 31)
+
+
+class IngestProducer:
+    """One `ReadingProducer` per replica, used only from one dedicated thread (it is not thread-safe and
+    `flush` blocks); requests queue on that thread, so the event loop never blocks."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.timeout_s = settings.ingest_kafka_timeout_s
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-kafka")
+        self._producer: ReadingProducer | None = None
+        self._failed_at = float("-inf")
+        self.last_error: str | None = None
+
+    async def deliver(self, payloads: list[bytes], keys: list[str], request_id: str) -> int:
+        """Produce and wait for every delivery report; returns how many were acknowledged. Raises
+        ProduceError when anything was not acknowledged within `ingest_kafka_timeout_s`."""
+        if time.monotonic() - self._failed_at < BREAKER_S:
+            raise ProduceError(f"Kafka failed moments ago: {self.last_error}")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._deliver, payloads, keys, request_id)
+
+    def _deliver(self, payloads: list[bytes], keys: list[str], request_id: str) -> int:
+        if self._producer is None:
+            timeout_ms = int(self.timeout_s * 1000)
+            self._producer = ReadingProducer(
+                self.settings, max_block_s=self.timeout_s, log_level=3,
+                # A message not acknowledged in time fails for good instead of landing after our 503.
+                **{"message.timeout.ms": timeout_ms, "request.timeout.ms": min(timeout_ms, 30_000)},
+            )
+        try:
+            self._producer.produce_many(payloads, keys, [(KAFKA_HEADER, request_id)])
+            delivered = self._producer.flush(self.timeout_s + 1.0)
+        except ProduceError as error:
+            self._failed_at, self.last_error = time.monotonic(), str(error)
+            # Drop what is still queued and start clean: the client retries the whole batch (event ids
+            # make the replay idempotent downstream).
+            self._producer.close()
+            self._producer = None
+            raise
+        if delivered != len(payloads):  # cannot happen with one request at a time; never over-claim
+            raise ProduceError(f"{delivered} of {len(payloads)} deliveries reported")
+        return delivered
+
+    async def close(self) -> None:
+        def _close() -> None:
+            if self._producer is not None:
+                self._producer.flush(self.timeout_s)
+                self._producer.close()
+                self._producer = None
+
+        with contextlib.suppress(ProduceError):
+            await asyncio.get_running_loop().run_in_executor(self._executor, _close)
+        self._executor.shutdown(wait=False)
+
+
+def ingest_producer(services: Services) -> IngestProducer:
+    producer = services.extras.get("ingest_producer")
+    if producer is None:
+        producer = services.extras["ingest_producer"] = IngestProducer(services.settings)
+    return producer
+
+
+def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+
+@router.post("/api/v1/telematics/events", status_code=202, summary="Ingest a batch of readings",
+             openapi_extra=_OPENAPI)
+async def ingest_events(
+    request: Request, principal: CurrentPrincipal, services: ServicesDep
+) -> JSONResponse:
+    settings = services.settings
+    metrics = platform_metrics()
+    body = await request.body()
+    if len(body) > settings.ingest_max_readings * BYTES_PER_READING:
+        return _error(413, f"body is {len(body)} bytes; at most {settings.ingest_max_readings * BYTES_PER_READING}")
+    try:
+        envelope = _DECODE_ENVELOPE(body)
+    except msgspec.ValidationError as error:
+        return _error(422, f"body must be {{\"readings\": [...]}}: {error}")
+    except msgspec.DecodeError as error:
+        return _error(400, f"body is not valid JSON: {error}")
+    count = len(envelope.readings)
+    if count == 0:
+        return _error(422, "readings must not be empty")
+    if count > settings.ingest_max_readings:
+        return _error(413, f"{count} readings; at most {settings.ingest_max_readings} per request")
+    readings, rejects = decode_batch([bytes(r) for r in envelope.readings], int(time.time() * 1000),
+                                     validation_rules(settings))
+    rejected = [{"index": i, "reason": r.reason.value, "field": r.field, "message": r.message} for i, r in rejects]
+    if rejected:
+        metrics.ingest_readings.inc(len(rejected), tags={"outcome": "rejected"})
+    if not principal.is_admin:
+        foreign = sorted({r.driver_id for r in readings if r.driver_id != principal.driver_id})
+        if foreign:
+            return _error(403, f"a driver may post only their own readings ({principal.driver_id}); "
+                               f"this batch has readings of {len(foreign)} other driver(s); nothing was accepted")
+    if not readings:
+        return _error(422, "no valid reading in the batch", accepted=0, rejected=rejected)
+    request_id = request_id_var.get() or ""
+    try:
+        accepted = await ingest_producer(services).deliver(
+            [encode_reading(r) for r in readings], [r.driver_id for r in readings], request_id
+        )
+    except ProduceError as error:
+        metrics.ingest_readings.inc(len(readings), tags={"outcome": "unavailable"})
+        _log.warning("ingest_kafka_unavailable", readings=len(readings), error=str(error)[:300])
+        return JSONResponse(
+            {"detail": f"Kafka did not acknowledge the readings; nothing was accepted, retry in {RETRY_AFTER_S} s",
+             "accepted": 0},
+            status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    metrics.ingest_readings.inc(accepted, tags={"outcome": "accepted"})
+    return JSONResponse({"accepted": accepted, "rejected": rejected}, status_code=202)

@@ -1,0 +1,173 @@
+"""Request and response models of the driver-facing API (OpenAPI at /docs). Units in field names.
+
+Strings that reach PostgreSQL forbid NUL (text columns cannot hold it) and are length-bounded, so bad
+input is a 422 with a message rather than a database error.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+T = TypeVar("T")
+
+DRIVER_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
+DriverId = Annotated[str, StringConstraints(pattern=DRIVER_ID_PATTERN)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+PAGE_SIZE_MAX = 100
+PAGE_MAX = 1_000_000  # keeps (page - 1) × page_size far inside bigint
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class LoginRequest(Model):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=150, pattern=r"^[^\x00]+$")]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class TokenResponse(Model):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in_s: int
+
+
+class Page(Model, Generic[T]):
+    """One page: `page` ≥ 1, `page_size` 1..100, `total` items across all pages."""
+
+    items: list[T]
+    page: int
+    page_size: int
+    total: int
+
+
+def page_offset(page: int, page_size: int) -> int:
+    """Rows to skip for a 1-based page."""
+    if page < 1 or page_size < 1:
+        raise ValueError("page and page_size must be ≥ 1")
+    return (page - 1) * page_size
+
+
+class DriverOut(Model):
+    driver_id: str
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None
+    license_number: str | None
+    date_of_birth: date | None
+    timezone: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class TripOut(Model):
+    trip_id: uuid.UUID
+    driver_id: str
+    start_time: datetime
+    end_time: datetime
+    distance_m: float
+    duration_s: float
+    avg_speed_kmh: float
+    max_speed_kmh: float
+    harsh_braking_count: int
+    harsh_acceleration_count: int
+    harsh_cornering_count: int
+    speeding_moderate_s: float
+    speeding_severe_s: float
+    night_s: float
+    phone_use_moving_s: float
+    idle_s: float
+    crash_count: int
+    end_reason: str
+
+
+class FactorOut(Model):
+    name: str
+    contribution: float = Field(description="change in log claim rate vs the portfolio average; + is riskier")
+
+
+class RiskScoreOut(Model):
+    """The driver's current score: the latest scoring, or the portfolio prior (credibility 0) before any."""
+
+    driver_id: str
+    source: Literal["scored", "prior"]
+    score: float = Field(description="0–100, lower is safer")
+    band: str
+    model_version: str
+    feature_hash: str
+    credibility: float = Field(description="weight of the driver's own data vs the prior, 0..1")
+    scored_at: datetime | None
+    trip_id: uuid.UUID | None
+    top_factors: list[FactorOut]
+    explanation: dict[str, Any] | None
+
+
+class RiskHistoryItem(Model):
+    score_id: uuid.UUID
+    scored_at: datetime
+    score: float
+    band: str
+    model_version: str
+    feature_hash: str
+    credibility: float
+    trip_id: uuid.UUID | None
+
+
+class PolicyOut(Model):
+    policy_id: uuid.UUID
+    driver_id: str
+    policy_number: str
+    status: str
+    base_premium: Decimal
+    current_premium: Decimal
+    per_km_rate: Decimal
+    currency: str
+    effective_date: date
+    expiration_date: date
+    last_score: Decimal | None
+    last_band: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PoliciesOut(Model):
+    driver_id: str
+    items: list[PolicyOut]
+
+
+class QuoteOut(Model):
+    """A premium priced from the current score (domain.pricing), with the forecast to the neighbour bands."""
+
+    driver_id: str
+    policy_id: uuid.UUID | None
+    score: float
+    score_source: Literal["scored", "prior"]
+    band: str
+    annual_km: float
+    currency: str
+    base_premium: Decimal
+    band_premium: Decimal
+    per_km_premium: Decimal
+    previous_premium: Decimal | None
+    premium: Decimal
+    cap_applied: bool
+    cap_direction: str | None
+    clamp_applied: bool
+    better_band: str | None
+    score_drop_to_better_band: float | None
+    premium_at_better_band: Decimal | None
+    saving_at_better_band: Decimal | None
+    worse_band: str | None
+    score_rise_to_worse_band: float | None
+    premium_at_worse_band: Decimal | None
+
+
+class ErrorOut(Model):
+    detail: Any = Field(description="what was wrong, in words (a list of field errors for 422)")

@@ -1,0 +1,60 @@
+"""Cache warming at replica start (plan §2.2): the profile, first trips page and score of recently active
+drivers go into L1 (and L2) within `settings.cache_warm_budget_s`, in the background — readiness never
+waits for it, and whatever is not warm by the deadline is simply loaded on first request."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime, timedelta
+
+from autoins.logging import get_logger
+from deployments.api import readers
+from deployments.api.risk_client import RiskModelUnavailable
+from deployments.api.services import Services
+from storage import read_models
+from storage.postgres import acquire
+
+_log = get_logger("deployments.api.warming")
+
+WARM_MAX_DRIVERS = 500
+WARM_LOOKBACK = timedelta(hours=24)
+WARM_CONCURRENCY = 4  # leaves most of the pool to live requests
+FIRST_PAGE_SIZE = 20  # the page size the plan's clients ask for
+
+
+async def warm_driver(services: Services, driver_id: str) -> None:
+    await readers.profile(services, driver_id)
+    await readers.trips(services, driver_id, 1, FIRST_PAGE_SIZE)
+    with contextlib.suppress(RiskModelUnavailable):  # the prior can wait for the first request
+        await readers.score(services, driver_id)
+
+
+async def warm_cache(services: Services, now: datetime | None = None) -> int:
+    """Warm drivers with a trip in the last 24 h (≤ WARM_MAX_DRIVERS, newest first); returns how many."""
+    budget_s = services.settings.cache_warm_budget_s
+    if budget_s <= 0:
+        return 0
+    started = time.monotonic()
+    warmed = 0
+    gate = asyncio.Semaphore(WARM_CONCURRENCY)
+
+    async def one(driver_id: str) -> None:
+        nonlocal warmed
+        async with gate:
+            await warm_driver(services, driver_id)
+            warmed += 1
+
+    try:
+        async with asyncio.timeout(budget_s):
+            since = (now or datetime.now(UTC)) - WARM_LOOKBACK
+            async with acquire(services.pool, services.settings) as conn:
+                driver_ids = await read_models.recently_active_drivers(conn, since, WARM_MAX_DRIVERS)
+            await asyncio.gather(*(one(d) for d in driver_ids))
+        _log.info("cache_warmed", drivers=warmed, elapsed_s=round(time.monotonic() - started, 3))
+    except TimeoutError:
+        _log.info("cache_warm_budget_spent", drivers=warmed, budget_s=budget_s)
+    except Exception as error:  # warming is an optimisation: never take the replica down for it
+        _log.warning("cache_warm_failed", drivers=warmed, error=repr(error)[:300])
+    return warmed

@@ -1,0 +1,217 @@
+"""Multi-level response cache (plan §2.3): L1 in-process TTLCache → L2 Redis → loader (PostgreSQL).
+
+Entries are JSON bytes scoped to one driver. Invalidation, without KEYS or SCAN:
+- L2 keys are versioned: `cache:v1:{driver_id}:{gen}:{name}`, where `gen` is the counter
+  `cache:gen:{driver_id}` that every writer INCRs *after* committing a change to that driver's data
+  (the pipeline's projection script, the scorer, admin writes via `invalidate`). A stale L2 entry is
+  never read again and expires by its TTL. A reader reads `gen` before loading, so a load that raced
+  a change is stored under the old generation and is dead on arrival.
+- L1 entries are indexed by driver id and dropped when a `cache:invalidate` message names the driver
+  (`listen`, one subscriber per replica). A load that raced an invalidation is not kept in L1 (per-driver
+  epochs). Staleness bound: the pub/sub latency; if a message is lost, at most `l1_ttl_s` (and the
+  listener clears all of L1 after every reconnect, since messages may have been missed).
+Redis trouble never fails a read: L2 errors count as misses and the loader answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+
+import msgspec
+import redis.asyncio as aioredis
+import redis.exceptions
+import structlog
+from cachetools import TTLCache
+
+from storage.projections import INVALIDATE_CHANNEL, invalidation_payload
+
+log = structlog.get_logger("storage.cache")
+
+L2_PREFIX = "cache:v1"
+REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+_MAX_EPOCHS = 100_000  # per-driver invalidation epochs kept before a reset (bounds memory)
+
+# One round trip for an L1 miss: the driver's generation, then the entry stored under it.
+_READ_SCRIPT = """
+local gen = redis.call('GET', KEYS[1]) or '0'
+return {gen, redis.call('GET', ARGV[1] .. gen .. ARGV[2]) or false}
+"""
+
+Loader = Callable[[], Awaitable[bytes | None]]
+LookupHook = Callable[[str, bool], None]  # (level "l1" | "l2", hit)
+
+
+def generation_key(driver_id: str) -> str:
+    """The counter writers INCR after changing the driver's data (no TTL: one small key per driver)."""
+    return f"cache:gen:{driver_id}"
+
+
+def l2_key(driver_id: str, generation: int | str, name: str) -> str:
+    return f"{L2_PREFIX}:{driver_id}:{generation}:{name}"
+
+
+class _Invalidation(msgspec.Struct):
+    type: str
+    driver_ids: list[str] = []
+
+
+_DECODE_INVALIDATION = msgspec.json.Decoder(_Invalidation).decode
+
+
+class MultiLevelCache:
+    """Per-replica cache object. `get` is safe to call concurrently; `listen` runs as one background task."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        l1_ttl_s: float,
+        l1_maxsize: int,
+        on_lookup: LookupHook | None = None,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._redis = redis
+        self._l1: TTLCache[tuple[str, str], bytes] = TTLCache(maxsize=l1_maxsize, ttl=l1_ttl_s, timer=timer)
+        self._l1_maxsize = l1_maxsize
+        self._index: dict[str, set[tuple[str, str]]] = {}
+        self._epochs: dict[str, int] = {}
+        self._reset_epoch = 0
+        self._stats: Counter[str] = Counter()
+        self._on_lookup = on_lookup
+        self._read = redis.register_script(_READ_SCRIPT)
+        self.listening = asyncio.Event()  # set while subscribed to cache:invalidate
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    async def get(self, driver_id: str, name: str, loader: Loader, ttl_s: int) -> bytes | None:
+        """The entry from L1, else L2, else `loader()` (stored in both). A loader answering None (e.g. not
+        found) is not cached."""
+        key = (driver_id, name)
+        value = self._l1.get(key)
+        self._count("l1", value is not None)
+        if value is not None:
+            return value
+        epoch = self._epoch(driver_id)
+        generation, value = await self._read_l2(driver_id, name)
+        if value is not None:
+            self._count("l2", True)
+            self._keep_l1(key, value, epoch)
+            return value
+        self._count("l2", False)
+        value = await loader()
+        self._stats["loads"] += 1
+        if value is None:
+            return None
+        if generation is not None and ttl_s > 0:
+            try:
+                await self._redis.set(l2_key(driver_id, generation, name), value, ex=ttl_s)
+            except REDIS_ERRORS as error:
+                self._stats["l2_errors"] += 1
+                log.warning("cache_l2_write_failed", error=str(error))
+        self._keep_l1(key, value, epoch)
+        return value
+
+    async def _read_l2(self, driver_id: str, name: str) -> tuple[str | None, bytes | None]:
+        try:
+            generation, value = await self._read(keys=[generation_key(driver_id)], args=[f"{L2_PREFIX}:{driver_id}:",
+                                                                                          f":{name}"])
+        except REDIS_ERRORS as error:
+            self._stats["l2_errors"] += 1
+            log.warning("cache_l2_read_failed", error=str(error))
+            return None, None
+        return generation.decode(), value
+
+    def _keep_l1(self, key: tuple[str, str], value: bytes, epoch: tuple[int, int]) -> None:
+        if self._epoch(key[0]) != epoch:  # invalidated while we were loading: the value may be stale
+            return
+        self._l1[key] = value
+        self._index.setdefault(key[0], set()).add(key)
+        if len(self._index) > 2 * self._l1_maxsize:  # drop index entries whose L1 entries expired
+            live = set(self._l1.keys())
+            self._index = {d: keys & live for d, keys in self._index.items() if keys & live}
+
+    def _epoch(self, driver_id: str) -> tuple[int, int]:
+        return self._reset_epoch, self._epochs.get(driver_id, 0)
+
+    def _count(self, level: str, hit: bool) -> None:
+        self._stats[f"{level}_{'hits' if hit else 'misses'}"] += 1
+        if self._on_lookup is not None:
+            self._on_lookup(level, hit)
+
+    # -- invalidation ------------------------------------------------------------------------------
+
+    def drop_local(self, driver_ids: Iterable[str]) -> int:
+        """Drop these drivers' L1 entries; returns how many entries went."""
+        dropped = 0
+        for driver_id in driver_ids:
+            self._epochs[driver_id] = self._epochs.get(driver_id, 0) + 1
+            for key in self._index.pop(driver_id, ()):
+                dropped += self._l1.pop(key, None) is not None
+        if len(self._epochs) > _MAX_EPOCHS:
+            self._epochs.clear()
+            self._reset_epoch += 1
+        self._stats["l1_invalidated"] += dropped
+        return dropped
+
+    def clear_local(self) -> None:
+        self._l1.clear()
+        self._index.clear()
+        self._epochs.clear()
+        self._reset_epoch += 1
+
+    async def invalidate(self, driver_ids: Iterable[str]) -> None:
+        """After a committed write: bump the drivers' generations (L2) and tell every replica (L1)."""
+        ids = sorted(set(driver_ids))
+        if not ids:
+            return
+        self.drop_local(ids)
+        pipe = self._redis.pipeline(transaction=False)
+        for driver_id in ids:
+            pipe.incr(generation_key(driver_id))
+        pipe.publish(INVALIDATE_CHANNEL, invalidation_payload(ids))
+        await pipe.execute()
+
+    async def listen(self, *, backoff_max_s: float = 5.0) -> None:
+        """Follow `cache:invalidate` until cancelled, reconnecting with backoff when Redis drops."""
+        backoff_s, subscribed_before = 0.1, False
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(INVALIDATE_CHANNEL)
+                if subscribed_before:  # messages may have been missed while we were away
+                    self.clear_local()
+                subscribed_before, backoff_s = True, 0.1
+                self.listening.set()
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._apply(message["data"])
+            except REDIS_ERRORS as error:
+                self.listening.clear()
+                self._stats["listener_reconnects"] += 1
+                log.warning("cache_listener_disconnected", error=str(error), retry_in_s=backoff_s)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, backoff_max_s)
+            finally:
+                self.listening.clear()
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await pubsub.aclose()
+
+    def _apply(self, payload: bytes) -> None:
+        try:
+            message = _DECODE_INVALIDATION(payload)
+        except msgspec.DecodeError:
+            log.warning("cache_invalidation_unreadable", payload=payload[:200])
+            return
+        self.drop_local(message.driver_ids)
+
+    # -- observability -----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        """Counters since start: l1_/l2_ hits/misses, loads, l2_errors, l1_invalidated, l1_size."""
+        keys = ("l1_hits", "l1_misses", "l2_hits", "l2_misses", "loads", "l2_errors", "l1_invalidated",
+                "listener_reconnects")
+        return {**{k: self._stats[k] for k in keys}, "l1_size": len(self._l1)}

@@ -1,0 +1,169 @@
+"""Shared by the REST API tests (authz, queries, cache, schemathesis): a seeded scratch database, the app run
+in-process (lifespan included) behind httpx's ASGI transport, a fake risk model, and rows for trips and scores.
+
+Redis isolation: the API's keys are named by driver id (`cache:gen:driver0001`, L2 entries, login
+counters), and other test sessions use the same demo ids, so each session uses its own logical Redis
+database and bumps the seeded drivers' generations first (an L2 entry left by an earlier run is then
+never read)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import numpy as np
+from fastapi import FastAPI
+
+from autoins.seed import ADMIN_PASSWORD, ADMIN_USERNAME, demo_password, seed_demo
+from autoins.settings import Settings
+from deployments.api.app import create_app
+from deployments.api.risk_client import RiskModelUnavailable
+from domain.features import feature_hash
+from domain.risk_assessment import FactorContribution, RiskAssessment, ScoreRequest
+from storage.cache import generation_key
+from storage.postgres import connect, drop_database
+from storage.redis import create_redis
+from tests.integration.fixtures_db import create_migrated_database
+
+BASE_URL = "http://api.test"
+
+
+class FakeRiskModel:
+    """The RiskClient port without Ray: the prior for an all-zero vector; `available=False` → unavailable."""
+
+    def __init__(self, *, available: bool = True) -> None:
+        self.available = available
+        self.calls = 0
+
+    async def assess(self, request: ScoreRequest) -> RiskAssessment:
+        if not self.available:
+            raise RiskModelUnavailable("the risk model is unavailable: switched off by the test")
+        self.calls += 1
+        return RiskAssessment(
+            driver_id=request.driver_id,
+            model_version="fake-prior-1",
+            feature_hash=feature_hash(np.asarray(request.features, dtype=np.float64)),
+            score=50.0,
+            band="C",
+            rate=0.08,
+            model_rate=0.08,
+            prior_rate=0.08,
+            credibility=0.0,
+            top_factors=(FactorContribution("trip_count", 0.0),),
+        )
+
+
+def redis_url_for_session(url: str) -> str:
+    """The same server, a logical database of this test session's own (1..15)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{1 + os.getpid() % 15}"))
+
+
+def api_settings(base: Settings, database_url: str, **overrides) -> Settings:
+    return base.with_overrides(
+        database_url=database_url,
+        redis_url=redis_url_for_session(base.redis_url),
+        db_pool_size=2,
+        db_max_overflow=8,
+        cache_warm_budget_s=0,
+        **overrides,
+    )
+
+
+async def seeded_database(base: Settings, drivers: int) -> Settings:
+    """A migrated scratch database with `autoins seed --drivers N` applied; settings pointing at it."""
+    url = await create_migrated_database(base, prefix="autoins_api")
+    settings = api_settings(base, url)
+    await seed_demo(settings, drivers)
+    await bump_generations(settings, [f"driver{n:04d}" for n in range(1, drivers + 1)])
+    return settings
+
+
+async def bump_generations(settings: Settings, driver_ids: list[str]) -> None:
+    redis = create_redis(settings)
+    try:
+        pipe = redis.pipeline(transaction=False)
+        for driver_id in driver_ids:
+            pipe.incr(generation_key(driver_id))
+        await pipe.execute()
+    finally:
+        await redis.aclose()
+
+
+async def drop_seeded(settings: Settings) -> None:
+    await drop_database(settings.database_url)
+
+
+@asynccontextmanager
+async def running_api(
+    settings: Settings, risk: FakeRiskModel | None = None, client_host: str = "127.0.0.1"
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """create_app + its lifespan, and a client speaking to it in-process."""
+    app = create_app(settings, risk_client=risk or FakeRiskModel())
+    async with app.router.lifespan_context(app), client_for(app, client_host) as client:
+        yield app, client
+
+
+def client_for(app: FastAPI, client_host: str = "127.0.0.1") -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(client_host, 50_000), raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url=BASE_URL)
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str | None = None) -> str:
+    if password is None:
+        password = ADMIN_PASSWORD if username == ADMIN_USERNAME else demo_password(username)
+    response = await client.post("/api/v1/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def insert_trips(settings: Settings, driver_id: str, count: int, end: datetime | None = None) -> list[uuid.UUID]:
+    """`count` one-hour trips ending at `end`, `end` − 2 h, … (newest first in the returned ids)."""
+    end = end or datetime.now(UTC)
+    ids = [uuid.uuid4() for _ in range(count)]
+    conn = await connect(settings)
+    try:
+        await conn.executemany(
+            "INSERT INTO trips (trip_id, driver_id, start_time, end_time, distance_m, duration_s, avg_speed_kmh,"
+            " max_speed_kmh, end_reason) VALUES ($1, $2, $3, $4, 20000, 3600, 20, 80, 'ignition_off')",
+            [(trip_id, driver_id, end - timedelta(hours=2 * i + 1), end - timedelta(hours=2 * i))
+             for i, trip_id in enumerate(ids)],
+        )
+    finally:
+        await conn.close()
+    return ids
+
+
+async def insert_scores(settings: Settings, driver_id: str, scores: list[float], end: datetime | None = None) -> None:
+    """Scores ending at `end` (the last in the list is the newest), as the scorer on trip end writes them."""
+    end = end or datetime.now(UTC)
+    conn = await connect(settings)
+    try:
+        await conn.executemany(
+            "INSERT INTO risk_scores (score_id, driver_id, scored_at, score, band, model_version, feature_hash,"
+            " credibility, explanation) VALUES ($1, $2, $3, $4, $5, 'test-model', $6, 0.5, $7)",
+            [(uuid.uuid4(), driver_id, end - timedelta(minutes=len(scores) - i), score, "B" if score < 40 else "D",
+              secrets.token_hex(8), {"top_factors": [{"name": "night_share", "contribution": 0.12}], "rate": 0.1})
+             for i, score in enumerate(scores)],
+        )
+    finally:
+        await conn.close()
+
+
+async def execute(settings: Settings, sql: str, *args) -> str:
+    conn: asyncpg.Connection = await connect(settings)
+    try:
+        return await conn.execute(sql, *args)
+    finally:
+        await conn.close()

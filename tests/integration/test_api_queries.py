@@ -1,0 +1,138 @@
+"""No N+1: every GET is a small constant number of SQL statements, whatever the page size or how much data
+the driver has (counted with asyncpg's query logger on every connection the app acquires)."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+
+import pytest
+
+from tests.integration.h2_api_support import (
+    bearer,
+    drop_seeded,
+    insert_scores,
+    insert_trips,
+    login,
+    running_api,
+    seeded_database,
+)
+
+BUSY, QUIET = "driver0001", "driver0002"  # 150 trips and scores vs one of each
+
+
+class CountingPool:
+    """The app's pool, with a query logger attached to each connection while the app holds it."""
+
+    def __init__(self, pool) -> None:
+        self._pool = pool
+        self.statements: list[str] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._pool, name)
+
+    @asynccontextmanager
+    async def _acquire(self, timeout):
+        async with self._pool.acquire(timeout=timeout) as conn:
+            conn.add_query_logger(self._log)
+            try:
+                yield conn
+            finally:
+                conn.remove_query_logger(self._log)
+
+    def acquire(self, *, timeout=None):
+        return self._acquire(timeout)
+
+    def _log(self, record) -> None:
+        self.statements.append(record.query)
+
+
+@pytest.fixture(scope="module")
+async def api(base_settings):
+    settings = await seeded_database(base_settings, drivers=2)
+    await insert_trips(settings, BUSY, 150)
+    await insert_trips(settings, QUIET, 1)
+    await insert_scores(settings, BUSY, [float(i % 100) for i in range(150)])
+    await insert_scores(settings, QUIET, [42.0])
+    try:
+        async with running_api(settings) as (app, client):
+            tokens = {"admin": await login(client, "admin")}
+            services = app.state.services
+            counting = CountingPool(services.pool)
+            services.pool = counting
+            yield client, services, counting, tokens
+    finally:
+        await drop_seeded(settings)
+
+
+async def _count(api, path: str, params: dict | None = None) -> tuple[int, int]:
+    """(statements of a cold request, statements of the same request again: served from the cache)."""
+    client, services, counting, tokens = api
+    await services.cache.invalidate([BUSY, QUIET])
+    counts = []
+    for _ in range(2):
+        counting.statements.clear()
+        response = await client.get(path, params=params, headers=bearer(tokens["admin"]))
+        assert response.status_code == 200, response.text
+        await asyncio.sleep(0)  # asyncpg calls query loggers with call_soon
+        counts.append(len(counting.statements))
+    return counts[0], counts[1]
+
+
+PAGED = [
+    ("/api/v1/drivers/{d}/trips", 2),
+    ("/api/v1/risk/{d}/history", 2),
+]
+SINGLE = [
+    ("/api/v1/drivers/{d}", 1),
+    ("/api/v1/risk/{d}/score", 1),
+    ("/api/v1/policies/{d}", 1),
+    ("/api/v1/policies/{d}/quote", 3),  # latest score, policies, km in the scoring window
+]
+ADMIN_PAGED = ["/api/v1/admin/drivers", "/api/v1/admin/policies", "/api/v1/admin/users"]
+ADMIN_SINGLE = [
+    "/api/v1/admin/dashboard",
+    "/api/v1/admin/analytics/risk-distribution",
+    "/api/v1/admin/analytics/trips-daily",
+]
+
+
+@pytest.mark.parametrize(("template", "bound"), PAGED)
+async def test_a_page_costs_the_same_statements_for_1_or_100_items_and_any_data_volume(api, template, bound):
+    counts = {
+        (driver, size): await _count(api, template.format(d=driver), {"page": 1, "page_size": size})
+        for driver in (BUSY, QUIET)
+        for size in (1, 100)
+    }
+    cold = {key: c[0] for key, c in counts.items()}
+    assert set(cold.values()) == {bound}, cold
+    assert {c[1] for c in counts.values()} == {0}, f"the repeated request should come from L1: {counts}"
+
+
+@pytest.mark.parametrize(("template", "bound"), SINGLE)
+async def test_a_single_resource_costs_a_constant_number_of_statements(api, template, bound):
+    busy, quiet = await _count(api, template.format(d=BUSY)), await _count(api, template.format(d=QUIET))
+    assert busy[0] == quiet[0] == bound, (busy, quiet)
+    assert busy[1] == quiet[1] == 0
+
+
+@pytest.mark.parametrize("path", ADMIN_PAGED)
+async def test_admin_lists_are_two_statements_for_any_page_size(api, path):
+    counts = {size: (await _count(api, path, {"page_size": size}))[0] for size in (1, 100)}
+    assert counts == {1: 2, 100: 2}
+
+
+@pytest.mark.parametrize("path", ADMIN_SINGLE)
+async def test_admin_dashboard_and_analytics_are_one_statement(api, path):
+    assert (await _count(api, path))[0] == 1
+
+
+async def test_a_trip_is_one_statement(api):
+    client, _services, counting, tokens = api
+    trips = await client.get(f"/api/v1/drivers/{BUSY}/trips", params={"page_size": 1},
+                             headers=bearer(tokens["admin"]))
+    trip_id = trips.json()["items"][0]["trip_id"]
+    counting.statements.clear()
+    response = await client.get(f"/api/v1/trips/{trip_id}", headers=bearer(tokens["admin"]))
+    await asyncio.sleep(0)
+    assert response.status_code == 200 and len(counting.statements) == 1

@@ -1,0 +1,88 @@
+"""Tokens, principals, passwords and login rate-limit keys (deployments.api.auth), without any service."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import jwt
+import pytest
+
+from autoins.settings import Settings
+from deployments.api.auth import (
+    AuthError,
+    Principal,
+    decode_token,
+    failure_keys,
+    hash_password,
+    issue_token,
+    verify_password,
+)
+
+SETTINGS = Settings(jwt_secret_key="unit-test-secret-" + "x" * 64, jwt_expire_minutes=30)
+SECRET = SETTINGS.jwt_secret_key.get_secret_value()
+
+
+def test_a_token_carries_sub_role_driver_iat_and_exp_and_decodes_to_its_principal():
+    token = issue_token(SETTINGS, user_id="u-1", role="driver", driver_id="driver0007", now_s=1_800_000_000)
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False, "verify_iat": False})
+    assert claims == {"sub": "u-1", "role": "driver", "driver_id": "driver0007", "iat": 1_800_000_000,
+                      "exp": 1_800_000_000 + 30 * 60}
+    fresh = issue_token(SETTINGS, user_id="u-1", role="driver", driver_id="driver0007")
+    assert decode_token(SETTINGS, fresh) == Principal(user_id="u-1", role="driver", driver_id="driver0007")
+
+
+def test_an_expired_token_says_so():
+    token = issue_token(SETTINGS, user_id="u", role="admin", driver_id=None, now_s=time.time() - 31 * 60)
+    with pytest.raises(AuthError, match="token expired"):
+        decode_token(SETTINGS, token)
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ({"sub": "u", "role": "root", "driver_id": None}, "unknown role"),
+        ({"sub": "u", "role": "driver", "driver_id": None}, "must name its driver"),
+        ({"sub": 7, "role": "admin", "driver_id": None}, "not a valid JWT|malformed"),
+        ({"role": "admin", "driver_id": None}, "missing claim 'sub'"),
+    ],
+)
+def test_well_signed_tokens_with_bad_claims_are_rejected(claims, message):
+    now = int(time.time())
+    token = jwt.encode({**claims, "iat": now, "exp": now + 60}, SECRET, algorithm="HS256")
+    with pytest.raises(AuthError, match=message) as raised:
+        decode_token(SETTINGS, token)
+    assert raised.value.status_code == 401 and raised.value.headers == {"WWW-Authenticate": "Bearer"}
+
+
+def test_only_the_configured_algorithm_is_accepted():
+    now = int(time.time())
+    claims = {"sub": "u", "role": "admin", "driver_id": None, "iat": now, "exp": now + 60}
+    with pytest.raises(AuthError, match="only HS256"):
+        decode_token(SETTINGS, jwt.encode(claims, SECRET, algorithm="HS384"))
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    with pytest.raises(AuthError):
+        decode_token(SETTINGS, unsigned)
+
+
+def test_a_driver_reads_only_their_own_data_and_an_admin_reads_all():
+    driver = Principal(user_id="u", role="driver", driver_id="driver0001")
+    admin = Principal(user_id="a", role="admin", driver_id=None)
+    assert driver.may_read("driver0001") and not driver.may_read("driver0002")
+    assert admin.may_read("driver0002") and admin.is_admin and not driver.is_admin
+
+
+def test_failure_keys_are_per_username_case_insensitively_and_per_client():
+    assert failure_keys("Driver0001", "10.0.0.1") == ("login:fail:user:driver0001", "login:fail:client:10.0.0.1")
+    assert failure_keys("driver0001", "10.0.0.2")[0] == failure_keys("DRIVER0001", "10.0.0.1")[0]
+
+
+def test_passwords_are_salted_argon2id_and_verify_off_the_event_loop():
+    async def scenario() -> tuple[str, str, bool, bool, bool]:
+        first, second = await hash_password("password0001"), await hash_password("password0001")
+        return (first, second, await verify_password(first, "password0001"),
+                await verify_password(first, "password0002"), await verify_password(None, "password0001"))
+
+    first, second, right, wrong, unknown = asyncio.run(scenario())
+    assert first.startswith("$argon2id$v=19$m=19456,t=2,p=1$") and first != second
+    assert (right, wrong, unknown) == (True, False, False)
