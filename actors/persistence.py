@@ -5,7 +5,8 @@ compare-and-set, due snapshots, ended trips and the consumer offsets: a batch is
 not at all, and a retried batch is a no-op. While PostgreSQL or Redis is away the call waits and
 retries (storage.retry); the consumer waits on it, so an outage becomes Kafka lag, not loss. A
 `ConcurrencyConflict` is not retried: it means another writer owns the stream, and the consumer
-rewinds. `max_concurrency=1` keeps one consumer's batches committing in order.
+rewinds. `max_concurrency=1` keeps one consumer's batches committing in order. Once a batch is durable and
+projected, its ended trips go to the risk scorer in one call that is not awaited: scoring never slows ingest.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import ray
 
 from actors.common import ActorContext
 from domain.batches import PersistBatch, ShardOutput
+from domain.scoring import ended_trips
 from storage.event_store import PostgresEventStore
 from storage.partitions import PartitionCache
 from storage.projections import publish_batch
@@ -23,8 +25,10 @@ from storage.projections import publish_batch
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1)
 class Persistence:
-    def __init__(self, index: int, settings) -> None:
+    def __init__(self, index: int, settings, scorer=None) -> None:
         self.index = index
+        self.scorer = scorer  # actors.risk_scorer.RiskScorer handle, or None (no scoring on trip end)
+        self.trips_handed = 0
         self.ctx = ActorContext(settings, f"persistence-{index}")
         self._store: PostgresEventStore | None = None
         self.batches = 0
@@ -59,6 +63,7 @@ class Persistence:
         redis = self.ctx.redis()
         await self.ctx.retry(lambda: publish_batch(redis, batch.outputs), what="publish projections to Redis")
         projected = time.perf_counter()
+        self._hand_to_scorer(batch.outputs)
         self.batches += 1
         self.readings += len(batch.readings)
         self.events += result.events_inserted
@@ -73,6 +78,18 @@ class Persistence:
             "project_ms": (projected - written) * 1000,
         }
 
+    def _hand_to_scorer(self, outputs: tuple[ShardOutput, ...]) -> None:
+        """Fire and forget: a scorer that is down loses nothing (its catch-up finds unscored trips)."""
+        if self.scorer is None:
+            return
+        trips = ended_trips(outputs)
+        if trips:
+            try:
+                self.scorer.submit.remote(trips)
+                self.trips_handed += len(trips)
+            except Exception as error:
+                self.ctx.log.warning("scorer_unreachable", error=repr(error)[:200], trips=len(trips))
+
     async def stats(self) -> dict:
         return {
             "persistence": self.index,
@@ -81,6 +98,7 @@ class Persistence:
             "events": self.events,
             "write_s": round(self.write_s, 3),
             "project_s": round(self.project_s, 3),
+            "trips_to_scorer": self.trips_handed,
             "pid": self.ctx.pid,
         }
 

@@ -1,4 +1,4 @@
-"""Wiring the ingest pipeline on Ray: S shards, P persistence actors, C consumers (DESIGN.md §1).
+"""Wiring the ingest pipeline on Ray: S shards, P persistence actors, C consumers, one risk scorer (DESIGN.md §1).
 
 The only place that creates the pipeline's actors. Actors are named (`<prefix>shard-0`, …) in the
 configured namespace so operators find them in the Ray dashboard and a second `start` reuses them.
@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import ray
 
 from actors.consumer import IngestConsumer
 from actors.driver_shard import DriverShard
 from actors.persistence import Persistence
+from actors.risk_scorer import RiskScorer
 from autoins.settings import Settings
 from storage.event_store import PostgresEventStore
 from storage.postgres import create_pool
@@ -27,20 +29,23 @@ class Pipeline:
     persisters: list = field(default_factory=list)
     consumers: list = field(default_factory=list)
     runs: list = field(default_factory=list)  # ObjectRefs of the consumers' run() calls
+    scorer: Any = None  # RiskScorer: scores drivers on trip end (docs/SCORING.md)
+    scorer_run: Any = None  # ObjectRef of its run() call
 
     def actors(self) -> list:
-        return [*self.consumers, *self.shards, *self.persisters]
+        return [*self.consumers, *self.shards, *self.persisters, *([self.scorer] if self.scorer else [])]
 
 
 def start_pipeline(settings: Settings, prefix: str = "") -> Pipeline:
     """Create (or reuse) the actors and start every consumer's loop. Ray must be initialised."""
     opts = {"lifetime": None, "get_if_exists": True}
     pipeline = Pipeline(settings=settings)
+    pipeline.scorer = RiskScorer.options(name=f"{prefix}risk-scorer", **opts).remote(settings)
     pipeline.shards = [
         DriverShard.options(name=f"{prefix}shard-{i}", **opts).remote(i, settings) for i in range(settings.num_shards)
     ]
     pipeline.persisters = [
-        Persistence.options(name=f"{prefix}persistence-{i}", **opts).remote(i, settings)
+        Persistence.options(name=f"{prefix}persistence-{i}", **opts).remote(i, settings, pipeline.scorer)
         for i in range(settings.num_persistence)
     ]
     count = settings.kafka_num_consumers
@@ -51,6 +56,7 @@ def start_pipeline(settings: Settings, prefix: str = "") -> Pipeline:
         for i in range(count)
     ]
     pipeline.runs = [consumer.run.remote() for consumer in pipeline.consumers]
+    pipeline.scorer_run = pipeline.scorer.run.remote()
     return pipeline
 
 
@@ -62,11 +68,22 @@ async def pipeline_status(pipeline: Pipeline) -> dict:
         "consumers": consumers,
         "shards": shards,
         "persisters": persisters,
+        "scorer": await scorer_status(pipeline),
         "durable": sum(c["durable"] for c in consumers),
         "dead_lettered": sum(c["dead_lettered"] for c in consumers),
         "lag": sum(c.get("lag_total", 0) for c in consumers),
         "rewinds": sum(c["rewinds"] for c in consumers),
     }
+
+
+async def scorer_status(pipeline: Pipeline, timeout_s: float = 5.0) -> dict:
+    """The scorer's counters (scored, pending, model_unavailable, …); {"available": False} while it restarts."""
+    if pipeline.scorer is None:
+        return {"available": False}
+    try:
+        return {"available": True, **await asyncio.wait_for(pipeline.scorer.stats.remote(), timeout_s)}
+    except Exception as error:
+        return {"available": False, "error": repr(error)[:200]}
 
 
 async def durable_messages(settings: Settings) -> int:
@@ -103,8 +120,11 @@ async def stop_pipeline(pipeline: Pipeline, timeout_s: float = 60.0) -> None:
     await asyncio.gather(*(c.stop.remote() for c in pipeline.consumers), return_exceptions=True)
     if pipeline.runs:
         await asyncio.wait_for(asyncio.gather(*pipeline.runs, return_exceptions=True), timeout_s)
-    await asyncio.gather(
-        *(a.shutdown.remote() for a in [*pipeline.shards, *pipeline.persisters]), return_exceptions=True
-    )
+    if pipeline.scorer is not None:  # after the consumers: their last batches may still hand it trips
+        await asyncio.gather(pipeline.scorer.stop.remote(), return_exceptions=True)
+        if pipeline.scorer_run is not None:  # stop() cancels a round stuck on an outage after a grace period
+            await asyncio.wait([asyncio.ensure_future(pipeline.scorer_run)], timeout=timeout_s)
+    others = [*pipeline.shards, *pipeline.persisters, *([pipeline.scorer] if pipeline.scorer else [])]
+    await asyncio.gather(*(a.shutdown.remote() for a in others), return_exceptions=True)
     for actor in pipeline.actors():
         ray.kill(actor, no_restart=True)

@@ -9,10 +9,12 @@ plus an upcaster. `tests/unit/corpus/` holds historical payloads that must keep 
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Literal
 
 import msgspec
 
+from domain.risk_assessment import FactorContribution
 from domain.trip_summary import TripSummary
 
 
@@ -127,6 +129,58 @@ class CrashDetected(DomainEventBase, frozen=True, kw_only=True, tag="crash_detec
     post: list[CrashSample] = []
 
 
+class RiskScored(DomainEventBase, frozen=True, kw_only=True, tag="risk_scored"):
+    """The driver's risk as of the end of trip `trip_id`: `occurred_at_ms` is that trip's end (device time),
+    so the same trips and model give the same event whenever scoring runs. Stream `risk:{driver_id}`.
+
+    The model's `RiskAssessment`: `score` 0–100 (lower is safer), rates in expected claims per year,
+    `rate` = credibility × model_rate + (1 − credibility) × prior_rate, `top_factors` in log-rate units."""
+
+    model_version: str
+    feature_hash: str
+    score: float
+    band: str
+    rate: float
+    model_rate: float
+    prior_rate: float
+    credibility: float
+    top_factors: tuple[FactorContribution, ...] = ()
+
+    @property
+    def scored_at_ms(self) -> int:
+        """When the score applies: the end of the trip that triggered it (not when scoring ran)."""
+        return self.occurred_at_ms
+
+
+class PremiumForecast(msgspec.Struct, frozen=True, kw_only=True):
+    """What the next better band would cost: the score must drop by more than `score_drop_to_better_band`.
+    All None in the best band. Money in the quote's currency."""
+
+    better_band: str | None = None
+    score_drop_to_better_band: float | None = None
+    premium_at_better_band: Decimal | None = None
+    saving_at_better_band: Decimal | None = None
+
+
+class PremiumQuoted(DomainEventBase, frozen=True, kw_only=True, tag="premium_quoted"):
+    """The active policy `policy_id` repriced from the `RiskScored` of the same trip and model version
+    (domain.pricing: band, per-km part, ±cap vs `previous_premium`, clamp). Money is Decimal (JSON strings),
+    annual premiums in `currency`; `previous_premium` None means no cap applied (no usable previous)."""
+
+    policy_id: uuid.UUID
+    model_version: str
+    score: float
+    band: str
+    previous_premium: Decimal | None
+    premium: Decimal
+    raw_premium: Decimal
+    currency: str
+    annual_km: float
+    cap_applied: bool
+    clamp_applied: bool
+    forecast: PremiumForecast = PremiumForecast()
+
+
 DomainEvent = (
     TripStarted
     | TripEnded
@@ -137,6 +191,8 @@ DomainEvent = (
     | SpeedingDetected
     | PhoneUseDetected
     | CrashDetected
+    | RiskScored
+    | PremiumQuoted
 )
 
 EVENT_TYPES: dict[str, type[DomainEventBase]] = {
@@ -151,6 +207,8 @@ EVENT_TYPES: dict[str, type[DomainEventBase]] = {
         SpeedingDetected,
         PhoneUseDetected,
         CrashDetected,
+        RiskScored,
+        PremiumQuoted,
     )
 }
 
