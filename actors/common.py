@@ -6,6 +6,7 @@ I/O happens here; pools are built on first use.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,7 @@ class ActorContext:
         )
         self._pool: asyncpg.Pool | None = None
         self._redis = None
+        self._expiring: asyncio.Task | None = None
 
     async def pool(self, max_size: int = 4) -> asyncpg.Pool:
         if self._pool is None:
@@ -67,6 +69,9 @@ class ActorContext:
         self.log.warning(
             "waiting_for_service", what=what, error=repr(error)[:200], attempt=attempt, delay_s=round(delay_s, 3)
         )
+        if self._pool is not None and isinstance(error, (asyncpg.InterfaceError, asyncpg.InternalClientError)):
+            # never hand a connection that broke under the last attempt to the next one
+            self._expiring = asyncio.get_running_loop().create_task(self._pool.expire_connections())
 
     async def close(self) -> None:
         if self._pool is not None:

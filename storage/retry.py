@@ -26,6 +26,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,  # pg_terminate_backend, server shutting down
     asyncpg.CrashShutdownError,
     asyncpg.QueryCanceledError,  # statement_timeout while the server is struggling
+    # A pooled connection whose backend was terminated mid-operation can be left in a protocol state that
+    # refuses the next operation ("cannot switch to state …; another operation is in progress"): retry it
+    # on a fresh connection (ActorContext expires the pool's connections on an asyncpg retry).
+    asyncpg.InternalClientError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
