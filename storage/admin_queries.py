@@ -197,12 +197,13 @@ async def dashboard_counts(conn: asyncpg.Connection, now: datetime) -> asyncpg.R
 
 
 async def risk_distribution(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Drivers per band of their latest score (DISTINCT ON over the (driver_id, scored_at DESC) index)."""
+    """Drivers per band of their latest score (DISTINCT ON over the risk_scores (driver_id, scored_at, recorded_at)
+    index)."""
     return await conn.fetch(
         """
         SELECT band, count(*) AS drivers, avg(score)::float8 AS average_score
         FROM (SELECT DISTINCT ON (driver_id) driver_id, band, score FROM risk_scores
-              ORDER BY driver_id, scored_at DESC) latest
+              ORDER BY driver_id, scored_at DESC, recorded_at DESC) latest
         GROUP BY band ORDER BY band
         """
     )

@@ -1,7 +1,7 @@
 """Cheap queries behind /health/ready and the business gauges (plan §5.1), every 30 s from one replica.
 
 Each is one indexed or small-table query: drivers (a row per driver), the latest score per driver (index
-on risk_scores (driver_id, scored_at DESC)), stored offsets (a row per partition), trip starts/ends of
+on risk_scores (driver_id, scored_at DESC, recorded_at DESC)), stored offsets (a row per partition), trip starts/ends of
 the last day (domain_events partitions pruned by occurred_at).
 """
 
@@ -15,7 +15,7 @@ _BUSINESS = """
 SELECT
   (SELECT count(*) FROM drivers WHERE is_active) AS active_drivers,
   (SELECT coalesce(avg(score), 0)::float8 FROM (
-     SELECT DISTINCT ON (driver_id) score FROM risk_scores ORDER BY driver_id, scored_at DESC) latest)
+     SELECT DISTINCT ON (driver_id) score FROM risk_scores ORDER BY driver_id, scored_at DESC, recorded_at DESC) latest)
      AS average_risk_score,
   (SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_offsets WHERE topic = $1) AS events_total,
   (SELECT count(*) FROM (

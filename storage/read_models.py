@@ -102,11 +102,11 @@ async def exposure_km(conn: asyncpg.Connection, driver_id: str, since: datetime)
 
 async def latest_score(conn: asyncpg.Connection, driver_id: str) -> tuple[bool, asyncpg.Record | None]:
     """(driver exists, the newest risk_scores row or None before any scoring). One statement on the
-    (driver_id, scored_at DESC) index."""
+    (driver_id, scored_at DESC, recorded_at DESC) index."""
     row = await conn.fetchrow(
         "SELECT d.known, s.* FROM (SELECT EXISTS (SELECT 1 FROM drivers WHERE driver_id = $1) AS known) d"
         f" LEFT JOIN LATERAL (SELECT {SCORE_COLUMNS} FROM risk_scores WHERE driver_id = $1"
-        " ORDER BY scored_at DESC, score_id LIMIT 1) s ON true",
+        " ORDER BY scored_at DESC, recorded_at DESC LIMIT 1) s ON true",
         driver_id,
     )
     return bool(row["known"]), (row if row["score_id"] is not None else None)
@@ -125,7 +125,7 @@ async def score_history(
         return head["known"], head["total"], []
     rows = await conn.fetch(
         f"SELECT {SCORE_COLUMNS} FROM risk_scores WHERE driver_id = $1"
-        " ORDER BY scored_at DESC, score_id LIMIT $2 OFFSET $3",
+        " ORDER BY scored_at DESC, recorded_at DESC, score_id LIMIT $2 OFFSET $3",
         driver_id,
         limit,
         offset,
