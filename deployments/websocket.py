@@ -1,11 +1,13 @@
 """The `LiveGateway` app (route prefix `/ws`): live driver and fleet feeds over WebSockets (DESIGN.md §5).
 
 Protocol (docs/OPERATIONS.md):
-- `WS /ws/drivers/{driver_id}[?since=<seq>][&token=<jwt>]`: the driver themself or an admin. Without
+- `WS /ws/drivers/{driver_id}[?since=<seq>|<seq>:<type>:<stream_version>][&token=<jwt>]`: the driver
+  themself or an admin (the full cursor of the last message received also replays later messages that
+  share its seq, such as the trip's `risk_scored` after its `trip_ended`). Without
   `?token=` the first client message must be `{"token": "…"}` within `AUTH_TIMEOUT_S`.
 - `WS /ws/fleet[?token=…]`: admins; every projected message, in `fleet_batch` chunks.
-- The server sends `{"type": "hello", "replica": …}` first, then (with `since`) every held message with a
-  seq > since in message order, then live messages, without gap or duplicate (subscribe → confirmed →
+- The server sends `{"type": "hello", "replica": …}` first, then (with `since`) every held message after
+  it in message order, then live messages, without gap or duplicate (subscribe → confirmed →
   read recent → skip live messages already replayed); `{"type": "heartbeat", "ts_ms": …}` when idle for
   `ws_heartbeat_s`.
 - Close codes: 4400 bad `since`, 4401 missing/invalid token, 4403 not allowed, 4404 unknown driver,
@@ -98,16 +100,42 @@ class SeenKeys:
         return True
 
 
-def parse_since(raw: str | None) -> int | None:
+class Since(msgspec.Struct, frozen=True):
+    """Where a resuming viewer left off: `seq` alone replays every held message with a greater seq; the full
+    cursor `seq:type:stream_version` of the last message received also replays the later messages that
+    share its seq (a trip's `risk_scored` arrives after its `trip_ended`, with the same seq)."""
+
+    seq: int
+    after: tuple | None = None  # message_key of the last message received
+
+    def wants(self, key: tuple | None) -> bool:
+        if key is None:
+            return False
+        return key > self.after if self.after is not None else key[0] > self.seq
+
+
+def parse_since(raw: str | None) -> Since | None:
     if raw is None or raw == "":
         return None
+    parts = raw.split(":")
     try:
-        since = int(raw)
+        seq = int(parts[0])
+        after = None
+        if len(parts) == 3:
+            after = (*message_order(seq, parts[1], int(parts[2])), parts[1])
+        elif len(parts) != 1:
+            raise ValueError(raw)
     except ValueError:
-        raise Closed(CLOSE_BAD_REQUEST, "since must be an integer seq (the last seq you received)") from None
-    if since < -1:
+        raise Closed(CLOSE_BAD_REQUEST, "since must be the last seq you received, or seq:type:stream_version "
+                                        "of the last message") from None
+    if seq < -1:
         raise Closed(CLOSE_BAD_REQUEST, "since must be ≥ -1")
-    return since
+    return Since(seq, after)
+
+
+def replay(held: list[bytes], since: Since) -> list[bytes]:
+    """The held messages a viewer resuming at `since` has not seen, in message order."""
+    return [m for m in held if since.wants(message_key(m))]
 
 
 async def authenticate(websocket: WebSocket, settings: Settings) -> Principal:
@@ -196,18 +224,20 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
 
 
 async def _stream(websocket: WebSocket, settings: Settings, hub: LiveHub, redis, channel: str,
-                  driver_id: str | None, since: int | None) -> None:
+                  driver_id: str | None, since: Since | None) -> None:
     viewer = Viewer(VIEWER_QUEUE)
     await hub.subscribe(channel, viewer)  # before reading recent: nothing published after this is missed
     receiver = asyncio.create_task(_drain_client(websocket), name="ws-receive")
     try:
         await websocket.send_text(_ENCODE({
             "type": "hello", "replica": replica_name(), "channel": channel, "driver_id": driver_id,
-            "since": since, "heartbeat_s": settings.ws_heartbeat_s, "ts_ms": int(time.time() * 1000),
+            "since": None if since is None else since.seq, "heartbeat_s": settings.ws_heartbeat_s,
+            "ts_ms": int(time.time() * 1000),
         }).decode())
         seen = SeenKeys(max(SEEN_KEYS, 2 * settings.ws_recent_messages))
         if since is not None and driver_id is not None:
-            for message in await read_recent(redis, driver_id, since):
+            held = await read_recent(redis, driver_id, since.seq - 1 if since.after is not None else since.seq)
+            for message in replay(held, since):
                 if seen.first_time(message_key(message)):
                     await websocket.send_text(message.decode())
         await _forward(websocket, viewer, seen if driver_id is not None else None, settings.ws_heartbeat_s,

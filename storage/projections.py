@@ -92,10 +92,17 @@ _ENCODE = msgspec.json.Encoder().encode
 _DECODE_ORDER = msgspec.json.Decoder(_OrderKey).decode
 
 
+# Messages of the driver's risk stream (storage/score_projection.py) carry the seq of the reading that
+# ended the trip but are written later, from another stream whose versions are not comparable with the
+# trip stream's: they rank after every trip-stream message of that seq.
+RISK_MESSAGE_TYPES = frozenset({"risk_scored", "premium_quoted"})
+
+
 def message_order(seq: int, message_type: str, stream_version: int = 0) -> tuple[int, int, int]:
     """The order of a driver's messages: by seq; at one seq the position (the reading itself) comes
-    before the events that reading caused, and events follow their stream order."""
-    return seq, 0 if message_type == "position" else 1, stream_version
+    before the events that reading caused, which follow their stream order, then the risk stream's."""
+    rank = 0 if message_type == "position" else 2 if message_type in RISK_MESSAGE_TYPES else 1
+    return seq, rank, stream_version
 
 
 def position_message(live: LivePosition) -> bytes:

@@ -3,12 +3,14 @@ rate, WebSocket message keys and `since` parsing."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from deployments.api.middleware import UNMATCHED, accepted_request_id, route_template
 from deployments.metrics import EventRate, discovery_targets, merge_exposition, node_targets
-from deployments.websocket import CLOSE_BAD_REQUEST, Closed, SeenKeys, message_key, parse_since
+from deployments.websocket import CLOSE_BAD_REQUEST, Closed, SeenKeys, message_key, parse_since, replay
 
 NODE_A = """# HELP ray_http_request_duration_seconds HTTP request duration
 # TYPE ray_http_request_duration_seconds histogram
@@ -103,9 +105,26 @@ def test_seen_keys_drop_repeats_and_forget_the_oldest():
     assert seen.first_time((1,))  # evicted, so new again
 
 
-def test_since_must_be_an_integer_seq():
+def test_since_is_a_seq_or_the_full_cursor_of_the_last_message():
     assert parse_since(None) is None
-    assert parse_since("41") == 41
-    with pytest.raises(Closed) as closed:
-        parse_since("yesterday")
-    assert closed.value.code == CLOSE_BAD_REQUEST
+    assert parse_since("41").seq == 41 and parse_since("41").after is None
+    assert parse_since("41:trip_ended:7").after == (41, 1, 7, "trip_ended")
+    for bad in ("yesterday", "41:trip_ended", "41:x:y", "-2"):
+        with pytest.raises(Closed) as closed:
+            parse_since(bad)
+        assert closed.value.code == CLOSE_BAD_REQUEST
+
+
+def _msg(seq: int, type_: str, version: int = 0) -> bytes:
+    return json.dumps({"type": type_, "driver_id": "d", "seq": seq, "stream_version": version}).encode()
+
+
+def test_resuming_after_a_trip_end_replays_the_score_that_shares_its_seq():
+    # the risk stream's versions are low, the trip stream's high: the score still sorts after the trip end
+    held = [_msg(99, "position"), _msg(100, "position"), _msg(100, "trip_ended", 57), _msg(100, "risk_scored", 3),
+            _msg(100, "premium_quoted", 4), _msg(101, "position")]
+    seq_only = [json.loads(m)["type"] for m in replay(held[1:], parse_since("100"))]
+    assert seq_only == ["position"]  # seq > 100: what a bare seq promises
+    cursor = [json.loads(m)["type"] for m in replay(held, parse_since("100:trip_ended:57"))]
+    assert cursor == ["risk_scored", "premium_quoted", "position"]
+    assert replay(held, parse_since("101:position:0")) == []

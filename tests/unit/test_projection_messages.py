@@ -147,3 +147,10 @@ def test_the_plan_is_byte_for_byte_deterministic():
 def test_message_order_puts_positions_first_at_equal_seq():
     assert message_order(5, "position") < message_order(5, "trip_started", 1) < message_order(5, "trip_ended", 2)
     assert message_order(6, "position") > message_order(5, "crash_detected", 99)
+
+
+def test_risk_stream_messages_follow_the_trip_streams_at_their_seq_whatever_the_versions():
+    trip_end, score, quote = (message_order(5, "trip_ended", 900), message_order(5, "risk_scored", 1),
+                              message_order(5, "premium_quoted", 2))
+    assert trip_end < score < quote
+    assert message_order(5, "premium_quoted", 2) < message_order(6, "position")
