@@ -14,7 +14,7 @@ async def noop() -> dict:
     return {"ok": True}
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0})
+@serve.deployment(ray_actor_options={"num_cpus": 0}, logging_config={"enable_access_log": False})
 @serve.ingress(noop_api)
 class Noop:
     pass

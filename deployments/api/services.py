@@ -27,6 +27,7 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)  # background tasks, handles, metrics
 
 
-def get_services(request: Request) -> Services:
-    """FastAPI dependency: the replica's resources (set by the lifespan in deployments.api.app)."""
+async def get_services(request: Request) -> Services:
+    """FastAPI dependency: the replica's resources (set by the lifespan in deployments.api.app). `async def`
+    so FastAPI calls it on the event loop instead of a worker thread."""
     return request.app.state.services

@@ -28,16 +28,20 @@ ADMIN_ERRORS: dict[int | str, dict] = {**ERRORS, 403: {"model": ErrorOut, "descr
 class Pagination:
     """`page` ≥ 1 (1-based), `page_size` 1..100, default 20."""
 
-    def __init__(
-        self,
-        page: Annotated[int, Query(ge=1, le=PAGE_MAX, description="1-based page number")] = 1,
-        page_size: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX, description="items per page, 1..100")] = 20,
-    ) -> None:
+    def __init__(self, page: int, page_size: int) -> None:
         self.page = page
         self.page_size = page_size
 
 
-PageParams = Annotated[Pagination, Depends()]
+async def pagination(
+    page: Annotated[int, Query(ge=1, le=PAGE_MAX, description="1-based page number")] = 1,
+    page_size: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX, description="items per page, 1..100")] = 20,
+) -> Pagination:
+    """An `async def` dependency: FastAPI would build a class dependency in a worker thread per request."""
+    return Pagination(page, page_size)
+
+
+PageParams = Annotated[Pagination, Depends(pagination)]
 DriverIdPath = Annotated[str, Path(pattern=DRIVER_ID_PATTERN, description="driver id, e.g. driver0001")]
 
 
