@@ -115,7 +115,8 @@ async def test_a_failing_file_is_rolled_back_and_not_recorded(fresh_conn, migrat
 
 
 async def test_a_new_file_numbered_before_the_last_applied_is_refused(fresh_conn, migrations_copy):
-    (migrations_copy / "0004_create_read_models.sql").rename(migrations_copy / "9999_create_read_models.sql")
+    last = sorted(migrations_copy.glob("*.sql"))[-1]  # the newest migration becomes 9999 (order is kept)
+    last.rename(migrations_copy / f"9999{last.name[4:]}")
     await apply_migrations(fresh_conn, migrations_copy)
     (migrations_copy / "9998_create_late_thing.sql").write_text("CREATE TABLE late_thing (id int);")
     with pytest.raises(
@@ -167,7 +168,7 @@ EXPECTED_INDEXES = {
     "trips_pkey": "(trip_id)",
     "trips_driver_id_start_time_end_time_idx": "(driver_id, start_time, end_time)",
     "risk_scores_pkey": "(score_id)",
-    "risk_scores_driver_id_scored_at_idx": "(driver_id, scored_at DESC)",
+    "risk_scores_driver_id_scored_at_recorded_at_idx": "(driver_id, scored_at DESC, recorded_at DESC)",
 }
 
 
