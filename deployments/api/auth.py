@@ -131,9 +131,23 @@ def decode_token(settings: Settings, token: str) -> Principal:
 # -- login rate limit ---------------------------------------------------------------------------------
 
 
+# Behind Serve's HAProxy ingress every request arrives from the proxy's address (it sets no
+# X-Forwarded-For), so a counter per client address alone would be one global counter: five bad passwords
+# from anyone would lock every login out. Failures therefore count per (client, username) — the issue's
+# "per username and client" — at `login_max_failures`, and per username from anywhere at
+# USERNAME_LIMIT_FACTOR × that, which stops a brute force spread over many addresses.
+USERNAME_LIMIT_FACTOR = 5
+
+
 def failure_keys(username: str, client: str) -> tuple[str, str]:
-    """Redis counters of failed logins: one per username, one per client address."""
-    return f"login:fail:user:{username.lower()}", f"login:fail:client:{client}"
+    """Redis counters of failed logins: (per username from anywhere, per client and username)."""
+    user = username.lower()
+    return f"login:fail:user:{user}", f"login:fail:client:{client}:user:{user}"
+
+
+def failure_limits(max_failures: int) -> tuple[int, int]:
+    """The limits of `failure_keys`' counters, in the same order."""
+    return max_failures * USERNAME_LIMIT_FACTOR, max_failures
 
 
 # -- FastAPI dependencies -----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """`POST /api/v1/auth/login`: username + password → a bearer JWT. Failed attempts are rate limited per
-username and per client address (Redis counters with a window); successful logins never are."""
+username and client (Redis counters with a window, auth.failure_keys); successful logins never are."""
 
 from __future__ import annotations
 
@@ -50,11 +50,11 @@ async def _refuse_if_limited(services: ServicesDep, keys: tuple[str, str]) -> No
         pipe.get(key)
         pipe.ttl(key)
     counts_ttls = await pipe.execute()
-    limit = services.settings.login_max_failures
+    limits = auth.failure_limits(services.settings.login_max_failures)
     waits = [
-        max(int(counts_ttls[i + 1]), 1)
-        for i in range(0, len(counts_ttls), 2)
-        if counts_ttls[i] is not None and int(counts_ttls[i]) >= limit
+        max(int(counts_ttls[2 * i + 1]), 1)
+        for i, limit in enumerate(limits)
+        if counts_ttls[2 * i] is not None and int(counts_ttls[2 * i]) >= limit
     ]
     if waits:
         raise HTTPException(
