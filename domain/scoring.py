@@ -17,7 +17,7 @@ import msgspec
 from domain.batches import ShardOutput
 from domain.events import PremiumForecast, PremiumQuoted, RiskScored
 from domain.ids import derive_id, trip_event_id
-from domain.pricing import PricingRules, quote
+from domain.pricing import PricingRules, Quote, quote
 from domain.risk_assessment import RiskAssessment
 
 DAY_MS = 86_400_000
@@ -107,6 +107,15 @@ def policy_rules(policy: PolicyTerms, rules: PricingRules) -> PricingRules:
     )
 
 
+def quote_policy(score: float, annual_km: float, policy: PolicyTerms | None, rules: PricingRules) -> Quote:
+    """The premium for `score` on `policy` (its tariff over `rules`, capped against its current premium), or
+    on the bare tariff when the driver has no policy. The one pricing rule the scorer and the API share."""
+    if policy is None:
+        return quote(score, annual_km, previous_premium=None, rules=rules)
+    previous = policy.current_premium if policy.current_premium > 0 else None
+    return quote(score, annual_km, previous_premium=previous, rules=policy_rules(policy, rules))
+
+
 def score_events(
     assessment: RiskAssessment,
     trip: EndedTrip,
@@ -138,8 +147,7 @@ def score_events(
     )
     if policy is None:
         return ScoringOutcome(scored)
-    previous = policy.current_premium if policy.current_premium > 0 else None
-    q = quote(assessment.score, annual_km, previous_premium=previous, rules=policy_rules(policy, rules))
+    q = quote_policy(assessment.score, annual_km, policy, rules)
     quoted = PremiumQuoted(
         event_id=scoring_event_id("premium_quoted", trip.trip_id, assessment.model_version),
         driver_id=trip.driver_id,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -29,6 +28,7 @@ from deployments.api.schemas import (
 )
 from deployments.api.services import Services
 from domain import pricing
+from domain.scoring import PolicyTerms, quote_policy
 from storage import read_models
 from storage.postgres import acquire
 
@@ -168,9 +168,8 @@ async def quote(services: Services, driver_id: str) -> bytes | None:
             _, rows = await read_models.driver_policies(conn, driver_id)
             km, _trips = await read_models.exposure_km(conn, driver_id, since)
         policy = read_models.current_policy(rows)
-        rules, previous = _tariff(policy)
         annual_km = round(km * 365.0 / window_days, 3)
-        priced = pricing.quote(current.score, annual_km, previous_premium=previous, rules=rules)
+        priced = quote_policy(current.score, annual_km, _terms(policy), pricing.DEFAULT_RULES)
         fields = {name: getattr(priced, name) for name in QuoteOut.model_fields if hasattr(priced, name)}
         return _dump(
             QuoteOut(
@@ -182,14 +181,9 @@ async def quote(services: Services, driver_id: str) -> bytes | None:
     return await services.cache.get(driver_id, "quote", load, services.settings.cache_ttl_default)
 
 
-def _tariff(policy: asyncpg.Record | None) -> tuple[pricing.PricingRules, Decimal | None]:
+def _terms(policy: asyncpg.Record | None) -> PolicyTerms | None:
     if policy is None:
-        return pricing.DEFAULT_RULES, None
-    try:
-        rules = pricing.PricingRules(
-            base_annual_premium=policy["base_premium"], per_km_rate=policy["per_km_rate"], currency=policy["currency"]
-        )
-    except ValueError:  # a policy row outside the tariff's bounds: price with the defaults
-        rules = pricing.DEFAULT_RULES
-    previous = policy["current_premium"] if policy["current_premium"] > 0 else None
-    return rules, previous
+        return None
+    return PolicyTerms(policy_id=policy["policy_id"], base_premium=policy["base_premium"],
+                       current_premium=policy["current_premium"], per_km_rate=policy["per_km_rate"],
+                       currency=policy["currency"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -9,10 +10,11 @@ from pydantic import ValidationError
 
 from autoins.seed import demo_password, policy_number
 from deployments.api.app import readable_errors
-from deployments.api.readers import _factors, _tariff
+from deployments.api.readers import _factors, _terms
 from deployments.api.schemas import page_offset
 from deployments.api.schemas_admin import DriverCreate, DriverPatch, PolicyCreate, UserCreate
 from domain import pricing
+from domain.scoring import quote_policy
 from storage.cache import generation_key, l2_key
 
 
@@ -50,15 +52,17 @@ def test_top_factors_are_read_from_either_stored_shape_and_junk_is_skipped():
     assert _factors(None) == [] and _factors({}) == []
 
 
-def test_the_tariff_comes_from_the_policy_and_falls_back_to_the_defaults():
-    policy = {"base_premium": Decimal("700.00"), "per_km_rate": Decimal("0.0100"), "currency": "GBP",
-              "current_premium": Decimal("650.00")}
-    rules, previous = _tariff(policy)
-    assert (rules.base_annual_premium, rules.per_km_rate, rules.currency, previous) == (
-        Decimal("700.00"), Decimal("0.0100"), "GBP", Decimal("650.00"))
-    assert _tariff(None) == (pricing.DEFAULT_RULES, None)
-    zero = {**policy, "base_premium": Decimal("0"), "current_premium": Decimal("0")}
-    assert _tariff(zero) == (pricing.DEFAULT_RULES, None)
+def test_the_quotes_tariff_comes_from_the_policy_and_falls_back_to_the_defaults():
+    policy = {"policy_id": uuid.uuid4(), "base_premium": Decimal("700.00"), "per_km_rate": Decimal("0.0100"),
+              "currency": "GBP", "current_premium": Decimal("650.00")}
+    priced = quote_policy(50.0, 10_000.0, _terms(policy), pricing.DEFAULT_RULES)
+    assert (priced.band_premium, priced.per_km_premium, priced.currency, priced.previous_premium) == (
+        Decimal("700.00"), Decimal("100.00"), "GBP", Decimal("650.00"))
+    bare = quote_policy(50.0, 10_000.0, _terms(None), pricing.DEFAULT_RULES)
+    assert bare == pricing.quote(50.0, 10_000.0, previous_premium=None, rules=pricing.DEFAULT_RULES)
+    zero = quote_policy(50.0, 10_000.0, _terms({**policy, "base_premium": Decimal("0"),
+                                                 "current_premium": Decimal("0")}), pricing.DEFAULT_RULES)
+    assert (zero.band_premium, zero.previous_premium) == (pricing.DEFAULT_RULES.base_annual_premium, None)
 
 
 def test_demo_logins_follow_the_plans_load_test():
