@@ -7,8 +7,10 @@ import redis.asyncio as aioredis
 from autoins.settings import Settings
 
 
-def create_redis(settings: Settings, **overrides: object) -> aioredis.Redis:
-    """Lazy: no connection is made until the first command (cheap, rerunnable constructors)."""
+def create_redis(settings: Settings, *, wait_for_connection: bool = False, **overrides: object) -> aioredis.Redis:
+    """Lazy: no connection is made until the first command (cheap, rerunnable constructors).
+    `wait_for_connection`: a burst beyond `redis_max_connections` waits for a free connection (up to
+    `redis_socket_timeout_s`) instead of failing — the API's choice (100 logins at once must all pass)."""
     options: dict[str, object] = {
         "max_connections": settings.redis_max_connections,
         "socket_timeout": settings.redis_socket_timeout_s,
@@ -18,4 +20,9 @@ def create_redis(settings: Settings, **overrides: object) -> aioredis.Redis:
         "decode_responses": False,
     }
     options.update(overrides)
+    if wait_for_connection:  # redis-py's from_url always builds a plain ConnectionPool
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, timeout=settings.redis_socket_timeout_s, **options
+        )
+        return aioredis.Redis.from_pool(pool)
     return aioredis.from_url(settings.redis_url, **options)

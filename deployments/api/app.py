@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 
 import asyncpg
-import redis.asyncio as aioredis
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -69,7 +68,7 @@ def create_app(settings: Settings, *, risk_client: RiskClient | None = None) -> 
 async def open_services(settings: Settings, risk_client: RiskClient) -> Services:
     """Pool, Redis, the multi-level cache with its invalidation listener and a bounded warm-up."""
     pool = await create_pool(settings, application_name="autoins-api", min_size=min(settings.db_pool_size, 2))
-    redis = _blocking_redis(settings)
+    redis = create_redis(settings, wait_for_connection=True)
     cache = MultiLevelCache(
         redis, l1_ttl_s=settings.l1_cache_ttl_s, l1_maxsize=settings.l1_cache_maxsize, on_lookup=_cache_metrics()
     )
@@ -90,19 +89,6 @@ async def close_services(services: Services) -> None:
         await services.redis.aclose()
     if services.pool is not None:
         await services.pool.close()
-
-
-def _blocking_redis(settings: Settings) -> aioredis.Redis:
-    """`create_redis`'s client, but a burst beyond `redis_max_connections` waits for a free connection (up to
-    `redis_socket_timeout_s`) instead of failing: 100 logins at once must all pass."""
-    template = create_redis(settings).connection_pool
-    pool = aioredis.BlockingConnectionPool(
-        max_connections=settings.redis_max_connections,
-        timeout=settings.redis_socket_timeout_s,
-        connection_class=template.connection_class,
-        **template.connection_kwargs,
-    )
-    return aioredis.Redis.from_pool(pool)
 
 
 def _cache_metrics():  # type: ignore[no-untyped-def]
