@@ -37,6 +37,7 @@ from storage.event_store_contract import (
     versions_to_verify,
 )
 from storage.partitions import PartitionCache, ensure_for_timestamps
+from storage.postgres import plain
 
 __all__ = [
     "DEFAULT_REPLAY_MARGIN_MS",
@@ -163,7 +164,7 @@ class PostgresEventStore:
         if to_verify:
             rows = await conn.fetch(sql.STORED_VERSIONS, [s for s, _ in to_verify], [v for _, v in to_verify])
             for row in rows:
-                stored[row["stream_id"]][row["stream_version"]] = _uuid(row["event_id"])
+                stored[row["stream_id"]][row["stream_version"]] = plain(row["event_id"])
         fresh: list[NewEvent] = []
         moved: list[tuple[str, int, int]] = []
         for stream_id, stream_events in events.items():
@@ -260,7 +261,7 @@ class PostgresEventStore:
             rows = await conn.fetch(sql.READ_STREAM, stream_id)
         return [
             StoredEvent(
-                event_id=_uuid(r["event_id"]),
+                event_id=plain(r["event_id"]),
                 stream_id=r["stream_id"],
                 stream_version=r["stream_version"],
                 event_type=r["event_type"],
@@ -281,11 +282,6 @@ def _rowcount(status: str) -> int:
     return int(status.rsplit(" ", 1)[1])
 
 
-def _uuid(value: uuid.UUID) -> uuid.UUID:
-    # asyncpg returns its own UUID subclass; hand out plain ones (msgspec, equality, pickling)
-    return value if type(value) is uuid.UUID else uuid.UUID(bytes=value.bytes)
-
-
 def _snapshot(r: asyncpg.Record) -> SnapshotRow | None:
     if r["stream_version"] is None or r["source_offset"] is None or r["last_ts_ms"] is None:
         return None  # none, or written before positions were stored: replay everything instead
@@ -302,7 +298,7 @@ def _snapshot(r: asyncpg.Record) -> SnapshotRow | None:
 
 def _shard_item(r: asyncpg.Record) -> ShardItem:
     reading = Reading(
-        event_id=_uuid(r["event_id"]),
+        event_id=plain(r["event_id"]),
         driver_id=r["driver_id"],
         ts_ms=r["ts_ms"],
         type=ReadingType(r["event_type"]),

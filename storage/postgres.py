@@ -8,6 +8,7 @@ asyncpg has no "overflow": the pool holds `db_pool_size` connections and grows t
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -108,3 +109,10 @@ async def drop_database(url: str, timeout_s: float = 10.0) -> None:
         await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(database)} WITH (FORCE)")
     finally:
         await conn.close()
+
+
+def plain(value: Any) -> Any:
+    """asyncpg's own UUID subclass as a plain `uuid.UUID` (msgspec, equality, pickling); anything else as is."""
+    if isinstance(value, uuid.UUID) and type(value) is not uuid.UUID:
+        return uuid.UUID(bytes=value.bytes)
+    return value

@@ -24,6 +24,7 @@ from domain.trip_summary import TripSummary
 from storage import event_store_sql as es
 from storage.event_store_sql import ms_to_ts, ts_to_ms
 from storage.partitions import PartitionCache, ensure_for_timestamps
+from storage.postgres import plain
 
 _TRIP_FIELDS = [n for n, _ in es.TRIP_COLUMNS]
 _TIME_COLUMNS = {"start_ms": "t.start_time", "end_ms": "t.end_time"}
@@ -165,11 +166,11 @@ async def load_scoring_inputs(pool: asyncpg.Pool, trips: Sequence[EndedTrip], wi
     by_driver: dict[str, list[TripSummary]] = {d: [] for d in ids}
     for r in rows:
         by_driver[r["driver_id"]].append(
-            TripSummary(**{n: _plain(r[n]) for n in _TRIP_FIELDS})  # type: ignore[arg-type]
+            TripSummary(**{n: plain(r[n]) for n in _TRIP_FIELDS})  # type: ignore[arg-type]
         )
     policies = {
         r["driver_id"]: PolicyTerms(
-            policy_id=_plain(r["policy_id"]),
+            policy_id=plain(r["policy_id"]),
             base_premium=r["base_premium"],
             current_premium=r["current_premium"],
             per_km_rate=r["per_km_rate"],
@@ -194,7 +195,7 @@ async def write_scores(
         months = sorted({o.risk_scored.occurred_at_ms for o in outcomes})
         await ensure_for_timestamps(conn, "domain_events", months, partitions)
         async with conn.transaction():
-            inserted = {_plain(r["score_id"]) for r in await conn.fetch(INSERT_SCORES, *_score_columns(outcomes))}
+            inserted = {plain(r["score_id"]) for r in await conn.fetch(INSERT_SCORES, *_score_columns(outcomes))}
             fresh = [o for o in outcomes if o.risk_scored.event_id in inserted]
             quotes = [o.premium_quoted for o in fresh if o.premium_quoted is not None]
             await _check_policies(conn, quotes)
@@ -212,7 +213,7 @@ async def unscored_latest_trips(pool: asyncpg.Pool, window_days: float, limit: i
     """Catch-up: up to `limit` drivers whose latest trip (ended within `window_days` of now) has no score."""
     async with pool.acquire() as conn:
         rows = await conn.fetch(UNSCORED_LATEST_TRIPS, float(window_days), limit)
-    return [EndedTrip(r["driver_id"], _plain(r["trip_id"]), r["end_ms"], r["seq"]) for r in rows]
+    return [EndedTrip(r["driver_id"], plain(r["trip_id"]), r["end_ms"], r["seq"]) for r in rows]
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -258,7 +259,7 @@ def _policy_columns(quotes: Sequence[PremiumQuoted]) -> list[list]:
 async def _check_policies(conn: asyncpg.Connection, quotes: Sequence[PremiumQuoted]) -> None:
     if not quotes:
         return
-    rows = {_plain(r["policy_id"]): r for r in await conn.fetch(LOCK_POLICIES, [q.policy_id for q in quotes])}
+    rows = {plain(r["policy_id"]): r for r in await conn.fetch(LOCK_POLICIES, [q.policy_id for q in quotes])}
     stale = []
     for q in quotes:
         row = rows.get(q.policy_id)
@@ -316,17 +317,10 @@ async def _stored(
     out = {}
     for r in rows:
         event = decode_event(r["payload"])  # canonical bytes again: jsonb reorders keys
-        out[_plain(r["event_id"])] = StoredRiskEvent(
+        out[plain(r["event_id"])] = StoredRiskEvent(
             event.event_id, event_type(event), r["stream_version"], event.occurred_at_ms, encode_event(event)
         )
     return out
-
-
-def _plain(value):
-    # asyncpg returns its own UUID subclass; hand out plain ones (msgspec, equality, pickling)
-    if isinstance(value, uuid.UUID) and type(value) is not uuid.UUID:
-        return uuid.UUID(bytes=value.bytes)
-    return value
 
 
 def _rowcount(status: str) -> int:
