@@ -25,6 +25,22 @@ def _positive(name: str, value: int | None) -> None:
         raise UserFacingError(f"{name} must be a positive number, got {value}")
 
 
+def _report(result: dict, name: str, output: Path | None, as_json: bool, out, markdown: str, begin: str, end: str,
+            json_line, render_table) -> None:
+    """What `api` and `ml` do with a result: its BENCHMARKS.md section (unless `output` is None), then one JSON
+    line on stdout or the table."""
+    from autoins.bench.report import write_marked_section
+
+    if output is not None:
+        how = write_marked_section(output, markdown, begin, end)
+        out.print(f"{output}: {name} section {how}", highlight=False)
+    if as_json:
+        sys.stdout.write(json.dumps(json_line(result)) + "\n")
+        sys.stdout.flush()
+    else:
+        render_table(result, console)
+
+
 @bench_app.command("ingest")
 @user_errors
 def ingest_command(
@@ -114,7 +130,6 @@ def api_command(
     think time."""
     from autoins.bench.api import ApiBenchOptions, run_api_benchmark
     from autoins.bench.api_report import BEGIN, END, json_line, render_table, section_markdown
-    from autoins.bench.report import write_marked_section
 
     for name, value in (("--users", users), ("--duration", duration), ("--drivers", drivers)):
         _positive(name, value)
@@ -126,14 +141,8 @@ def api_command(
                               command="autoins " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     out = err_console if as_json else console
     result = run_api_benchmark(settings, options, out)
-    if write:
-        how = write_marked_section(output, section_markdown(result), BEGIN, END)
-        out.print(f"{output}: api section {how}", highlight=False)
-    if as_json:
-        sys.stdout.write(json.dumps(json_line(result)) + "\n")
-        sys.stdout.flush()
-    else:
-        render_table(result, console)
+    _report(result, "api", output if write else None, as_json, out, section_markdown(result), BEGIN, END,
+            json_line, render_table)
     if result["errors"]:
         raise fail(f"{result['errors']} request(s) failed")
 
@@ -151,7 +160,6 @@ def ml_command(
     """RiskModel latency through a Serve handle: single, a batch of 100 (assess_many), 100 concurrent
     singles, cached."""
     from autoins.bench.ml import BEGIN, END, json_line, render_table, run_ml_benchmark, section_markdown
-    from autoins.bench.report import write_marked_section
 
     for name, value in (("--requests", requests), ("--reps", reps)):
         _positive(name, value)
@@ -159,11 +167,5 @@ def ml_command(
     out = err_console if as_json else console
     result = run_ml_benchmark(settings, singles=requests, reps=reps, out=out,
                               command="autoins " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    if write:
-        how = write_marked_section(output, section_markdown(result), BEGIN, END)
-        out.print(f"{output}: ml section {how}", highlight=False)
-    if as_json:
-        sys.stdout.write(json.dumps(json_line(result)) + "\n")
-        sys.stdout.flush()
-    else:
-        render_table(result, console)
+    _report(result, "ml", output if write else None, as_json, out, section_markdown(result), BEGIN, END,
+            json_line, render_table)
