@@ -98,6 +98,11 @@ class TripFeatures(msgspec.Struct, frozen=True, kw_only=True):
     idle_share: float
 
 
+def annualized_km(km: float, window_days: float) -> float:
+    """km driven in `window_days`, as km per year: the exposure pricing charges per km."""
+    return km * DAYS_PER_YEAR / window_days
+
+
 def _moving_s(t: TripSummary) -> float:
     return max(t.duration_s - t.idle_s, 0.0)
 
@@ -151,7 +156,7 @@ def driver_features(trips: Sequence[TripSummary], window_days: float) -> DriverF
         trip_count=float(len(trips)),
         exposure_km=km,
         total_hours=duration_s / 3600.0,
-        annual_km=km * DAYS_PER_YEAR / window_days,
+        annual_km=annualized_km(km, window_days),
         avg_speed_kmh=km / (moving_s / 3600.0) if moving_s > 0 else 0.0,
         harsh_braking_per_100km=_per_100km(sum(t.harsh_braking_count for t in trips), km),
         harsh_acceleration_per_100km=_per_100km(sum(t.harsh_acceleration_count for t in trips), km),

@@ -28,6 +28,7 @@ from deployments.api.schemas import (
 )
 from deployments.api.services import Services
 from domain import pricing
+from domain.features import annualized_km
 from domain.scoring import PolicyTerms, quote_policy
 from storage import read_models
 from storage.postgres import acquire
@@ -168,7 +169,7 @@ async def quote(services: Services, driver_id: str) -> bytes | None:
             _, rows = await read_models.driver_policies(conn, driver_id)
             km, _trips = await read_models.exposure_km(conn, driver_id, since)
         policy = read_models.current_policy(rows)
-        annual_km = round(km * 365.0 / window_days, 3)
+        annual_km = round(annualized_km(km, window_days), 3)
         priced = quote_policy(current.score, annual_km, _terms(policy), pricing.DEFAULT_RULES)
         fields = {name: getattr(priced, name) for name in QuoteOut.model_fields if hasattr(priced, name)}
         return _dump(
