@@ -14,10 +14,11 @@ from typing import TypeVar
 
 import asyncpg
 
-from autoins.logging import configure_logging, get_logger
-from domain.rules import TripRules, ValidationRules
-from storage.postgres import create_pool
-from storage.redis import create_redis
+from config.logging import configure_logging, get_logger
+from config.rules import validation_rules
+from domain.rules import TripRules
+from storage.postgres.pool import create_pool
+from storage.redis.client import create_redis
 from storage.retry import retry_transient
 
 T = TypeVar("T")
@@ -36,11 +37,7 @@ class ActorContext:
         configure_logging(settings.log_level, json=settings.log_json)
         self.log = get_logger(name).bind(actor=name, pid=self.pid)
         self.trip_rules = TripRules()
-        self.validation_rules = ValidationRules(
-            max_future_skew_s=settings.max_future_skew_s,
-            retention_days=settings.retention_months * 31,
-            max_payload_bytes=ValidationRules().max_payload_bytes,
-        )
+        self.validation_rules = validation_rules(settings)
         self._pool: asyncpg.Pool | None = None
         self._redis = None
         self._expiring: asyncio.Task | None = None

@@ -27,7 +27,7 @@ from actors.common import ActorContext
 from actors.consumer_metrics import ConsumerMetrics
 from actors.ingest_batch import PreparedBatch, prepare_batch
 from actors.kafka_source import KafkaSource
-from storage.event_store import PostgresEventStore
+from storage.postgres.event_store import PostgresEventStore
 
 
 @dataclass

@@ -15,7 +15,7 @@ import ray
 from actors.common import ActorContext
 from domain.batches import ShardItem, ShardOutput, decode_shard_items
 from domain.shard_core import DriverSlot, activate, fold_batch, group_by_driver, idle_drivers
-from storage.event_store import PostgresEventStore
+from storage.postgres.event_store import PostgresEventStore
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1)

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
-from storage.kafka import consumer_config
-from storage.kafka_producer import ReadingProducer
+from storage.kafka.clients import consumer_config
+from storage.kafka.producer import ReadingProducer
 
 
 class KafkaSource:

@@ -1,6 +1,6 @@
 """Persistence: one PostgreSQL transaction per batch, then the Redis projections, then the ack.
 
-The transaction (storage.event_store) holds the raw readings, the domain events with the stream
+The transaction (storage.postgres.event_store) holds the raw readings, the domain events with the stream
 compare-and-set, due snapshots, ended trips and the consumer offsets: a batch is durable entirely or
 not at all, and a retried batch is a no-op. While PostgreSQL or Redis is away the call waits and
 retries (storage.retry); the consumer waits on it, so an outage becomes Kafka lag, not loss. A
@@ -18,9 +18,9 @@ import ray
 from actors.common import ActorContext
 from domain.batches import PersistBatch, ShardOutput
 from domain.scoring import ended_trips
-from storage.event_store import PostgresEventStore
-from storage.partitions import PartitionCache
-from storage.projections import publish_batch
+from storage.postgres.event_store import PostgresEventStore
+from storage.postgres.partitions import PartitionCache
+from storage.redis.projections import publish_batch
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1)

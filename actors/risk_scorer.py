@@ -4,7 +4,7 @@ Persistence actors hand over each committed batch's ended trips in one fire-and-
 the scorer keeps each driver's latest pending trip and, every `flush_interval_s` (or as soon as
 `ml_batch_size` drivers wait), scores them all: one query loads their windows and policies, one
 `assess_many` call goes to the RiskModel Serve deployment, domain.scoring builds the events, one
-transaction stores them (storage.risk_writes), one pipeline projects them (storage.score_projection).
+transaction stores them (storage.postgres.score_store), one pipeline projects them (storage.redis.score_projection).
 
 Nothing is lost while the model is away: the pending set is kept and retried with backoff (logged at most
 every 30 s), and a catch-up query (at start and every `catchup_every_s`) re-finds drivers whose latest trip
@@ -21,20 +21,20 @@ import time
 import ray
 
 from actors.common import ActorContext
-from deployments.names import RISK_APP, RISK_DEPLOYMENT
+from config.names import RISK_APP, RISK_DEPLOYMENT
 from domain.features import driver_features
 from domain.pricing import DEFAULT_RULES, PricingRules
 from domain.risk_assessment import RiskAssessment, ScoreRequest
 from domain.scoring import EndedTrip, ScoringOutcome, coalesce, score_all
-from storage.partitions import PartitionCache
-from storage.risk_writes import (
+from storage.postgres.partitions import PartitionCache
+from storage.postgres.score_store import (
     ScoreWriteResult,
     StalePolicy,
     load_scoring_inputs,
     unscored_latest_trips,
     write_scores,
 )
-from storage.score_projection import plan_scores, publish_scores, scored_driver
+from storage.redis.score_projection import plan_scores, publish_scores, scored_driver
 
 MAX_DRIVERS_PER_ROUND = 2_000  # bounds one round's query, model call and transaction
 MODEL_TIMEOUT_S = 15.0

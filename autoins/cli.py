@@ -46,7 +46,7 @@ def ensure_topics_command() -> None:
     """Create the events topic (configured partitions) and its DLQ if missing."""
     from confluent_kafka import KafkaException
 
-    from storage.kafka import ensure_topics
+    from storage.kafka.clients import ensure_topics
 
     settings = settings_from_env()
     try:

@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 
 from autoins.errors import UserFacingError
-from autoins.logging import configure_logging
-from autoins.settings import Settings, SettingsError, load_settings
+from config.logging import configure_logging
+from config.settings import Settings, SettingsError, load_settings
 
 # Piped output (CI logs, `| less`) gets a wide console instead of Rich's 80-column default, so URLs
 # in tables are not broken across lines.

@@ -20,12 +20,20 @@ from rich.table import Table
 
 from autoins.cli_support import console, run, settings_from_env, user_errors
 from autoins.errors import UserFacingError
-from autoins.settings import Settings
+from config.settings import Settings
 from domain.partition_calendar import window_months
-from storage.archive import ArchiveError, Retirement, archive_paths, plan_retention, read_manifest, restore, retain
-from storage.migrations import Migration, MigrationError, applied_versions, apply_migrations, load_migrations
-from storage.partitions import TABLE_NAMES, PartitionError, ensure_window, list_partitions
-from storage.postgres import connect, create_database_if_missing
+from storage.postgres.archive import (
+    ArchiveError,
+    Retirement,
+    archive_paths,
+    plan_retention,
+    read_manifest,
+    restore,
+    retain,
+)
+from storage.postgres.migrations import Migration, MigrationError, applied_versions, apply_migrations, load_migrations
+from storage.postgres.partitions import TABLE_NAMES, PartitionError, ensure_window, list_partitions
+from storage.postgres.pool import connect, create_database_if_missing
 
 db_app = typer.Typer(no_args_is_help=True)
 partitions_app = typer.Typer(no_args_is_help=True)

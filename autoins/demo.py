@@ -22,7 +22,7 @@ import typer
 from autoins.cli_support import console, run, settings_from_env, user_errors
 from autoins.errors import UserFacingError
 from autoins.serve import deploy_apps, launch_pipeline, live_counters, print_addresses, remove_apps, watch
-from autoins.settings import Settings
+from config.settings import Settings
 
 
 @user_errors
@@ -122,7 +122,7 @@ def ensure_model(settings: Settings) -> None:
     """Train the default model with `autoins train` when models_dir holds no artifact: its simulated
     features ship with autoins (autoins/data/training-cache), so this is a fit of a few seconds."""
     from autoins.train import absolute_models_dir
-    from storage.model_artifacts import list_artifacts
+    from storage.files.model_artifacts import list_artifacts
 
     models_dir = absolute_models_dir(settings)
     if models_dir.is_dir() and list_artifacts(models_dir):

@@ -17,9 +17,9 @@ from actors.consumer import IngestConsumer
 from actors.driver_shard import DriverShard
 from actors.persistence import Persistence
 from actors.risk_scorer import RiskScorer
-from autoins.settings import Settings
-from storage.event_store import PostgresEventStore
-from storage.postgres import create_pool
+from config.settings import Settings
+from storage.postgres.event_store import PostgresEventStore
+from storage.postgres.pool import create_pool
 
 
 @dataclass

@@ -21,13 +21,13 @@ import typer
 
 from autoins.cli_support import console, run, settings_from_env, user_errors
 from autoins.errors import UserFacingError
-from autoins.settings import Environment, Settings
 from autoins.simulate import register_drivers
+from config.settings import Environment, Settings
 from deployments.api.auth import hash_password_sync
 from domain.pricing import DEFAULT_RULES
 from domain.simulator import Population
-from storage import admin_queries, users
-from storage.postgres import connect
+from storage.postgres import admin_queries, users
+from storage.postgres.pool import connect
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin-password"  # development only: seeding refuses any other environment

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from autoins.cli_support import console, settings_from_env, user_errors
 from autoins.errors import UserFacingError
-from autoins.settings import Settings
+from config.settings import Settings
 
 
 def init_ray(settings: Settings, include_dashboard: bool = True) -> str | None:
@@ -45,8 +45,8 @@ def init_ray(settings: Settings, include_dashboard: bool = True) -> str | None:
 
 
 async def live_counters(settings: Settings) -> dict:
-    from storage.pipeline_queries import pipeline_counters
-    from storage.postgres import create_pool
+    from storage.postgres.pipeline_queries import pipeline_counters
+    from storage.postgres.pool import create_pool
 
     pool = await create_pool(settings, application_name="autoins-serve", min_size=1, max_size=1)
     try:

@@ -25,13 +25,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autoins.cli_support import console, run, settings_from_env, user_errors
 from autoins.errors import UserFacingError
-from autoins.settings import Settings
+from config.rules import validation_rules
+from config.settings import Settings
+from domain.partition_calendar import retention_start_ms
 from domain.rules import ValidationRules
 from domain.simulator import DriverTruth, Population, driver_id, simulate, to_wire_json
-from storage.drivers import NewDriver, drivers_table_exists, insert_missing_drivers
-from storage.kafka import ensure_topics
-from storage.kafka_producer import ProduceError, ReadingProducer
-from storage.postgres import connect
+from storage.kafka.clients import ensure_topics
+from storage.kafka.producer import ProduceError, ReadingProducer
+from storage.postgres.drivers import NewDriver, drivers_table_exists, insert_missing_drivers
+from storage.postgres.pool import connect
 
 # A trip is simulated whole when its ignition_on lies in the window, so its tail can pass the window's
 # end: by at most the longest trip's time budget (docs/SIMULATOR.md §3: 150 km → 1.6·150/40 h + 15 min
@@ -88,15 +90,15 @@ def _iso(ms: int) -> str:
 
 
 def _check_window(start_ms: int, now_ms: int, rules: ValidationRules) -> None:
-    oldest_ms = now_ms - rules.retention_days * 86_400_000
+    oldest_ms = retention_start_ms(now_ms, rules.retention_months)
     if start_ms < oldest_ms:
-        raise UserFacingError(f"--start {_iso(start_ms)} is more than {rules.retention_days} days ago: validation "
-                              "would refuse those readings (retention)")
+        raise UserFacingError(f"--start {_iso(start_ms)} is before {_iso(oldest_ms)}, the oldest month the "
+                              f"{rules.retention_months}-month retention keeps: validation would refuse those readings")
     if start_ms > now_ms + rules.max_future_skew_s * 1000:
         raise UserFacingError(f"--start {_iso(start_ms)} is in the future: validation would refuse those readings")
 
 
-# -- PostgreSQL: the drivers read model (SQL in storage.drivers) --------------------------------------
+# -- PostgreSQL: the drivers read model (SQL in storage.postgres.drivers) --------------------------------------
 
 
 async def register_drivers(settings: Settings, truth: list[DriverTruth]) -> int:
@@ -165,7 +167,7 @@ def _keys(batch: np.ndarray) -> list[str]:
 
 
 def produce_stream(producer: ReadingProducer, population: Population, start_ms: int, duration_s: float, seed: int,
-                   batch_size: int, rate: float | None, progress: Progress) -> Produced:
+                   batch_size: int, rate: float | None, progress: Progress, *, max_future_skew_s: int) -> Produced:
     """Produce every batch; `rate` (readings/s) paces by sleeping between chunks of ~0.1 s of readings."""
     end_ms = start_ms + round(duration_s * 1000)
     task = progress.add_task("simulated time", total=end_ms - start_ms, readings="0", per_s="")
@@ -184,7 +186,7 @@ def produce_stream(producer: ReadingProducer, population: Population, start_ms: 
         first_ts = int(ts[0]) if first_ts is None else first_ts
         last_ts = int(ts[-1])
         # readings the validator would refuse as too far ahead of the clock (explicit recent --start)
-        future += int(np.count_nonzero(ts > _clock_ms() + ValidationRules().max_future_skew_s * 1000))
+        future += int(np.count_nonzero(ts > _clock_ms() + max_future_skew_s * 1000))
         elapsed = time.monotonic() - started
         progress.update(task, completed=min(last_ts, end_ms) - start_ms, readings=f"{produced:,}",
                         per_s=f"{produced / elapsed:,.0f}/s" if elapsed > 0 else "")
@@ -218,7 +220,8 @@ def simulate_command(
     duration_s = parse_duration_s(duration)
     now_ms = _clock_ms()  # the edge reads the clock and passes time down
     start_ms = parse_start_ms(start, now_ms, duration_s)
-    _check_window(start_ms, now_ms, ValidationRules())
+    rules = validation_rules(settings)
+    _check_window(start_ms, now_ms, rules)
     population = Population.generate(drivers, seed)
     truth = population.truth_table()
 
@@ -234,7 +237,8 @@ def simulate_command(
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[readings]} readings"),
                       TextColumn("{task.fields[per_s]}"), TimeElapsedColumn(), console=console) as progress:
-            produced = produce_stream(producer, population, start_ms, duration_s, seed, batch_size, rate, progress)
+            produced = produce_stream(producer, population, start_ms, duration_s, seed, batch_size, rate, progress,
+                                      max_future_skew_s=rules.max_future_skew_s)
         producer.flush(60.0)  # readings/s below counts delivered (acknowledged) readings, not queued ones
         elapsed = max(time.monotonic() - started, 1e-9)
     except ProduceError as error:
@@ -252,6 +256,6 @@ def simulate_command(
                   f"{_iso(start_ms)} → {_iso(start_ms + round(duration_s * 1000))}; readings {span}", highlight=False)
     if produced.future_readings:
         console.print(f"[yellow]warning:[/yellow] {produced.future_readings:,} readings lie more than "
-                      f"{ValidationRules().max_future_skew_s} s ahead of the clock; validation will send them "
+                      f"{rules.max_future_skew_s} s ahead of the clock; validation will send them "
                       "to the DLQ (start earlier)", highlight=False)
     console.print(f"ground truth: {truth_path}", highlight=False)

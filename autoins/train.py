@@ -3,7 +3,7 @@
 The shell around the pure pieces (domain/risk_model): chunks of drivers are simulated in worker
 processes (a driver's features depend only on (seed, driver, days), so chunks are independent), the
 features are cached under `data_dir/training-cache` keyed by (feature spec, seed, drivers, days),
-and the artifact goes to `models_dir` (storage/model_artifacts.py).
+and the artifact goes to `models_dir` (storage/files/model_artifacts.py).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autoins.cli_support import console, err_console, settings_from_env, user_errors
 from autoins.errors import UserFacingError
-from autoins.settings import Settings
+from config.settings import Settings
 from domain.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from domain.risk_model.dataset import DatasetSpec, chunk_plan, label, simulate_features
 from domain.risk_model.spec import TrainingParams
-from storage.model_artifacts import feature_cache_path, read_feature_cache, save_artifact, write_feature_cache
+from storage.files.model_artifacts import feature_cache_path, read_feature_cache, save_artifact, write_feature_cache
 
 if TYPE_CHECKING:
     from domain.risk_model.training import TrainingResult

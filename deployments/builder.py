@@ -17,8 +17,8 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
-from autoins.settings import PROJECT_ROOT, Settings, load_settings
-from deployments.names import API_APP, API_DEPLOYMENT, RISK_APP, WS_APP, WS_DEPLOYMENT
+from config.names import API_APP, API_DEPLOYMENT, RISK_APP, WS_APP, WS_DEPLOYMENT
+from config.settings import PROJECT_ROOT, Settings, load_settings
 
 API_ROUTE, WS_ROUTE = "/", "/ws"
 _PATH_FIELDS = ("models_dir", "data_dir", "archive_dir", "migrations_dir")
@@ -106,7 +106,7 @@ def delete_all(timeout_s: float = 90.0) -> None:
 
 
 def _settings_from_environment(args: dict[str, Any]) -> Settings:
-    from autoins.logging import configure_logging
+    from config.logging import configure_logging
 
     root = Path(args.get("root") or PROJECT_ROOT)
     settings = absolute_paths(load_settings(root), root)

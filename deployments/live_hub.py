@@ -15,7 +15,7 @@ import contextlib
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from autoins.logging import get_logger
+from config.logging import get_logger
 
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 _log = get_logger("autoins.live_hub")

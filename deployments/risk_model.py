@@ -28,13 +28,13 @@ from cachetools import TTLCache
 from ray import serve
 from ray.serve import Application
 
-from autoins.logging import get_logger
-from autoins.settings import Settings
-from deployments.names import RISK_DEPLOYMENT
+from config.logging import get_logger
+from config.names import RISK_DEPLOYMENT
+from config.settings import Settings
 from domain.features import FEATURE_NAMES, feature_hash
 from domain.risk_assessment import RiskAssessment, ScoreRequest
 from domain.risk_model import ArtifactError, ModelNotReady, RiskPredictor
-from storage.model_artifacts import load_artifact
+from storage.files.model_artifacts import load_artifact
 
 _log = get_logger("deployments.risk_model")
 INFERENCE_BOUNDARIES_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]
@@ -218,7 +218,7 @@ def code_version(settings: Settings) -> str:
 
 
 def build_risk_app(settings: Settings, *, user_config: dict | None = None) -> Application:
-    """The bound `RiskModel` application (deploy it under `deployments.names.RISK_APP`). A relative
+    """The bound `RiskModel` application (deploy it under `config.names.RISK_APP`). A relative
     `models_dir` is resolved here, in the driver, against its working directory. Redeploying with only
     another `user_config` (e.g. {"model_version": …}) switches the model in place, without a restart."""
     if not settings.models_dir.is_absolute():

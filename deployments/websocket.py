@@ -29,16 +29,16 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import HTTPException
 from starlette.websockets import WebSocketState
 
-from autoins.logging import configure_logging, get_logger
-from autoins.settings import Settings
+from config.logging import configure_logging, get_logger
+from config.settings import Settings
 from deployments.api.auth import Principal, decode_token
 from deployments.live_hub import LiveHub, Viewer
 from deployments.metrics import platform_metrics
 from deployments.replica import replica_name
-from storage.postgres import acquire, create_pool
-from storage.projections import FLEET_CHANNEL, driver_channel, message_order, read_recent
-from storage.read_models import get_driver
-from storage.redis import create_redis
+from storage.postgres.pool import acquire, create_pool
+from storage.postgres.read_models import get_driver
+from storage.redis.client import create_redis
+from storage.redis.projections import FLEET_CHANNEL, driver_channel, message_order, read_recent
 
 AUTH_TIMEOUT_S = 5.0
 VIEWER_QUEUE = 1_000  # messages waiting for one socket before it is dropped as a slow consumer

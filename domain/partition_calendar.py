@@ -15,9 +15,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 
 _MS_PER_DAY = 86_400_000
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_EPOCH_DATETIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -115,6 +117,18 @@ def retention_cutoff(now: datetime, retention_months: int) -> Month:
     return Month.of(now).plus(-retention_months)
 
 
+def retention_start_ms(now_ms: int, retention_months: int) -> int:
+    """Epoch ms of the first instant retention keeps at `now_ms`: validation refuses anything earlier, so
+    no accepted reading ever falls in a month that retention retires (or recreates a dropped partition)."""
+    return _retention_start_of_month(_month_of_day(now_ms // _MS_PER_DAY).index, retention_months)
+
+
+@lru_cache(maxsize=64)
+def _retention_start_of_month(month_index: int, retention_months: int) -> int:
+    # validation asks once per reading: the answer changes only when the month does
+    return _epoch_ms(retention_cutoff(Month.from_index(month_index).start, retention_months).start)
+
+
 def window_months(now: datetime, retention_months: int, ahead_months: int) -> list[Month]:
     """Months that must have a partition: from the retention cutoff to `ahead_months` past now."""
     if ahead_months < 0:
@@ -166,3 +180,8 @@ def months_of_epoch_ms(epoch_ms: Iterable[int]) -> set[Month]:
 def _month_of_day(day: int) -> Month:
     civil = date.fromordinal(_EPOCH_ORDINAL + day)
     return Month(civil.year, civil.month)
+
+
+def _epoch_ms(instant: datetime) -> int:
+    delta = instant - _EPOCH_DATETIME
+    return delta.days * _MS_PER_DAY + delta.seconds * 1000 + delta.microseconds // 1000

@@ -22,8 +22,9 @@ class ValidationRules(msgspec.Struct, frozen=True, kw_only=True):
 
     # Traccar's `filter.future` plays the same role; 5 minutes tolerates phone clocks that drift.
     max_future_skew_s: int = 300
-    # DESIGN.md / the plan: raw events are kept 12 months, then archived. Older readings are refused.
-    retention_days: int = 365
+    # DESIGN.md / the plan: raw events are kept 12 months, then archived. Readings from a month that
+    # retention retires are refused (`domain.partition_calendar.retention_start_ms`, the one rule for both).
+    retention_months: int = 12
     # One reading is ~300 bytes of JSON; 64 KiB leaves room for a `data` object and refuses abuse.
     max_payload_bytes: int = 64 * 1024
 

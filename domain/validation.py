@@ -14,12 +14,13 @@ import re
 import struct
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
 import msgspec
 
+from domain.partition_calendar import retention_start_ms
 from domain.readings import Reading, ReadingType, WireReading
 from domain.rules import ValidationRules
 
@@ -232,9 +233,18 @@ def _check_ts_window(ts_ms: int, now_ms: int, rules: ValidationRules) -> tuple[R
             RejectReason.TS_IN_FUTURE,
             f"ts is {ts_ms - now_ms} ms ahead of now; at most {rules.max_future_skew_s} s allowed",
         )
-    if ts_ms < now_ms - rules.retention_days * _MS_PER_DAY:
-        return RejectReason.TS_BEFORE_RETENTION, f"ts is older than the {rules.retention_days}-day retention"
+    oldest_ms = retention_start_ms(now_ms, rules.retention_months)
+    if ts_ms < oldest_ms:
+        return (
+            RejectReason.TS_BEFORE_RETENTION,
+            f"ts is before {_iso_ms(oldest_ms)}, the start of the oldest month the {rules.retention_months}-month "
+            "retention keeps",
+        )
     return None
+
+
+def _iso_ms(epoch_ms: int) -> str:
+    return (_EPOCH + timedelta(milliseconds=epoch_ms)).isoformat().replace("+00:00", "Z")
 
 
 def _too_large(size: int, rules: ValidationRules) -> Rejection:

@@ -25,7 +25,7 @@ import numpy as np
 from rich.console import Console
 
 from autoins.errors import UserFacingError
-from autoins.settings import Settings
+from config.settings import Settings
 
 USERS_FILE = Path(__file__).with_name("api_users.py")
 NOOP_NAME = "noop"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from autoins.settings import Settings
+from config.settings import Settings
 from domain.risk_model.dataset import simulate_trips
-from storage.event_store import insert_trips
-from storage.postgres import connect
+from storage.postgres.event_store import insert_trips
+from storage.postgres.pool import connect
 
 
 async def insert_simulated_trips(settings: Settings, drivers: int, days: int, seed: int = 7) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from autoins.bench.scratch import Scratch
-from autoins.settings import Settings
+from config.settings import Settings
 
 NOOP_ROUTE = "/noop"
 
@@ -85,8 +85,8 @@ class ApiWorld:
 
         from autoins.serve import init_ray
         from autoins.stack import free_tcp_port
+        from config.names import NOOP_APP
         from deployments.builder import deploy_all
-        from deployments.names import NOOP_APP
         from deployments.noop import build_noop_app
 
         self.started_ray = not ray.is_initialized() and not self.base.ray_address

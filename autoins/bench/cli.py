@@ -12,7 +12,7 @@ import typer
 
 from autoins.cli_support import console, err_console, fail, settings_from_env, user_errors
 from autoins.errors import UserFacingError
-from autoins.settings import PROJECT_ROOT
+from config.settings import PROJECT_ROOT
 
 bench_app = typer.Typer(no_args_is_help=True, add_completion=False,
                         help="Benchmarks on scratch databases and topics (docs/BENCHMARKING.md).")

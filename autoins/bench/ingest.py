@@ -24,10 +24,10 @@ from autoins.bench.sampling import Timeline, busy_percent, ray_descendants, wait
 from autoins.bench.scratch import Scratch
 from autoins.errors import UserFacingError
 from autoins.pipeline import durable_messages
-from autoins.settings import Settings
 from autoins.simulate import register_drivers
+from config.settings import Settings
 from domain.simulator import Population
-from storage.postgres import connect
+from storage.postgres.pool import connect
 
 RAY_OBJECT_STORE_BYTES = 400 * 1024 * 1024  # batches are ~1 MB; the default (30% of RAM) is pointless here
 

@@ -26,7 +26,7 @@ import numpy as np
 from rich.console import Console
 
 from autoins.errors import UserFacingError
-from autoins.settings import Settings
+from config.settings import Settings
 
 BENCH_APP = "risk-bench"
 BEGIN, END = "<!-- bench:ml begin -->", "<!-- bench:ml end -->"
@@ -45,7 +45,7 @@ def _model(settings: Settings, tmp: Path, out: Console) -> tuple[Path, str, bool
     from domain.risk_model import ArtifactError
     from domain.risk_model.dataset import DatasetSpec
     from domain.risk_model.spec import TrainingParams
-    from storage.model_artifacts import load_artifact
+    from storage.files.model_artifacts import load_artifact
 
     models_dir = absolute_models_dir(settings)
     try:
@@ -112,7 +112,7 @@ async def _measure(handle, base: np.ndarray, singles: int, reps: int) -> dict:
 
 def _in_process(models_dir: Path, version: str, base: np.ndarray, k_trips: float, reps: int) -> dict:
     from domain.risk_model import RiskPredictor
-    from storage.model_artifacts import load_artifact
+    from storage.files.model_artifacts import load_artifact
 
     artifact = load_artifact(models_dir, version)
     predictor = RiskPredictor(artifact.spec, artifact.estimator, artifact.model_version)

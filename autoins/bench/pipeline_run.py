@@ -21,9 +21,9 @@ from autoins.bench.queries import server_progress
 from autoins.bench.sampling import CpuMeter, RssPeaks, Timeline
 from autoins.errors import UserFacingError
 from autoins.pipeline import Pipeline, pipeline_status, start_pipeline, stop_pipeline
-from autoins.settings import Settings
-from storage.event_store import PostgresEventStore
-from storage.postgres import create_pool
+from config.settings import Settings
+from storage.postgres.event_store import PostgresEventStore
+from storage.postgres.pool import create_pool
 
 STAGES = (
     ("consumer", "poll_s", "Kafka poll (incl. waiting for the fetch)"),

@@ -25,11 +25,13 @@ from rich.progress import (
 )
 
 from autoins.errors import UserFacingError
-from autoins.settings import Settings
 from autoins.simulate import TRIP_TAIL_ALLOWANCE_S
+from config.rules import validation_rules
+from config.settings import Settings
+from domain.partition_calendar import retention_start_ms
 from domain.rules import ValidationRules
 from domain.simulator import Population, driver_id, simulate, to_wire_json
-from storage.kafka_producer import ProduceError, ReadingProducer
+from storage.kafka.producer import ProduceError, ReadingProducer
 
 READINGS_PER_DRIVER_DAY = 3_600  # docs/SIMULATOR.md: typical output
 _DAY_S = 86_400
@@ -51,10 +53,12 @@ def window_for(events: int, drivers: int, now_ms: int, rules: ValidationRules) -
     a window that would reach past retention (too few drivers for N)."""
     expected_s = events / (drivers * READINGS_PER_DRIVER_DAY) * _DAY_S
     duration_s = max(_MIN_WINDOW_S, math.ceil(3 * expected_s / _DAY_S) * _DAY_S)
-    limit_s = (rules.retention_days - 2) * _DAY_S - TRIP_TAIL_ALLOWANCE_S
+    retained_s = (now_ms - retention_start_ms(now_ms, rules.retention_months)) / 1000
+    limit_s = retained_s - 2 * _DAY_S - TRIP_TAIL_ALLOWANCE_S
     if duration_s > limit_s:
         raise UserFacingError(f"{events:,} readings from {drivers:,} drivers need ~{expected_s / _DAY_S:,.0f} "
-                              f"simulated days, beyond the {rules.retention_days}-day retention: use more --drivers")
+                              f"simulated days, beyond the {rules.retention_months}-month retention: use more "
+                              "--drivers")
     return now_ms - round((duration_s + TRIP_TAIL_ALLOWANCE_S) * 1000), float(duration_s)
 
 
@@ -68,7 +72,7 @@ def preload(settings: Settings, population: Population, events: int, seed: int, 
             console: Console) -> Preloaded:
     """Produce the first `events` readings of the fleet's stream (keyed by driver id) and wait for every
     acknowledgement; a progress bar on `console`."""
-    start_ms, duration_s = window_for(events, len(population.profiles), now_ms, ValidationRules())
+    start_ms, duration_s = window_for(events, len(population.profiles), now_ms, validation_rules(settings))
     producer = ReadingProducer(settings, log_level=2)
     produced, first_ts, last_ts = 0, None, None
     started = time.monotonic()

@@ -26,14 +26,15 @@ from actors.kafka_source import KafkaSource
 from autoins.bench.queries import server_progress
 from autoins.bench.sampling import CpuMeter, RssPeaks, Timeline
 from autoins.errors import UserFacingError
-from autoins.logging import get_logger
-from autoins.settings import Settings
+from config.logging import get_logger
+from config.rules import validation_rules
+from config.settings import Settings
 from domain.batches import PartitionOffset, PersistBatch, ReadingColumns
 from domain.rules import ValidationRules
 from domain.validation import decode_batch
-from storage.event_store import PostgresEventStore
-from storage.partitions import PartitionCache
-from storage.postgres import create_pool
+from storage.postgres.event_store import PostgresEventStore
+from storage.postgres.partitions import PartitionCache
+from storage.postgres.pool import create_pool
 
 CONCURRENT_TRANSACTIONS = 2
 
@@ -101,8 +102,7 @@ async def _run_raw_limit(settings: Settings, events: int, *, batch_size: int, ti
     pool = await create_pool(settings, application_name="autoins-bench-raw", min_size=CONCURRENT_TRANSACTIONS,
                              max_size=CONCURRENT_TRANSACTIONS)
     store = PostgresEventStore(pool, PartitionCache())
-    rules = ValidationRules(max_future_skew_s=settings.max_future_skew_s,
-                            retention_days=settings.retention_months * 31)
+    rules = validation_rules(settings)
     linger_s = settings.consumer_linger_ms / 1000
     stages = dict.fromkeys(("poll_s", "decode_s", "columns_s", "slot_wait_s", "write_s"), 0.0)
     acked: list[float] = []  # wall-clock acknowledgement times

@@ -25,15 +25,15 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from autoins.errors import UserFacingError
-from autoins.settings import Settings
 from autoins.stack import ManagedProcess, free_tcp_port, start_tansu, stop_process
 from autoins.stack.binaries import redis_server
 from autoins.stack.errors import StackError
 from autoins.stack.redis_server import start_redis
-from storage.kafka import admin_config, ensure_topics
-from storage.migrations import apply_migrations
-from storage.partitions import ensure_window
-from storage.postgres import connect, create_database_if_missing, drop_database, with_database
+from config.settings import Settings
+from storage.kafka.clients import admin_config, ensure_topics
+from storage.postgres.migrations import apply_migrations
+from storage.postgres.partitions import ensure_window
+from storage.postgres.pool import connect, create_database_if_missing, drop_database, with_database
 
 SERVICE_START_TIMEOUT_S = 30.0
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from autoins.settings import Settings
 from autoins.stack.errors import BadServiceUrl
+from config.settings import Settings
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 

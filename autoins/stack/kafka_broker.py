@@ -1,7 +1,7 @@
 """A Kafka-protocol broker for development and tests: tansu with memory storage (KAFKA_NOTES.md).
 
 Memory storage means a restart loses every topic and message; callers create their topics after
-`start_tansu` returns (storage.kafka.ensure_topics).
+`start_tansu` returns (storage.kafka.clients.ensure_topics).
 """
 
 from __future__ import annotations

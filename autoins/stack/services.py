@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from autoins.settings import Settings
 from autoins.stack import binaries
 from autoins.stack.binaries import BinaryOverrides
 from autoins.stack.endpoints import SERVICE_ORDER, Endpoint, Service, endpoints
@@ -37,6 +36,7 @@ from autoins.stack.state import (
     stack_lock,
     write_stack_env,
 )
+from config.settings import Settings
 
 # Until Settings has `stack_start_timeout_s`: initdb + first start of PostgreSQL is the slow path.
 STACK_START_TIMEOUT_S = 60.0
@@ -280,7 +280,7 @@ def _answering_with_database(endpoint: Endpoint, record: ServiceRecord | None, o
 
 
 def _create_database(endpoint: Endpoint, options: StackOptions) -> str:
-    from storage.postgres import create_database_if_missing
+    from storage.postgres.pool import create_database_if_missing
 
     try:
         created = run_coroutine(create_database_if_missing(endpoint.url, timeout_s=options.probe_timeout_s * 5))

@@ -17,18 +17,18 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from autoins.logging import get_logger
-from autoins.settings import Settings
+from config.logging import get_logger
+from config.settings import Settings
 from deployments.api.platform import install_platform
 from deployments.api.risk_client import RiskClient, RiskModelUnavailable, ServeRiskClient
 from deployments.api.routers import auth, drivers, policies, risk, trips
 from deployments.api.routers.admin import router as admin_router
 from deployments.api.services import Services
 from deployments.api.warming import warm_cache
-from storage.cache import REDIS_ERRORS, MultiLevelCache
-from storage.postgres import create_pool
-from storage.read_models import Conflict, MissingReference
-from storage.redis import create_redis
+from storage.postgres.pool import create_pool
+from storage.postgres.read_models import Conflict, MissingReference
+from storage.redis.cache import REDIS_ERRORS, MultiLevelCache
+from storage.redis.client import create_redis
 
 _log = get_logger("deployments.api")
 

@@ -20,7 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from autoins.settings import Settings
+from config.settings import Settings
 
 ROLES = ("driver", "admin")
 CLOCK_SKEW_S = 10  # tolerated between the node that issued a token and the one checking it (iat, exp)

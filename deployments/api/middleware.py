@@ -2,7 +2,7 @@
 and it sees every response, including errors raised below it and WebSocket handshakes).
 
 Per HTTP request: take `X-Request-ID` when it is ≤ 128 characters of [A-Za-z0-9._:-] (else make a new one),
-bind it to `autoins.logging.request_id_var` and structlog's contextvars for the request, echo it on the
+bind it to `config.logging.request_id_var` and structlog's contextvars for the request, echo it on the
 response, write one access log line, observe `http_request_duration_seconds` tagged by the ROUTE TEMPLATE
 (`/api/v1/drivers/{driver_id}`; "unmatched" for 404s, so a scanner cannot grow the label set).
 
@@ -20,7 +20,7 @@ from collections.abc import Callable
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from autoins.logging import REQUEST_ID_HEADER, get_logger, new_request_id, request_id_var
+from config.logging import REQUEST_ID_HEADER, get_logger, new_request_id, request_id_var
 
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")
 _HEADER = REQUEST_ID_HEADER.lower().encode("latin-1")

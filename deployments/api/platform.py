@@ -20,13 +20,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from autoins.logging import configure_logging, get_logger
+from config.logging import configure_logging, get_logger
 from deployments.api.middleware import PlatformMiddleware
 from deployments.api.routers import health, metrics, telematics
 from deployments.metrics import EventRate, platform_metrics
 from deployments.replica import in_replica, replica_name, replica_rank
-from storage.platform_queries import business_counts
-from storage.postgres import acquire
+from storage.postgres.business_queries import business_counts
+from storage.postgres.pool import acquire
 
 POOL_SAMPLE_S = 5.0
 BUSINESS_INTERVAL_S = 30.0

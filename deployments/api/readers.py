@@ -2,7 +2,7 @@
 
 Each function answers the response body (bytes, ready to send) or None when the driver is unknown, and
 goes through `services.cache` (L1 → L2 → PostgreSQL) under the driver's id, so one invalidation of that
-driver drops all of them. Misses cost a constant number of statements (storage.read_models).
+driver drops all of them. Misses cost a constant number of statements (storage.postgres.read_models).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from deployments.api.services import Services
 from domain import pricing
 from domain.features import annualized_km
 from domain.scoring import PolicyTerms, quote_policy
-from storage import read_models
-from storage.postgres import acquire
+from storage.postgres import read_models
+from storage.postgres.pool import acquire
 
 
 async def _query(services: Services, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:

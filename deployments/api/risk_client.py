@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from deployments.names import RISK_APP, RISK_DEPLOYMENT
+from config.names import RISK_APP, RISK_DEPLOYMENT
 from domain.features import FEATURE_NAMES
 from domain.risk_assessment import RiskAssessment, ScoreRequest
 

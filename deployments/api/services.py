@@ -14,7 +14,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from fastapi import Request
 
-from autoins.settings import Settings
+from config.settings import Settings
 
 
 @dataclass
@@ -22,8 +22,8 @@ class Services:
     settings: Settings
     pool: asyncpg.Pool | None = None
     redis: aioredis.Redis | None = None
-    cache: Any = None  # storage.cache.MultiLevelCache (L1 → Redis → PostgreSQL)
-    producer: Any = None  # storage.kafka_producer.ReadingProducer, created on first ingest
+    cache: Any = None  # storage.redis.cache.MultiLevelCache (L1 → Redis → PostgreSQL)
+    producer: Any = None  # storage.kafka.producer.ReadingProducer, created on first ingest
     extras: dict[str, Any] = field(default_factory=dict)  # background tasks, handles, metrics
 
 

@@ -9,12 +9,12 @@ import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 
-from autoins.logging import get_logger
+from config.logging import get_logger
 from deployments.api import readers
 from deployments.api.risk_client import RiskModelUnavailable
 from deployments.api.services import Services
-from storage import read_models
-from storage.postgres import acquire
+from storage.postgres import read_models
+from storage.postgres.pool import acquire
 
 _log = get_logger("deployments.api.warming")
 

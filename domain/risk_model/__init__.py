@@ -4,7 +4,7 @@
     predictor = RiskPredictor(spec, estimator, model_version)                        # predictor.py
     predictor.assess_many([ScoreRequest(...)], k_trips=40.0) -> [RiskAssessment]
 
-See docs/MODEL.md. Artifacts are read and written by storage/model_artifacts.py.
+See docs/MODEL.md. Artifacts are read and written by storage/files/model_artifacts.py.
 """
 
 from domain.risk_model.errors import ArtifactError, ModelNotReady

@@ -12,8 +12,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from autoins.settings import PROJECT_ROOT, Settings, load_settings
-from storage.postgres import connect, create_database_if_missing, drop_database, with_database
+from config.settings import PROJECT_ROOT, Settings, load_settings
+from storage.postgres.pool import connect, create_database_if_missing, drop_database, with_database
 
 
 def _unique(prefix: str) -> str:
@@ -101,7 +101,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def kafka_topics(kafka_bootstrap: str, base_settings: Settings) -> dict[str, str]:
     """Uniquely named events and DLQ topics, created on the session broker. Returns the settings
     overrides that point at them: `settings.with_overrides(**kafka_topics)`."""
-    from storage.kafka import ensure_topics
+    from storage.kafka.clients import ensure_topics
 
     events = _unique("telematics.events")
     overrides = {
@@ -161,7 +161,7 @@ def ray_session():
 @pytest.fixture(scope="session")
 def serve_session(ray_session) -> Iterator[str]:
     """Ray Serve on a free loopback port for the whole session; yields its base URL. Tests deploy their
-    apps (by name, deployments.names) and delete them when done; one Serve per Ray cluster."""
+    apps (by name, config.names) and delete them when done; one Serve per Ray cluster."""
     from ray import serve
 
     from autoins.stack.processes import free_tcp_port

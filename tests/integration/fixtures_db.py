@@ -10,10 +10,10 @@ import os
 import secrets
 from datetime import UTC, datetime
 
-from autoins.settings import Settings
-from storage.migrations import apply_migrations
-from storage.partitions import ensure_window
-from storage.postgres import connect, create_database_if_missing, with_database
+from config.settings import Settings
+from storage.postgres.migrations import apply_migrations
+from storage.postgres.partitions import ensure_window
+from storage.postgres.pool import connect, create_database_if_missing, with_database
 
 
 async def migrate_database(settings: Settings, now: datetime | None = None) -> None:

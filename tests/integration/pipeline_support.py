@@ -11,12 +11,12 @@ from dataclasses import dataclass
 import asyncpg
 from confluent_kafka import Producer
 
-from autoins.settings import Settings
+from config.settings import Settings
 from domain.simulator import Population, simulate, to_wire_json
-from storage.kafka import producer_config
-from storage.migrations import apply_migrations
-from storage.partitions import ensure_window
-from storage.postgres import connect, create_database_if_missing, drop_database, with_database
+from storage.kafka.clients import producer_config
+from storage.postgres.migrations import apply_migrations
+from storage.postgres.partitions import ensure_window
+from storage.postgres.pool import connect, create_database_if_missing, drop_database, with_database
 
 START_MS = 1_780_000_000_000  # fixed device time (2026-05-28): tests pin the clock they pass
 

@@ -17,8 +17,8 @@ import jwt.warnings
 import pytest
 
 from deployments.api.auth import USERNAME_LIMIT_FACTOR, failure_keys, issue_token
-from storage.redis import create_redis
-from tests.integration.h2_api_support import (
+from storage.redis.client import create_redis
+from tests.integration.inprocess_api import (
     FakeRiskModel,
     bearer,
     client_for,

@@ -1,4 +1,4 @@
-"""storage.cache against the real Redis: L1 → L2 → loader with hit/miss counts, invalidation across two
+"""storage.redis.cache against the real Redis: L1 → L2 → loader with hit/miss counts, invalidation across two
 cache instances ("replicas" in one process sharing Redis), versioned L2 keys (no KEYS/SCAN anywhere), the
 L1 TTL bound, the load/invalidate race, and the API serving a new trip after the pipeline's projection."""
 
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-import storage.cache as cache_module
-from storage.cache import MultiLevelCache, generation_key, l2_key
-from storage.projections import INVALIDATE_CHANNEL, driver_keys, invalidation_payload, publish_batch
-from storage.redis import create_redis
-from tests.integration.h2_api_support import (
+import storage.redis.cache as cache_module
+from storage.redis.cache import MultiLevelCache, generation_key, l2_key
+from storage.redis.client import create_redis
+from storage.redis.projections import INVALIDATE_CHANNEL, driver_keys, invalidation_payload, publish_batch
+from tests.integration.inprocess_api import (
     api_settings,
     bearer,
     drop_seeded,

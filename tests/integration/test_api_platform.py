@@ -10,9 +10,9 @@ import httpx
 import pytest
 from ray import serve
 
+from config.names import API_APP, RISK_APP
 from deployments.builder import API_ROUTE, build_api_app, build_risk
-from deployments.names import API_APP, RISK_APP
-from tests.integration.h3_platform_support import (
+from tests.integration.serve_support import (
     bearer,
     driver_token,
     insert_drivers,
@@ -97,7 +97,7 @@ def test_ready_is_200_with_every_check_ok_once_a_model_is_served(api, tmp_path):
     from domain.risk_model import TrainingParams
     from domain.risk_model.dataset import DatasetSpec, build_dataset
     from domain.risk_model.training import train
-    from storage.model_artifacts import save_artifact
+    from storage.files.model_artifacts import save_artifact
 
     result = train(build_dataset(DatasetSpec(seed=4, drivers=30, days=1, exposure_years=10.0)),
                    TrainingParams(seed=1, gbm_max_iter=20), {"drivers": 30.0})

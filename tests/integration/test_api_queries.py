@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from tests.integration.h2_api_support import (
+from tests.integration.inprocess_api import (
     bearer,
     drop_seeded,
     insert_scores,

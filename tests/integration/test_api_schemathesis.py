@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
 
 from deployments.api.app import create_app
 from deployments.api.auth import issue_token
-from tests.integration.h2_api_support import FakeRiskModel, bearer, drop_seeded, insert_trips, seeded_database
+from tests.integration.inprocess_api import FakeRiskModel, bearer, drop_seeded, insert_trips, seeded_database
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # The platform's routes (H3) and the ingest endpoint, which needs Kafka, are tested in their own files.

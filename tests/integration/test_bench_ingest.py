@@ -15,7 +15,7 @@ import sys
 import asyncpg
 import pytest
 
-from autoins.settings import PROJECT_ROOT
+from config.settings import PROJECT_ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

@@ -1,5 +1,5 @@
 """Two ApiGateway replicas each hold a driver's trips page in their cache; a new trip lands (the row, then the
-projection's invalidation exactly as the persistence actor publishes it via storage.projections) and both
+projection's invalidation exactly as the persistence actor publishes it via storage.redis.projections) and both
 replicas serve the new trip within the bound, while before the invalidation both still served the cached page."""
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import httpx
 import pytest
 from ray import serve
 
+from config.names import API_APP
 from deployments.builder import API_ROUTE, build_api_app
-from deployments.names import API_APP
 from domain.batches import LivePosition, NewEvent, ShardOutput
 from domain.events import TripEnded, encode_event
 from domain.trip_summary import TripSummary
-from storage.postgres import connect
-from storage.projections import publish_batch
-from storage.redis import create_redis
-from tests.integration.h3_platform_support import (
+from storage.postgres.pool import connect
+from storage.redis.client import create_redis
+from storage.redis.projections import publish_batch
+from tests.integration.serve_support import (
     bearer,
     driver_token,
     insert_drivers,

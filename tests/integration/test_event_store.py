@@ -12,12 +12,12 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from autoins.settings import Settings
+from config.settings import Settings
 from domain.batches import PartitionOffset, PersistBatch, empty_reading_columns
-from storage.event_store import STAGED_AFTER_DUPLICATE, ConcurrencyConflict, PostgresEventStore
-from storage.memory_event_store import InMemoryEventStore
-from storage.partitions import PartitionCache
-from storage.postgres import create_pool, drop_database
+from storage.memory.event_store import InMemoryEventStore
+from storage.postgres.event_store import STAGED_AFTER_DUPLICATE, ConcurrencyConflict, PostgresEventStore
+from storage.postgres.partitions import PartitionCache
+from storage.postgres.pool import create_pool, drop_database
 from tests.integration.event_store_builders import T0_MS, TOPIC, as_stored, batch, event, items, snapshot, trip
 from tests.integration.fixtures_db import create_migrated_database
 

@@ -14,10 +14,10 @@ from confluent_kafka import Consumer, TopicPartition
 from ray import serve
 
 from autoins.stack import free_tcp_port, start_tansu, stop_process
+from config.names import API_APP
 from deployments.builder import API_ROUTE, build_api_app
-from deployments.names import API_APP
-from storage.kafka import consumer_config, ensure_topics
-from tests.integration.h3_platform_support import (
+from storage.kafka.clients import consumer_config, ensure_topics
+from tests.integration.serve_support import (
     admin_token,
     bearer,
     driver_token,

@@ -17,13 +17,13 @@ import pytest
 from ray import serve
 
 from autoins.seed import seed_demo
-from autoins.settings import PROJECT_ROOT
+from config.names import API_APP, RISK_APP
+from config.settings import PROJECT_ROOT
 from deployments.builder import API_ROUTE, build_api_app, build_risk
-from deployments.names import API_APP, RISK_APP
 from domain.risk_model.dataset import DatasetSpec, build_dataset
 from domain.risk_model.spec import TrainingParams
 from domain.risk_model.training import train
-from storage.model_artifacts import save_artifact
+from storage.files.model_artifacts import save_artifact
 from tests.integration.fixtures_db import migrate_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

@@ -13,11 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from autoins.cli import app
-from autoins.settings import PROJECT_ROOT, Settings
+from config.settings import PROJECT_ROOT, Settings
 from domain.partition_calendar import Month
-from storage.migrations import MigrationError, applied_versions, apply_migrations, load_migrations
-from storage.partitions import ensure_partitions
-from storage.postgres import connect, with_database
+from storage.postgres.migrations import MigrationError, applied_versions, apply_migrations, load_migrations
+from storage.postgres.partitions import ensure_partitions
+from storage.postgres.pool import connect, with_database
 
 MIGRATIONS = PROJECT_ROOT / "migrations"
 ALL_VERSIONS = [m.version for m in load_migrations(MIGRATIONS)]
@@ -317,6 +317,6 @@ def test_autoins_db_create_creates_then_finds_the_database(base_settings):
         second = _cli(["db", "create"], settings)
         assert "already exists" in second.output
     finally:
-        from storage.postgres import drop_database
+        from storage.postgres.pool import drop_database
 
         asyncio.run(drop_database(url))

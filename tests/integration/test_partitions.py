@@ -18,12 +18,12 @@ import asyncpg
 import numpy as np
 import pytest
 
-from autoins.settings import PROJECT_ROOT, Settings
+from config.settings import PROJECT_ROOT, Settings
 from domain.partition_calendar import Month, partition_name, window_months
-from storage import archive as archive_module
-from storage.archive import RETENTION_LOCK_KEY, ArchiveError, export_partition, plan_retention, restore, retain
-from storage.migrations import apply_migrations
-from storage.partitions import (
+from storage.postgres import archive as archive_module
+from storage.postgres.archive import RETENTION_LOCK_KEY, ArchiveError, export_partition, plan_retention, restore, retain
+from storage.postgres.migrations import apply_migrations
+from storage.postgres.partitions import (
     PartitionCache,
     attached_months,
     ensure_for_timestamps,
@@ -31,7 +31,7 @@ from storage.partitions import (
     ensure_window,
     list_partitions,
 )
-from storage.postgres import connect
+from storage.postgres.pool import connect
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 RETENTION_MONTHS = 12  # cutoff: 2025-03

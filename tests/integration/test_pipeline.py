@@ -112,7 +112,7 @@ def test_poison_messages_reach_the_dlq_with_their_reason_while_valid_traffic_flo
 ):
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    from storage.kafka import consumer_config
+    from storage.kafka.clients import consumer_config
 
     payloads, _ = fleet
     valid = payloads[:5_000]

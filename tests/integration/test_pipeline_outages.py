@@ -19,8 +19,8 @@ import pytest
 from autoins.pipeline import durable_messages, start_pipeline, stop_pipeline, wait_until_drained
 from autoins.stack import free_tcp_port, stop_process
 from autoins.stack.redis_server import start_redis
-from storage.projections import read_live
-from storage.redis import create_redis
+from storage.redis.client import create_redis
+from storage.redis.projections import read_live
 from tests.integration.pipeline_support import (
     domain_event_set,
     drop,

@@ -1,4 +1,4 @@
-"""storage.kafka_producer and `autoins simulate` against the private tansu broker and a migrated
+"""storage.kafka.producer and `autoins simulate` against the private tansu broker and a migrated
 database of their own: what is produced comes back whole, in per-key order; a dead broker is an
 error within the flush timeout; the CLI produces exactly the simulator's stream and registers drivers."""
 
@@ -18,13 +18,13 @@ from typer.testing import CliRunner
 
 import autoins.simulate as simulate_module
 from autoins.cli import app
-from autoins.settings import Settings
+from config.settings import Settings
 from domain.simulator import Population, simulate_all
-from storage.kafka import consumer_config
-from storage.kafka_producer import ProduceError, ReadingProducer
-from storage.migrations import apply_migrations
-from storage.partitions import ensure_window
-from storage.postgres import connect
+from storage.kafka.clients import consumer_config
+from storage.kafka.producer import ProduceError, ReadingProducer
+from storage.postgres.migrations import apply_migrations
+from storage.postgres.partitions import ensure_window
+from storage.postgres.pool import connect
 
 
 def consume_all(settings: Settings, topic: str, expected: int, timeout_s: float = 20.0) -> list:

@@ -1,4 +1,4 @@
-"""storage.projections against the real Redis: what a committed batch leaves in Redis, what subscribers
+"""storage.redis.projections against the real Redis: what a committed batch leaves in Redis, what subscribers
 receive, and that replays (the same batch again, an older batch) never move a driver backwards."""
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 
-import storage.projections as projections
+import storage.redis.projections as projections
 from domain.batches import LivePosition, NewEvent, ShardOutput
 from domain.events import HarshBrakingDetected, TripEnded, TripStarted, encode_event
 from domain.trip_summary import TripSummary
-from storage.projections import (
+from storage.redis.client import create_redis
+from storage.redis.projections import (
     FLEET_CHANNEL,
     INVALIDATE_CHANNEL,
     driver_channel,
@@ -28,7 +29,6 @@ from storage.projections import (
     read_recent,
     recent_key,
 )
-from storage.redis import create_redis
 
 T0 = 1_767_225_600_000
 

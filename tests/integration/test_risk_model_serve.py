@@ -11,13 +11,13 @@ import msgspec
 import pytest
 from ray import serve
 
-from deployments.names import RISK_APP
+from config.names import RISK_APP
 from deployments.risk_model import build_risk_app
 from domain.risk_assessment import ScoreRequest
 from domain.risk_model import ModelNotReady, RiskPredictor, TrainingParams
 from domain.risk_model.dataset import DatasetSpec, build_dataset
 from domain.risk_model.training import train
-from storage.model_artifacts import load_artifact, save_artifact
+from storage.files.model_artifacts import load_artifact, save_artifact
 
 K_TRIPS = 40.0
 ZERO = ScoreRequest(driver_id="x", features=(0.0,) * 14)

@@ -26,16 +26,16 @@ import websockets
 
 from actors.risk_scorer import RiskScorer
 from autoins.pipeline import start_pipeline, stop_pipeline, wait_until_drained
-from deployments.names import RISK_APP, RISK_DEPLOYMENT, WS_APP
+from config.names import RISK_APP, RISK_DEPLOYMENT, WS_APP
 from domain.events import PremiumQuoted, RiskScored, decode_event
 from domain.features import driver_features
 from domain.risk_assessment import ScoreRequest
 from domain.scoring import EndedTrip, risk_stream_id
-from storage.drivers import NewDriver, insert_missing_drivers
-from storage.postgres import create_pool
-from storage.redis import create_redis
-from storage.risk_writes import load_scoring_inputs
-from storage.score_projection import read_score
+from storage.postgres.drivers import NewDriver, insert_missing_drivers
+from storage.postgres.pool import create_pool
+from storage.postgres.score_store import load_scoring_inputs
+from storage.redis.client import create_redis
+from storage.redis.score_projection import read_score
 from tests.integration.pipeline_support import drop, key_of, make_migrated_database, produce
 
 pytestmark = pytest.mark.timeout(600)
@@ -62,7 +62,7 @@ def train_into(models_dir: Path, seed: int) -> Path:
     from domain.risk_model.dataset import DatasetSpec, build_dataset
     from domain.risk_model.spec import TrainingParams
     from domain.risk_model.training import train
-    from storage.model_artifacts import save_artifact
+    from storage.files.model_artifacts import save_artifact
 
     data = build_dataset(DatasetSpec(seed=seed, drivers=40, days=1))
     result = train(data, TrainingParams(seed=seed, gbm_max_iter=30), {"drivers": 40.0, "days": 1.0})

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from autoins.seed import seed_demo
-from storage.postgres import connect
-from tests.integration.h2_api_support import drop_seeded, seeded_database
+from storage.postgres.pool import connect
+from tests.integration.inprocess_api import drop_seeded, seeded_database
 
 
 async def test_seeding_creates_drivers_policies_and_logins_once(base_settings):

@@ -26,12 +26,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from typer.testing import CliRunner
 
 from autoins.cli import app
-from autoins.settings import Settings, load_settings
 from autoins.stack import free_tcp_port, stack_down
 from autoins.stack.processes import port_listening, wait_gone
 from autoins.stack.state import ManagedProcess, ServiceRecord, StackState, save_state
-from storage.kafka import consumer_config, ensure_topics, producer_config
-from storage.postgres import drop_database
+from config.settings import Settings, load_settings
+from storage.kafka.clients import consumer_config, ensure_topics, producer_config
+from storage.postgres.pool import drop_database
 
 SYSTEM_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 SYSTEM_REDIS = "redis://127.0.0.1:6379/0"
@@ -134,7 +134,7 @@ def test_postgres_stores_and_returns_a_row_and_takes_the_migrations(running: Sta
             await conn.execute("CREATE TABLE stack_probe (id int PRIMARY KEY, note text)")
             await conn.execute("INSERT INTO stack_probe VALUES (1, 'hello')")
             note = await conn.fetchval("SELECT note FROM stack_probe WHERE id = 1")
-            from storage.migrations import apply_migrations
+            from storage.postgres.migrations import apply_migrations
 
             applied = await apply_migrations(conn, settings.migrations_dir)
             return note, applied

@@ -7,9 +7,9 @@ import uuid
 
 from confluent_kafka.admin import AdminClient
 
-from storage.kafka import admin_config, ensure_topics
-from storage.postgres import acquire, create_pool
-from storage.redis import create_redis
+from storage.kafka.clients import admin_config, ensure_topics
+from storage.postgres.pool import acquire, create_pool
+from storage.redis.client import create_redis
 
 
 async def test_pool_applies_the_plans_tuning_on_every_connection(settings):

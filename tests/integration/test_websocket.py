@@ -14,13 +14,13 @@ import websockets
 from ray import serve
 from websockets.exceptions import ConnectionClosed
 
+from config.names import API_APP, WS_APP
 from deployments.builder import API_ROUTE, WS_ROUTE, build_api_app, build_ws_app
-from deployments.names import API_APP, WS_APP
 from deployments.websocket import CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHORIZED
 from domain.batches import LivePosition, ShardOutput
-from storage.projections import publish_batch
-from storage.redis import create_redis
-from tests.integration.h3_platform_support import (
+from storage.redis.client import create_redis
+from storage.redis.projections import publish_batch
+from tests.integration.serve_support import (
     admin_token,
     driver_token,
     insert_drivers,

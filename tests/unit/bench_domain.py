@@ -74,7 +74,7 @@ def main() -> None:
 
     raws = [encode_reading(r) for r in readings]
     now_ms = readings[-1].ts_ms
-    vrules = ValidationRules(retention_days=3650)
+    vrules = ValidationRules(retention_months=120)
     best = math.inf
     for _ in range(3):
         t = time.perf_counter()

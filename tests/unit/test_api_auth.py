@@ -8,7 +8,7 @@ import time
 import jwt
 import pytest
 
-from autoins.settings import Settings
+from config.settings import Settings
 from deployments.api.auth import (
     AuthError,
     Principal,

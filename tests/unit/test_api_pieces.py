@@ -15,7 +15,7 @@ from deployments.api.schemas import page_offset
 from deployments.api.schemas_admin import DriverCreate, DriverPatch, PolicyCreate, UserCreate
 from domain import pricing
 from domain.scoring import quote_policy
-from storage.cache import generation_key, l2_key
+from storage.redis.cache import generation_key, l2_key
 
 
 @pytest.mark.parametrize(("page", "size", "offset"), [(1, 20, 0), (2, 20, 20), (3, 1, 2), (10, 100, 900)])
@@ -97,7 +97,7 @@ def test_seeding_refuses_every_environment_but_development(environment):
 
     from autoins.errors import UserFacingError
     from autoins.seed import seed_demo
-    from autoins.settings import Settings
+    from config.settings import Settings
 
     settings = Settings(environment=environment, jwt_secret_key="s" * 40,
                         database_url="postgresql://app:Str0ng-pw@db/autoins", redis_url="redis://:Str0ng-pw@r:6379/0")
@@ -114,7 +114,7 @@ def test_the_app_survives_serves_pickling_of_the_ingress_app():
     from ray._common.serialization import pickle_dumps
     from ray.serve._private.utils import ensure_serialization_context
 
-    from autoins.settings import Settings
+    from config.settings import Settings
     from deployments.api.app import create_app
 
     ensure_serialization_context()

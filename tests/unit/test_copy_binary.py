@@ -13,7 +13,7 @@ import pytest
 
 from domain.batches import ReadingColumns, empty_reading_columns
 from domain.readings import Reading, ReadingType
-from storage.copy_binary import COLUMN_NAMES, COPY_SIGNATURE, READING_COPY_COLUMNS, encode_readings
+from storage.postgres.copy_binary import COLUMN_NAMES, COPY_SIGNATURE, READING_COPY_COLUMNS, encode_readings
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 

@@ -1,5 +1,5 @@
-from autoins.settings import load_settings
-from storage.kafka import consumer_config, producer_config
+from config.settings import load_settings
+from storage.kafka.clients import consumer_config, producer_config
 
 
 def test_consumer_leaves_offsets_to_us_and_joins_quickly(tmp_path):

@@ -2,7 +2,7 @@ import json
 
 import structlog
 
-from autoins.logging import configure_logging, get_logger, request_context, request_id_var
+from config.logging import configure_logging, get_logger, request_context, request_id_var
 
 
 def test_log_lines_are_json_and_carry_the_request_id(capsys):

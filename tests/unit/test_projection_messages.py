@@ -1,4 +1,4 @@
-"""The pure half of storage.projections: which live messages a batch makes, in which order, in which shape."""
+"""The pure half of storage.redis.projections: which live messages a batch makes, in which order, in which shape."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import msgspec
 from domain.batches import LivePosition, NewEvent, ShardOutput
 from domain.events import HarshBrakingDetected, TripEnded, TripStarted, encode_event
 from domain.trip_summary import TripSummary
-from storage.projections import fleet_payloads, invalidation_payload, message_order, plan_projection
+from storage.redis.projections import fleet_payloads, invalidation_payload, message_order, plan_projection
 
 TRIP = uuid.UUID("0190a0b0-0000-7000-8000-000000000001")
 

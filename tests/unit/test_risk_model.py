@@ -20,7 +20,7 @@ from domain.risk_model.dataset import DatasetSpec, build_dataset
 from domain.risk_model.inputs import MODEL_INPUTS, raw_inputs
 from domain.risk_model.rate_model import RateModel, rate_to_score, score_quantiles
 from domain.risk_model.training import train
-from storage.model_artifacts import (
+from storage.files.model_artifacts import (
     MODEL_FILE,
     SPEC_FILE,
     content_version,

@@ -1,4 +1,4 @@
-"""The Redis plan of a scoring round (storage/score_projection.py, pure half): shapes, order, determinism."""
+"""The Redis plan of a scoring round (storage/redis/score_projection.py, pure half): shapes, order, determinism."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from domain.events import encode_event, event_type
 from domain.pricing import DEFAULT_RULES
 from domain.risk_assessment import FactorContribution, RiskAssessment
 from domain.scoring import EndedTrip, PolicyTerms, score_events
-from storage.projections import invalidation_payload
-from storage.risk_writes import StoredRiskEvent
-from storage.score_projection import ScoreProjection, plan_scores, scored_driver
+from storage.postgres.score_store import StoredRiskEvent
+from storage.redis.projections import invalidation_payload
+from storage.redis.score_projection import ScoreProjection, plan_scores, scored_driver
 
 POLICY = PolicyTerms(
     policy_id=uuid.UUID("5b0f3c2e-8d7a-4f1e-9a6b-2c4d6e8f0a1b"),

@@ -1,4 +1,4 @@
-"""serve_config.yaml is valid for Serve, names the apps and deployments of deployments/names.py, and its
+"""serve_config.yaml is valid for Serve, names the apps and deployments of config/names.py, and its
 import paths resolve to the application builders."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import importlib
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from autoins.settings import PROJECT_ROOT, Settings
+from config.names import API_APP, API_DEPLOYMENT, RISK_APP, RISK_DEPLOYMENT, WS_APP, WS_DEPLOYMENT
+from config.settings import PROJECT_ROOT, Settings
 from deployments.builder import API_ROUTE, WS_ROUTE, absolute_paths
-from deployments.names import API_APP, API_DEPLOYMENT, RISK_APP, RISK_DEPLOYMENT, WS_APP, WS_DEPLOYMENT
 
 
 def _config() -> ServeDeploySchema:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from autoins.settings import DEV_JWT_SECRET, Environment, SettingsError, load_settings
+from config.settings import DEV_JWT_SECRET, Environment, SettingsError, load_settings
 
 GOOD_SECRET = "k" * 48
 PROD_OK = {

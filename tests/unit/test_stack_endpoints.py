@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from autoins.settings import Settings
 from autoins.stack.endpoints import (
     Service,
     endpoints,
@@ -14,6 +13,7 @@ from autoins.stack.endpoints import (
     parse_redis_url,
 )
 from autoins.stack.errors import BadServiceUrl
+from config.settings import Settings
 
 
 def test_postgres_url_gives_host_port_user_and_database():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autoins.settings import load_settings
 from autoins.stack.endpoints import Service
 from autoins.stack.state import (
     ManagedProcess,
@@ -18,6 +17,7 @@ from autoins.stack.state import (
     state_to_json,
     write_stack_env,
 )
+from config.settings import load_settings
 
 
 def _record(service: Service = Service.REDIS, pid: int = 4242) -> ServiceRecord:

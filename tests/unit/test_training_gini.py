@@ -19,7 +19,7 @@ from domain.features import FEATURE_SPEC_VERSION
 from domain.risk_model.dataset import DatasetSpec, label, simulate_features
 from domain.risk_model.spec import TrainingParams
 from domain.risk_model.training import train
-from storage.model_artifacts import feature_cache_path
+from storage.files.model_artifacts import feature_cache_path
 
 SPEC = DatasetSpec(seed=7, drivers=2_000, days=10, exposure_years=5.0)
 FIXTURE = feature_cache_path(SHIPPED_DATA_DIR, SPEC.seed, SPEC.drivers, SPEC.days, FEATURE_SPEC_VERSION)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.partition_calendar import Month, months_to_retire
 from domain.readings import Reading, ReadingType, WireReading
 from domain.rules import ValidationRules
 from domain.validation import (
@@ -103,7 +104,7 @@ INVALID = [
     ("ts", True, RejectReason.WRONG_TYPE),
     ("ts", NOW_MS + 300_001, RejectReason.TS_IN_FUTURE),
     ("ts", "2030-01-01T00:00:00Z", RejectReason.TS_IN_FUTURE),
-    ("ts", NOW_MS - 365 * 86_400_000 - 1, RejectReason.TS_BEFORE_RETENTION),
+    ("ts", "2024-05-31T23:59:59.999Z", RejectReason.TS_BEFORE_RETENTION),  # the month before the cutoff
     ("ts", -1, RejectReason.TS_BEFORE_RETENTION),
     ("lat", 90.0001, RejectReason.LAT_OUT_OF_RANGE),
     ("lat", -91, RejectReason.LAT_OUT_OF_RANGE),
@@ -294,3 +295,32 @@ def test_decoded_readings_are_canonical_so_storage_round_trips_them_exactly():
     assert isinstance(reading, Reading)
     assert reading.speed_kmh == float(np.float32(168.4)) != 168.4
     assert ReadingColumns.from_readings([reading], [0], [0]).to_readings() == [reading]
+
+
+def test_the_first_instant_of_the_oldest_kept_month_is_accepted():
+    assert isinstance(decode_reading(raw(payload(ts="2024-06-01T00:00:00Z")), NOW_MS, RULES), Reading)
+
+
+_MS_2000 = 946_684_800_000
+_MS_2100 = 4_102_444_800_000
+
+
+@settings(max_examples=400)
+@given(
+    now_ms=st.integers(_MS_2000, _MS_2100),
+    back_ms=st.integers(0, 40 * 31 * 86_400_000),
+    retention_months=st.integers(1, 36),
+)
+def test_no_accepted_timestamp_falls_in_a_month_that_retention_retires(now_ms, back_ms, retention_months):
+    """One rule for validation and retention, across month ends and leap years: a reading is refused as too
+    old exactly when its month is one that retention would retire at the same instant."""
+    from datetime import UTC, datetime
+
+    ts_ms = now_ms - back_ms
+    rules = ValidationRules(retention_months=retention_months)
+    result = decode_reading(raw(payload(ts=ts_ms)), now_ms, rules)
+    month = Month.of(datetime.fromtimestamp(ts_ms / 1000, UTC))
+    now = datetime.fromtimestamp(now_ms / 1000, UTC)
+    retired = months_to_retire([month], now, retention_months) == [month]
+    refused = isinstance(result, Rejection) and result.reason is RejectReason.TS_BEFORE_RETENTION
+    assert refused == retired

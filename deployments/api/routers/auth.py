@@ -8,8 +8,8 @@ from fastapi import APIRouter, HTTPException, Request, status
 from deployments.api import auth
 from deployments.api.routers.common import ServicesDep
 from deployments.api.schemas import ErrorOut, LoginRequest, TokenResponse
-from storage import users
-from storage.postgres import acquire
+from storage.postgres import users
+from storage.postgres.pool import acquire
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 

@@ -14,12 +14,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from config.names import RISK_APP
 from deployments.api.services import Services, get_services
-from deployments.names import RISK_APP
 from deployments.replica import replica_name
-from storage.kafka_probe import KafkaProbe
-from storage.platform_queries import ping
-from storage.postgres import acquire
+from storage.kafka.probe import KafkaProbe
+from storage.postgres.business_queries import ping
+from storage.postgres.pool import acquire
 
 CHECK_TIMEOUT_S = 2.0
 OK = "ok"

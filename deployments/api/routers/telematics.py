@@ -21,14 +21,14 @@ import msgspec
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from autoins.logging import get_logger, request_id_var
-from autoins.settings import Settings
+from config.logging import get_logger, request_id_var
+from config.rules import validation_rules
+from config.settings import Settings
 from deployments.api.auth import CurrentPrincipal
 from deployments.api.services import Services, get_services
 from deployments.metrics import platform_metrics
-from domain.rules import ValidationRules
 from domain.validation import decode_batch, encode_reading
-from storage.kafka_producer import ProduceError, ReadingProducer
+from storage.kafka.producer import ProduceError, ReadingProducer
 
 KAFKA_HEADER = "x-request-id"  # what actors/ingest_batch.py reads into domain_events.request_id
 RETRY_AFTER_S = 5
@@ -81,11 +81,6 @@ _OPENAPI = {
         "503": {"description": "Kafka did not acknowledge in time; nothing is claimed; retry after Retry-After"},
     },
 }
-
-
-def validation_rules(settings: Settings) -> ValidationRules:
-    """The consumer's rules (actors/common.py), so the API refuses exactly what the pipeline would."""
-    return ValidationRules(max_future_skew_s=settings.max_future_skew_s, retention_days=settings.retention_months * 31)
 
 
 class IngestProducer:

@@ -9,8 +9,8 @@ from fastapi import APIRouter
 from deployments.api.auth import CurrentPrincipal
 from deployments.api.routers.common import ERRORS, ServicesDep, not_found
 from deployments.api.schemas import TripOut
-from storage import read_models
-from storage.postgres import acquire
+from storage.postgres import read_models
+from storage.postgres.pool import acquire
 
 router = APIRouter(prefix="/api/v1/trips", tags=["trips"], responses=ERRORS)
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 
 from deployments.api.routers.common import ServicesDep
 from deployments.api.schemas_admin import BandCount, RiskDistributionOut, TripsDailyOut, TripsDay
-from storage import admin_queries
-from storage.postgres import acquire
+from storage.postgres import admin_queries
+from storage.postgres.pool import acquire
 
 router = APIRouter(prefix="/analytics", tags=["admin: analytics"])
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter
 
 from deployments.api.routers.common import ServicesDep
 from deployments.api.schemas_admin import DashboardOut
-from storage import admin_queries
-from storage.postgres import acquire
+from storage.postgres import admin_queries
+from storage.postgres.pool import acquire
 
 router = APIRouter(tags=["admin: dashboard"])
 

@@ -1,5 +1,5 @@
 """`/api/v1/admin/drivers`: list, create, read, patch, delete driver profiles. Writes invalidate the
-driver's cached reads on every replica (storage.cache)."""
+driver's cached reads on every replica (storage.redis.cache)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query, Response, status
 from deployments.api.routers.common import DriverIdPath, PageParams, ServicesDep, not_found
 from deployments.api.schemas import DriverOut, ErrorOut, Page, page_offset
 from deployments.api.schemas_admin import DriverCreate, DriverPatch
-from storage import admin_queries, read_models
-from storage.postgres import acquire
+from storage.postgres import admin_queries, read_models
+from storage.postgres.pool import acquire
 
 router = APIRouter(prefix="/drivers", tags=["admin: drivers"])
 CONFLICT = {409: {"model": ErrorOut, "description": "duplicate id/email, or the driver still has a login/policies"}}

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query, Response, status
 from deployments.api.routers.common import PageParams, ServicesDep, not_found
 from deployments.api.schemas import DRIVER_ID_PATTERN, ErrorOut, Page, PolicyOut, page_offset
 from deployments.api.schemas_admin import PolicyCreate, PolicyPatch, PolicyStatus
-from storage import admin_queries
-from storage.postgres import acquire
+from storage.postgres import admin_queries
+from storage.postgres.pool import acquire
 
 router = APIRouter(prefix="/policies", tags=["admin: policies"])
 CONFLICT = {409: {"model": ErrorOut, "description": "policy number taken"}}

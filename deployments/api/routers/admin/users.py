@@ -12,8 +12,8 @@ from deployments.api.auth import AdminPrincipal, hash_password
 from deployments.api.routers.common import PageParams, ServicesDep, not_found
 from deployments.api.schemas import ErrorOut, Page, page_offset
 from deployments.api.schemas_admin import Role, UserCreate, UserOut, UserPatch
-from storage import users
-from storage.postgres import acquire
+from storage.postgres import users
+from storage.postgres.pool import acquire
 
 router = APIRouter(prefix="/users", tags=["admin: users"])
 CONFLICT = {409: {"model": ErrorOut, "description": "username taken, driver already has a login, or own login"}}

@@ -9,7 +9,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from autoins.settings import Settings
+from config.settings import Settings
 
 
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:

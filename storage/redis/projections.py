@@ -92,7 +92,7 @@ _ENCODE = msgspec.json.Encoder().encode
 _DECODE_ORDER = msgspec.json.Decoder(_OrderKey).decode
 
 
-# Messages of the driver's risk stream (storage/score_projection.py) carry the seq of the reading that
+# Messages of the driver's risk stream (storage/redis/score_projection.py) carry the seq of the reading that
 # ended the trip but are written later, from another stream whose versions are not comparable with the
 # trip stream's: they rank after every trip-stream message of that seq.
 RISK_MESSAGE_TYPES = frozenset({"risk_scored", "premium_quoted"})
@@ -219,7 +219,7 @@ def invalidation_payload(driver_ids: Iterable[str]) -> bytes:
 #   id, live seq ('' = none), lat, lon, speed_kmh, heading, ts_ms, trip_id ('' = none),
 #   latest-trip seq ('' = none), latest-trip JSON, message count n, then n × (seq, message JSON).
 # ARGV: 1 keep (recent_per_driver), 2 ttl_s, 3 the msgpack array.
-# A driver whose trip ended also gets `cache:gen:{id}` INCRed: storage/cache.py's versioned L2 keys for that
+# A driver whose trip ended also gets `cache:gen:{id}` INCRed: storage/redis/cache.py's versioned L2 keys for that
 # driver go stale (positions alone change nothing the API caches).
 # Returns {live positions moved forward, latest trips moved forward}.
 _BATCH_SCRIPT = """

@@ -54,7 +54,6 @@ class Settings(BaseSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/autoins"
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)
-    db_echo: bool = False
     db_pool_timeout_s: float = Field(default=30.0, gt=0)
     db_connect_timeout_s: float = Field(default=10.0, gt=0)
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
@@ -88,7 +87,6 @@ class Settings(BaseSettings):
 
     # -- monitoring
     enable_metrics: bool = True
-    metrics_port: int = Field(default=9090, ge=1, le=65535)
 
     # -- API on Ray Serve (DESIGN.md §5; RAY_NOTES.md: replicas take no CPU, sockets hold a slot)
     http_host: str = "127.0.0.1"

@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from storage.read_models import DRIVER_COLUMNS, POLICY_COLUMNS, Conflict, MissingReference
+from storage.postgres.read_models import DRIVER_COLUMNS, POLICY_COLUMNS, Conflict, MissingReference
 
 DRIVER_FIELDS = frozenset(
     {"first_name", "last_name", "email", "phone", "license_number", "date_of_birth", "timezone", "is_active"}

@@ -1,6 +1,6 @@
 """Archive files of retired partitions: the gzip CSV, its manifest, and their crash-safe placement.
 
-No database here (see storage/archive.py). Layout, per table directory:
+No database here (see storage/postgres/archive.py). Layout, per table directory:
 `<partition>.csv.gz` + `<partition>.manifest.json`; the manifest is written last, so an archive
 without one is incomplete. A second, different export of the same month takes the next free slot
 (`<partition>.2.csv.gz`, …): an existing archive is never overwritten with different content.

@@ -27,9 +27,9 @@ import redis.exceptions
 import structlog
 from cachetools import TTLCache
 
-from storage.projections import INVALIDATE_CHANNEL, invalidation_payload
+from storage.redis.projections import INVALIDATE_CHANNEL, invalidation_payload
 
-log = structlog.get_logger("storage.cache")
+log = structlog.get_logger("storage.redis.cache")
 
 L2_PREFIX = "cache:v1"
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)

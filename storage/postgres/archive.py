@@ -1,6 +1,6 @@
 """Retention (detach → archive → verify → drop) and restore of monthly partitions (plan §1.1).
 
-Archive format (docs/DATABASE.md, files in storage/archive_files.py): `<archive_dir>/<table>/
+Archive format (docs/DATABASE.md, files in storage/files/archive_files.py): `<archive_dir>/<table>/
 <partition>.csv.gz` — `COPY (SELECT … ORDER BY primary key) TO STDOUT (FORMAT csv, HEADER)` in
 UTC/ISO, gzip with mtime 0 (so the same rows give the same bytes) — next to
 `<partition>.manifest.json` (table, month range, columns, row count, sha256 of the .csv.gz,
@@ -24,7 +24,7 @@ from pathlib import Path
 import asyncpg
 
 from domain.partition_calendar import Month, months_to_retire, partition_name, retention_cutoff
-from storage.archive_files import (
+from storage.files.archive_files import (
     ARCHIVE_FORMAT,
     ArchivedPartition,
     ArchiveError,
@@ -36,7 +36,7 @@ from storage.archive_files import (
     scan_archive,
     sha256_file,
 )
-from storage.partitions import (
+from storage.postgres.partitions import (
     TABLE_NAMES,
     PartitionError,
     PartitionState,
@@ -48,7 +48,7 @@ from storage.partitions import (
     partition_state,
     table_spec,
 )
-from storage.postgres import quote_ident
+from storage.postgres.pool import quote_ident
 
 __all__ = [
     "ARCHIVE_FORMAT",

@@ -1,4 +1,5 @@
-"""The SQL of the event store (storage/event_store.py), one statement per step, arrays in, no per-row round trips.
+"""The SQL of the event store (storage/postgres/event_store.py): one statement per step, arrays in, no per-row
+round trips.
 
 Epoch milliseconds cross the wire as bigint and become timestamptz in SQL (`timestamptz 'epoch' + ms *
 interval '1 millisecond'`, exact to the microsecond for any realistic date); they come back as
@@ -8,7 +9,7 @@ as text: neither depends on the JSON codecs a pool may register.
 
 from __future__ import annotations
 
-from storage.copy_binary import READING_COPY_COLUMNS
+from storage.postgres.copy_binary import READING_COPY_COLUMNS
 
 
 def ms_to_ts(expr: str) -> str:

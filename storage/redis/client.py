@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from autoins.settings import Settings
+from config.settings import Settings
 
 
 def create_redis(settings: Settings, *, wait_for_connection: bool = False, **overrides: object) -> aioredis.Redis:

@@ -22,14 +22,14 @@ import numpy as np
 from fastapi import FastAPI
 
 from autoins.seed import ADMIN_PASSWORD, ADMIN_USERNAME, demo_password, seed_demo
-from autoins.settings import Settings
+from config.settings import Settings
 from deployments.api.app import create_app
 from deployments.api.risk_client import RiskModelUnavailable
 from domain.features import feature_hash
 from domain.risk_assessment import FactorContribution, RiskAssessment, ScoreRequest
-from storage.cache import generation_key
-from storage.postgres import connect, drop_database
-from storage.redis import create_redis
+from storage.postgres.pool import connect, drop_database
+from storage.redis.cache import generation_key
+from storage.redis.client import create_redis
 from tests.integration.fixtures_db import create_migrated_database
 
 BASE_URL = "http://api.test"

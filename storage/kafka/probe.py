@@ -5,8 +5,8 @@ from __future__ import annotations
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from autoins.settings import Settings
-from storage.kafka import admin_config
+from config.settings import Settings
+from storage.kafka.clients import admin_config
 
 
 class KafkaUnavailable(Exception):

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import msgspec
 
-from autoins.settings import Settings
+from config.settings import Settings
 
 _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode

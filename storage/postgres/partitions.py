@@ -31,7 +31,7 @@ from domain.partition_calendar import (
     partition_name,
     window_months,
 )
-from storage.postgres import quote_ident
+from storage.postgres.pool import quote_ident
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The one Kafka producer wrapper (confluent-kafka): readings from the simulator and the API, DLQ records.
 
-Config comes from `storage.kafka.producer_config` (idempotent, acks=all), so a retried send can neither
+Config comes from `storage.kafka.clients.producer_config` (idempotent, acks=all), so a retried send can neither
 duplicate nor reorder a partition. Producing is asynchronous: `produce*` only queues; delivery is
 known after `flush`, which raises `ProduceError` if anything failed or is still undelivered. Callbacks
 (delivery reports, client errors) run inside `poll`/`flush` on the caller's thread, so the counters
@@ -15,8 +15,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from autoins.settings import Settings
-from storage.kafka import producer_config
+from config.settings import Settings
+from storage.kafka.clients import producer_config
 
 Headers = Sequence[tuple[str, str | bytes]] | Mapping[str, str | bytes]
 _POLL_EVERY = 1_000  # serve delivery reports this often while queueing, so the local queue drains

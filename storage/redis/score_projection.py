@@ -1,7 +1,7 @@
 """Redis side of scoring on trip end: the latest-score projection and the live `risk_scored`/`premium_quoted`
 messages, written after the scores committed to PostgreSQL (docs/SCORING.md).
 
-Same conventions as storage/projections.py (docs/PROJECTIONS.md): per driver, `driver:{id}:score` holds the
+Same conventions as storage/redis/projections.py (docs/PROJECTIONS.md): per driver, `driver:{id}:score` holds the
 JSON of the newest score (moves only forward in `scored_at_ms`, the trip's device end time), the messages
 are ZADDed into `ws:recent:{id}` scored by `seq` and PUBLISHed on `ws:driver:{id}`; then `ws:fleet` chunks
 and one `cache:invalidate` message with the scored drivers. Message shape: `EventMessage` (type, driver_id,
@@ -23,7 +23,8 @@ from redis.exceptions import ResponseError
 from domain.events import RiskScored, decode_event
 from domain.risk_assessment import RiskAssessment
 from domain.scoring import EndedTrip
-from storage.projections import (
+from storage.postgres.score_store import StoredRiskEvent
+from storage.redis.projections import (
     FLEET_CHANNEL,
     INVALIDATE_CHANNEL,
     EventMessage,
@@ -31,7 +32,6 @@ from storage.projections import (
     invalidation_payload,
     message_order,
 )
-from storage.risk_writes import StoredRiskEvent
 
 DRIVERS_PER_CALL = 500  # bounds how long one script call holds Redis
 
@@ -131,12 +131,12 @@ def plan_scores(scored: Sequence[ScoredDriver]) -> ScorePlan:
     return ScorePlan(drivers, fleet, invalidation_payload(d.driver_id for d in drivers) if drivers else None)
 
 
-# Per driver in ONE flat msgpack array of strings (see storage/projections.py for why):
+# Per driver in ONE flat msgpack array of strings (see storage/redis/projections.py for why):
 #   id, scored_at_ms, score JSON, message count n, then n × (seq, message JSON).
 # ARGV: 1 keep (recent_per_driver), 2 ttl_s, 3 the array. Returns how many score keys moved.
 # The score key moves when the new score is not older (>=: a repeat rewrites the same bytes; a new model
 # version for the same trip replaces the old one). `cache:gen:{id}` is the API's L2 generation (H2's
-# storage/cache.py): bumping it retires cached responses that embed the previous score.
+# storage/redis/cache.py): bumping it retires cached responses that embed the previous score.
 _SCORE_SCRIPT = """
 local keep = tonumber(ARGV[1])
 local ttl = ARGV[2]

@@ -3,7 +3,7 @@
 Bounded queries whatever the batch size (arrays in, `unnest`, no per-driver round trips):
 - `load_scoring_inputs`: every driver's trips in its scoring window (one query) and active policy (one);
 - `write_scores`: ONE transaction appends `risk_scored`/`premium_quoted` to each driver's risk stream
-  (heads locked and compare-and-set, storage.event_store_sql), inserts `risk_scores` rows and reprices the
+  (heads locked and compare-and-set, storage.postgres.event_store_sql), inserts `risk_scores` rows and reprices the
   active policies, one statement per table. Keyed by the events' deterministic ids: a scoring already
   stored writes nothing and returns what is stored, so Redis can be republished byte for byte;
 - `unscored_latest_trips`: the catch-up query (each driver's latest trip that has no score).
@@ -21,10 +21,10 @@ import msgspec
 from domain.events import PremiumQuoted, RiskScored, decode_event, encode_event, event_type
 from domain.scoring import EndedTrip, PolicyTerms, ScoringOutcome, risk_stream_id, window_start_ms
 from domain.trip_summary import TripSummary
-from storage import event_store_sql as es
-from storage.event_store_sql import ms_to_ts, ts_to_ms
-from storage.partitions import PartitionCache, ensure_for_timestamps
-from storage.postgres import plain
+from storage.postgres import event_store_sql as es
+from storage.postgres.event_store_sql import ms_to_ts, ts_to_ms
+from storage.postgres.partitions import PartitionCache, ensure_for_timestamps
+from storage.postgres.pool import plain
 
 _TRIP_FIELDS = [n for n, _ in es.TRIP_COLUMNS]
 _TIME_COLUMNS = {"start_ms": "t.start_time", "end_ms": "t.end_time"}

@@ -5,7 +5,7 @@ staging table, then `INSERT … ON CONFLICT DO NOTHING`), domain events with a c
 stream head, due snapshots (the newest wins), ended trips, and the consumer offsets (monotonic). A batch
 retried after it committed (Ray's at-least-once) is a no-op that succeeds. `load_drivers` activates many
 drivers in two queries. The rules shared with the in-memory fake live in `storage.event_store_contract`,
-the SQL in `storage.event_store_sql`; docs/DATABASE.md §5 has the guarantees and measured figures.
+the SQL in `storage.postgres.event_store_sql`; docs/DATABASE.md §5 has the guarantees and measured figures.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import numpy as np
 from domain.batches import NewEvent, PersistBatch, ShardItem, SnapshotRow
 from domain.readings import Reading, ReadingType
 from domain.trip_summary import TripSummary
-from storage import event_store_sql as sql
-from storage.copy_binary import COLUMN_NAMES, encode_readings
 from storage.event_store_contract import (
     DEFAULT_REPLAY_MARGIN_MS,
     ConcurrencyConflict,
@@ -36,8 +34,10 @@ from storage.event_store_contract import (
     unique_in_order,
     versions_to_verify,
 )
-from storage.partitions import PartitionCache, ensure_for_timestamps
-from storage.postgres import plain
+from storage.postgres import event_store_sql as sql
+from storage.postgres.copy_binary import COLUMN_NAMES, encode_readings
+from storage.postgres.partitions import PartitionCache, ensure_for_timestamps
+from storage.postgres.pool import plain
 
 __all__ = [
     "DEFAULT_REPLAY_MARGIN_MS",

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from autoins.settings import Settings
+from config.settings import Settings
 from deployments.api.auth import issue_token
-from storage.drivers import NewDriver, insert_missing_drivers
-from storage.kafka import ensure_topics
-from storage.postgres import connect
+from storage.kafka.clients import ensure_topics
+from storage.postgres.drivers import NewDriver, insert_missing_drivers
+from storage.postgres.pool import connect
 
 T = TypeVar("T")
 _RUN = f"{os.getpid()}{secrets.token_hex(2)}"
