@@ -31,6 +31,7 @@ from domain import pricing
 from domain.features import annualized_km
 from domain.scoring import PolicyTerms, quote_policy
 from storage.postgres import read_models
+from storage.postgres.policies import active_policies
 from storage.postgres.pool import acquire
 
 
@@ -166,9 +167,8 @@ async def quote(services: Services, driver_id: str) -> bytes | None:
         window_days = services.settings.scoring_window_days
         since = datetime.now(UTC) - timedelta(days=window_days)
         async with acquire(services.pool, services.settings) as conn:
-            _, rows = await read_models.driver_policies(conn, driver_id)
+            policy = (await active_policies(conn, [driver_id])).get(driver_id)
             km, _trips = await read_models.exposure_km(conn, driver_id, since)
-        policy = read_models.current_policy(rows)
         annual_km = round(annualized_km(km, window_days), 3)
         priced = quote_policy(current.score, annual_km, _terms(policy), pricing.DEFAULT_RULES)
         fields = {name: getattr(priced, name) for name in QuoteOut.model_fields if hasattr(priced, name)}

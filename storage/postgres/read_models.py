@@ -9,10 +9,11 @@ here, where the SQLSTATE is known, so routers answer 409/422 with the message.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
+
+from storage.postgres.policies import POLICY_RANK
 
 DRIVER_COLUMNS = (
     "driver_id, first_name, last_name, email, phone, license_number, date_of_birth, timezone, is_active,"
@@ -141,13 +142,8 @@ async def driver_policies(conn: asyncpg.Connection, driver_id: str) -> tuple[boo
     rows = await conn.fetch(
         f"SELECT d.known, p.* FROM (SELECT EXISTS (SELECT 1 FROM drivers WHERE driver_id = $1) AS known) d"
         f" LEFT JOIN LATERAL (SELECT {POLICY_COLUMNS} FROM policies WHERE driver_id = $1) p ON true"
-        " ORDER BY p.status = 'active' DESC, p.effective_date DESC, p.policy_number",
+        f" ORDER BY p.status = 'active' DESC, {POLICY_RANK}",
         driver_id,
     )
     known = bool(rows[0]["known"]) if rows else False
     return known, [r for r in rows if r["policy_id"] is not None]
-
-
-def current_policy(policies: Sequence[asyncpg.Record]) -> asyncpg.Record | None:
-    """The policy a quote prices: the first active one (`driver_policies` order), else None."""
-    return next((p for p in policies if p["status"] == "active"), None)

@@ -24,6 +24,7 @@ from domain.trip_summary import TripSummary
 from storage.postgres import event_store_sql as es
 from storage.postgres.event_store_sql import ms_to_ts, ts_to_ms
 from storage.postgres.partitions import PartitionCache, ensure_for_timestamps
+from storage.postgres.policies import active_policies
 from storage.postgres.pool import plain
 
 _TRIP_FIELDS = [n for n, _ in es.TRIP_COLUMNS]
@@ -46,15 +47,6 @@ CROSS JOIN LATERAL (
     OFFSET 0
 ) t
 ORDER BY t.driver_id, t.start_time, t.trip_id
-"""
-
-# One active policy per driver: the newest by effective date (ties: lowest id), deterministic.
-LOAD_POLICIES = """
-SELECT DISTINCT ON (p.driver_id) p.driver_id, p.policy_id, p.base_premium, p.current_premium, p.per_km_rate,
-       p.currency
-FROM policies p
-WHERE p.driver_id = ANY($1::text[]) AND p.status = 'active'
-ORDER BY p.driver_id, p.effective_date DESC, p.policy_id
 """
 
 INSERT_SCORES = f"""
@@ -162,7 +154,7 @@ async def load_scoring_inputs(pool: asyncpg.Pool, trips: Sequence[EndedTrip], wi
         rows = await conn.fetch(
             LOAD_WINDOWS, ids, [window_start_ms(t.end_ms, window_days) for t in trips], [t.end_ms for t in trips]
         )
-        policy_rows = await conn.fetch(LOAD_POLICIES, ids)
+        policy_rows = (await active_policies(conn, ids)).values()
     by_driver: dict[str, list[TripSummary]] = {d: [] for d in ids}
     for r in rows:
         by_driver[r["driver_id"]].append(

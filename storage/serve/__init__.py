@@ -1,0 +1,1 @@
+"""Adapters that reach a Ray Serve deployment through a named handle: the only Ray in storage/."""

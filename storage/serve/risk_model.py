@@ -1,0 +1,64 @@
+"""ServeRiskModel: the RiskModel port over the `RiskModel` Serve deployment, by name.
+
+The one place that looks the deployment up (the scorer, the API and the benches all come here). The handle
+is found lazily, so a process starts while the model is not deployed; after any failure it is looked up again
+(the app may have been redeployed or moved to another node). Every failure becomes RiskModelUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from config.names import RISK_APP, RISK_DEPLOYMENT
+from domain.risk_assessment import RiskAssessment, ScoreRequest
+from usecases.ports.risk_model import RiskModelUnavailable
+
+# ray.serve._private.constants (Ray 2.60); spelled out because importing them would import ray.serve
+SERVE_CONTROLLER_NAME, SERVE_NAMESPACE = "SERVE_CONTROLLER_ACTOR", "serve"
+
+
+class ServeRiskModel:
+    def __init__(self, timeout_s: float = 5.0, batch_timeout_s: float = 15.0) -> None:
+        self._timeout_s = timeout_s
+        self._batch_timeout_s = batch_timeout_s
+        self._handle: Any = None
+
+    async def assess(self, request: ScoreRequest) -> RiskAssessment:
+        return await self._call("assess", request, self._timeout_s)
+
+    async def assess_many(self, requests: Sequence[ScoreRequest]) -> list[RiskAssessment]:
+        if not requests:
+            return []
+        answers = list(await self._call("assess_many", list(requests), self._batch_timeout_s))
+        if [a.driver_id for a in answers] != [r.driver_id for r in requests]:
+            raise RiskModelUnavailable(f"{RISK_DEPLOYMENT} answered {len(answers)} assessments for {len(requests)}")
+        return answers
+
+    async def _call(self, method: str, argument: Any, timeout_s: float) -> Any:
+        try:
+            if self._handle is None:
+                self._handle = await asyncio.to_thread(_deployment_handle)
+            return await asyncio.wait_for(getattr(self._handle, method).remote(argument), timeout_s)
+        except TimeoutError:
+            self._handle = None
+            raise RiskModelUnavailable(f"the risk model did not answer within {timeout_s:g} s") from None
+        except Exception as error:  # Serve and Ray raise many types here; all mean "cannot score now"
+            self._handle = None
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise RiskModelUnavailable(f"the risk model is unavailable: {reason[:200]}") from None
+
+
+def _deployment_handle() -> Any:
+    """Blocking (controller round trips): run in a thread. Probes for Serve's controller first, so a cluster
+    without Serve (ingest-only runs, the pipeline tests) never pays for importing ray.serve."""
+    import ray
+
+    try:
+        ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+    except ValueError:
+        raise RiskModelUnavailable(f"Serve is not running: no {RISK_DEPLOYMENT} in app {RISK_APP!r}") from None
+    from ray import serve
+
+    return serve.get_deployment_handle(RISK_DEPLOYMENT, app_name=RISK_APP)
