@@ -20,7 +20,8 @@ SERVE_CONTROLLER_NAME, SERVE_NAMESPACE = "SERVE_CONTROLLER_ACTOR", "serve"
 
 
 class ServeRiskModel:
-    def __init__(self, timeout_s: float = 5.0, batch_timeout_s: float = 15.0) -> None:
+    def __init__(self, timeout_s: float = 5.0, batch_timeout_s: float = 15.0, app_name: str = RISK_APP) -> None:
+        self._app_name = app_name
         self._timeout_s = timeout_s
         self._batch_timeout_s = batch_timeout_s
         self._handle: Any = None
@@ -39,7 +40,7 @@ class ServeRiskModel:
     async def _call(self, method: str, argument: Any, timeout_s: float) -> Any:
         try:
             if self._handle is None:
-                self._handle = await asyncio.to_thread(_deployment_handle)
+                self._handle = await asyncio.to_thread(_deployment_handle, self._app_name)
             return await asyncio.wait_for(getattr(self._handle, method).remote(argument), timeout_s)
         except TimeoutError:
             self._handle = None
@@ -50,7 +51,7 @@ class ServeRiskModel:
             raise RiskModelUnavailable(f"the risk model is unavailable: {reason[:200]}") from None
 
 
-def _deployment_handle() -> Any:
+def _deployment_handle(app_name: str) -> Any:
     """Blocking (controller round trips): run in a thread. Probes for Serve's controller first, so a cluster
     without Serve (ingest-only runs, the pipeline tests) never pays for importing ray.serve."""
     import ray
@@ -58,7 +59,7 @@ def _deployment_handle() -> Any:
     try:
         ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
     except ValueError:
-        raise RiskModelUnavailable(f"Serve is not running: no {RISK_DEPLOYMENT} in app {RISK_APP!r}") from None
+        raise RiskModelUnavailable(f"Serve is not running: no {RISK_DEPLOYMENT} in app {app_name!r}") from None
     from ray import serve
 
-    return serve.get_deployment_handle(RISK_DEPLOYMENT, app_name=RISK_APP)
+    return serve.get_deployment_handle(RISK_DEPLOYMENT, app_name=app_name)

@@ -18,6 +18,8 @@ from domain.risk_model import ModelNotReady, RiskPredictor, TrainingParams
 from domain.risk_model.dataset import DatasetSpec, build_dataset
 from domain.risk_model.training import train
 from storage.files.model_artifacts import load_artifact, save_artifact
+from storage.serve.risk_model import ServeRiskModel
+from tests.contracts.risk_model_contract import *  # noqa: F403
 
 K_TRIPS = 40.0
 ZERO = ScoreRequest(driver_id="x", features=(0.0,) * 14)
@@ -49,6 +51,17 @@ def served(serve_session, base_settings, models):
     handle = deploy(base_settings, models_dir, {"model_version": versions[0]})
     yield handle, lambda user_config: deploy(base_settings, models_dir, user_config)
     serve.delete(RISK_APP)
+
+
+@pytest.fixture
+def risk_model(served):
+    """The RiskModel contract (tests/contracts) on the Serve adapter the scorer and the API use."""
+    return ServeRiskModel()
+
+
+@pytest.fixture
+def unavailable_risk_model(serve_session):
+    return ServeRiskModel(timeout_s=2.0, app_name="no-such-app")
 
 
 def requests_of(data, prefix="d"):
