@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from autoins.errors import UserFacingError
 from config.logging import configure_logging
@@ -28,14 +29,14 @@ def settings_from_env(root: Path | None = None) -> Settings:
     try:
         settings = load_settings(root)
     except SettingsError as error:
-        err_console.print(f"[red]configuration error:[/red] {error}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]configuration error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, json=settings.log_json)
     return settings
 
 
 def fail(message: str, exit_code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(exit_code)
 
 

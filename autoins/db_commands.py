@@ -15,6 +15,7 @@ from typing import Annotated, TypeVar
 
 import asyncpg
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
@@ -242,7 +243,8 @@ def partitions_retain(
             summary.add_row(item.partition, f"{item.rows:,}", f"{item.archive_file}{note}")
         console.print(summary)
         for skipped in report.skipped:
-            console.print(f"[yellow]skipped[/yellow] {skipped.partition}: {skipped.reason}", highlight=False)
+            reason = escape(str(skipped.reason))
+            console.print(f"[yellow]skipped[/yellow] {skipped.partition}: {reason}", highlight=False)
 
     _run_db(body)
 

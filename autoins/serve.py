@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from autoins.cli_support import console, settings_from_env, user_errors
@@ -128,7 +129,7 @@ def remove_apps() -> None:
     try:
         delete_all()
     except Exception as error:  # shutting down anyway: report, never mask the pipeline's clean stop
-        console.print(f"[yellow]removing the Serve apps failed: {error}[/yellow]")
+        console.print(f"[yellow]removing the Serve apps failed:[/yellow] {escape(str(error))}")
 
 
 def print_addresses(urls: dict[str, str], dashboard: str | None) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 
 from autoins.errors import UserFacingError
 from config.settings import Settings
@@ -193,7 +194,7 @@ def run_api_benchmark(settings: Settings, options: ApiBenchOptions, out: Console
     finally:
         if world is not None:
             for problem in world.close():
-                out.print(f"[yellow]cleanup: {problem}[/]")
+                out.print(f"[yellow]cleanup:[/yellow] {escape(str(problem))}")
     return {**result, "users": options.users, "duration_s": options.duration_s, "base_url": base_url,
             "shape": {"api_replicas": replicas}, "machine": machine, "date": bench_date(),
             "command": options.command}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from rich.console import Console
+from rich.markup import escape
 
 from autoins.bench.pipeline_run import PipelineRun, drain
 from autoins.bench.preload import preload
@@ -114,7 +115,7 @@ def run_ingest_benchmark(base: Settings, options: IngestOptions, console: Consol
         if ray_started:
             _shutdown_ray()
         for problem in scratch.close():
-            console.print(f"[yellow]cleanup:[/yellow] {problem}", highlight=False)
+            console.print(f"[yellow]cleanup:[/yellow] {escape(str(problem))}", highlight=False)
 
 
 def _kafka_overrides(scratch: Scratch, options: IngestOptions) -> dict:

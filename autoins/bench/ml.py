@@ -24,6 +24,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 
 from autoins.errors import UserFacingError
 from config.settings import Settings
@@ -51,7 +52,7 @@ def _model(settings: Settings, tmp: Path, out: Console) -> tuple[Path, str, bool
     try:
         return models_dir, load_artifact(models_dir, settings.model_version).model_version, False
     except ArtifactError as error:
-        out.print(f"{error}; training a small model ({SMALL_MODEL}) into {tmp}", highlight=False)
+        out.print(f"{escape(str(error))}; training a small model ({SMALL_MODEL}) into {tmp}", highlight=False)
     spec = DatasetSpec(seed=7, **SMALL_MODEL)
     outcome = train_model(spec, TrainingParams(seed=7), models_dir=tmp, data_dir=None, workers=1,
                           command="autoins bench ml (small model)")

@@ -7,6 +7,7 @@ import os
 from urllib.parse import urlsplit
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from autoins.cli_support import console, settings_from_env, user_errors
@@ -65,7 +66,7 @@ def status() -> None:
     _print_table(
         "autoins stack status", ("service", "url", "owner", "pid", "answers", "note"),
         [(r.service.label, _shown(r.url), r.owner.value, str(r.pid or ""),
-          "[green]yes[/green]" if r.answers else "[red]no[/red]", r.detail) for r in rows],
+          "[green]yes[/green]" if r.answers else "[red]no[/red]", escape(str(r.detail))) for r in rows],
     )
     if not all(row.answers for row in rows):
         raise typer.Exit(1)
