@@ -102,25 +102,45 @@ def launch_pipeline(settings: Settings):
     require_current_schema(settings)
     if not settings.ray_address:  # a local single-node Ray for development: no token to hand around
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        refuse_taken_ports(settings)
     if settings.serve_haproxy:  # read by Serve when it starts (PERF_NOTES: HAProxy ingress, p95 2.8 ms vs 9 ms)
         os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
     dashboard = init_ray(settings)
     return start_pipeline(settings), dashboard
 
 
+def refuse_taken_ports(settings: Settings) -> None:
+    """Before starting a local Serve: our ingress ports must be free (a stale HAProxy keeps them)."""
+    from autoins.ingress import ingress_ports, listeners
+
+    taken = listeners(ingress_ports(settings.http_port, settings.serve_haproxy))
+    if taken:
+        hint = " (a stale ingress from an earlier run: stop it with `kill <pid>`)" if any(
+            "haproxy" in t.name for t in taken) else ""
+        raise UserFacingError("; ".join(t.describe() for t in taken) + hint)
+
+
 def deploy_apps(settings: Settings) -> dict[str, str]:
-    """Deploy the risk model, API and WebSocket apps (deployments/builder.py); blocks until they run."""
+    """Deploy the risk model, API and WebSocket apps (deployments/builder.py); blocks until they run, then
+    until the API answers through the ingress."""
     from ray.serve.exceptions import RayServeException
 
+    from autoins.ingress import ingress_ports, listeners, wait_until_answering
     from deployments.builder import deploy_all
 
     console.print(
         f"deploying the Serve apps: api ({settings.api_num_replicas} replicas), ws ({settings.ws_num_replicas}), risk …"
     )
     try:
-        return deploy_all(settings)
+        urls = deploy_all(settings)
     except (RayServeException, RuntimeError, ValueError) as error:
         raise UserFacingError(f"cannot deploy the Serve apps: {error}") from None
+    problem = wait_until_answering(urls["api"])
+    if problem is not None:
+        taken = listeners(ingress_ports(settings.http_port, settings.serve_haproxy))
+        holders = "; ".join(t.describe() for t in taken) or "no process listens on the port"
+        raise UserFacingError(f"the API does not answer at {urls['api']}/health/live ({problem}); {holders}")
+    return urls
 
 
 def remove_apps() -> None:
