@@ -112,3 +112,25 @@ def test_serve_consumes_serves_the_api_and_stops_cleanly_on_sigint(base_settings
             proc.kill()
             proc.wait()
         drop(url)
+
+
+def test_serve_names_a_process_holding_its_port_and_exits_non_zero(base_settings, tmp_path):
+    """A stale ingress (here: any listener) on the HTTP port must stop the start with its name, before Ray."""
+    import socket
+
+    url = asyncio.run(make_migrated_database(base_settings, NOW))
+    try:
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", 0))
+            squatter.listen()
+            port = squatter.getsockname()[1]
+            env = {**os.environ, "DATABASE_URL": url, "HTTP_PORT": str(port),
+                   "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_tcp_port()),
+                   "RAY_SERVE_HAPROXY_STATS_PORT": str(free_tcp_port())}
+            env.pop("RAY_ADDRESS", None)
+            done = subprocess.run([sys.executable, "-m", "autoins.cli", "serve"], env=env, cwd=tmp_path,
+                                  capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"port {port} is taken by pid {os.getpid()}" in done.stderr.replace("\n", ""), done.stderr
+    finally:
+        drop(url)
