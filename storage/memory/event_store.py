@@ -27,6 +27,7 @@ from storage.event_store_contract import (
     highest_offsets,
     new_events_after_head,
     newest_snapshots,
+    request_ids_by_event,
     snapshot_is_newer,
     unique_in_order,
     versions_to_verify,
@@ -43,6 +44,7 @@ class InMemoryEventStore:
         self.trips: dict[uuid.UUID, TripSummary] = {}
         self.offsets: dict[tuple[str, str, int], int] = {}
         self.timezones: dict[str, str] = {}
+        self.request_ids: dict[uuid.UUID, str] = {}  # event id -> request id (domain_events.request_id)
 
     async def write_batch(self, batch: PersistBatch) -> WriteResult:
         started = time.perf_counter()
@@ -65,8 +67,11 @@ class InMemoryEventStore:
                 stored_readings[key] = item
                 inserted += 1
         readings_s = time.perf_counter() - started
+        caused_by = request_ids_by_event(batch)
         for event in appends:
             self.streams.setdefault(event.stream_id, []).append(event)
+            if event.event_id in caused_by:
+                self.request_ids[event.event_id] = caused_by[event.event_id]
         written = 0
         for snap in newest_snapshots(s for out in batch.outputs for s in out.snapshots):
             old = self.snapshots.get(snap.driver_id)
@@ -128,6 +133,7 @@ class InMemoryEventStore:
                 event_type=e.event_type,
                 occurred_at_ms=e.occurred_at_ms,
                 payload=msgspec.json.decode(e.payload_json),
+                request_id=self.request_ids.get(e.event_id),
             )
             for e in self.streams.get(stream_id, [])
         ]
