@@ -46,6 +46,7 @@ __all__ = [
     "StoredDriver",
     "StoredEvent",
     "WriteResult",
+    "append_events",
 ]
 
 STAGED_AFTER_DUPLICATE = 8
@@ -154,7 +155,8 @@ class PostgresEventStore:
         )
         return _rowcount(await conn.execute(sql.INSERT_READINGS)), True
 
-    async def _append(self, conn: asyncpg.Connection, events: dict[str, list[NewEvent]]) -> tuple[int, int]:
+    @staticmethod
+    async def _append(conn: asyncpg.Connection, events: dict[str, list[NewEvent]]) -> tuple[int, int]:
         """Lock the heads, skip what a retry already stored, append the rest; (inserted, skipped)."""
         if not events:
             return 0, 0
@@ -313,6 +315,13 @@ def _shard_item(r: asyncpg.Record) -> ShardItem:
     )
     partition, offset = r["source_partition"], r["source_offset"]
     return ShardItem(reading, -1 if partition is None else partition, -1 if offset is None else offset)
+
+
+async def append_events(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> tuple[int, int]:
+    """The store's append for another writer of streams (the scorer's risk streams), inside the caller's
+    transaction: heads locked, events a retry already stored skipped, the rest appended with a compare-and-set
+    of each head. Returns (inserted, skipped); raises ConcurrencyConflict when the versions do not continue."""
+    return await PostgresEventStore._append(conn, events_by_stream(events))
 
 
 async def insert_trips(conn: asyncpg.Connection, trips: Sequence[TripSummary]) -> int:
