@@ -49,14 +49,7 @@ class InMemoryEventStore:
     async def write_batch(self, batch: PersistBatch) -> WriteResult:
         started = time.perf_counter()
         # 1. decide everything (may raise ConcurrencyConflict) ...
-        appends: list[NewEvent] = []
-        skipped = 0
-        for stream_id, events in events_by_stream(batch.events).items():
-            log = self.streams.get(stream_id, [])
-            stored = {v: log[v - 1].event_id for v in versions_to_verify(events, len(log)) if 1 <= v <= len(log)}
-            fresh = new_events_after_head(stream_id, events, len(log), stored)
-            appends.extend(fresh)
-            skipped += len(events) - len(fresh)
+        appends, skipped = self._fresh(batch.events)
         items = _items(batch)
         # 2. ... then change everything, without yielding to the event loop in between
         inserted = 0
@@ -97,6 +90,27 @@ class InMemoryEventStore:
             elapsed_s=time.perf_counter() - started,
             readings_s=readings_s,
         )
+
+    def append(self, events: Sequence[NewEvent]) -> tuple[int, int]:
+        """The append alone, for another writer of streams (the scorer's fake store), atomic like a
+        transaction: checked whole, then applied without yielding. Returns (inserted, skipped)."""
+        appends, skipped = self._fresh(events)
+        for event in appends:
+            self.streams.setdefault(event.stream_id, []).append(event)
+        return len(appends), skipped
+
+    def _fresh(self, events: Sequence[NewEvent]) -> tuple[list[NewEvent], int]:
+        appends: list[NewEvent] = []
+        skipped = 0
+        for stream_id, stream_events in events_by_stream(events).items():
+            log = self.streams.get(stream_id, [])
+            stored = {
+                v: log[v - 1].event_id for v in versions_to_verify(stream_events, len(log)) if 1 <= v <= len(log)
+            }
+            fresh = new_events_after_head(stream_id, stream_events, len(log), stored)
+            appends.extend(fresh)
+            skipped += len(stream_events) - len(fresh)
+        return appends, skipped
 
     async def load_drivers(
         self, driver_ids: Sequence[str], replay_margin_ms: int = DEFAULT_REPLAY_MARGIN_MS

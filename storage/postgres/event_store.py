@@ -48,6 +48,7 @@ __all__ = [
     "StoredDriver",
     "StoredEvent",
     "WriteResult",
+    "append_events",
 ]
 
 STAGED_AFTER_DUPLICATE = 8
@@ -158,8 +159,8 @@ class PostgresEventStore:
         )
         return _rowcount(await conn.execute(sql.INSERT_READINGS)), True
 
+    @staticmethod
     async def _append(
-        self,
         conn: asyncpg.Connection,
         events: dict[str, list[NewEvent]],
         request_ids: Mapping[uuid.UUID, str] | None = None,
@@ -326,6 +327,13 @@ def _shard_item(r: asyncpg.Record) -> ShardItem:
     )
     partition, offset = r["source_partition"], r["source_offset"]
     return ShardItem(reading, -1 if partition is None else partition, -1 if offset is None else offset)
+
+
+async def append_events(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> tuple[int, int]:
+    """The store's append for another writer of streams (the scorer's risk streams), inside the caller's
+    transaction: heads locked, events a retry already stored skipped, the rest appended with a compare-and-set
+    of each head. Returns (inserted, skipped); raises ConcurrencyConflict when the versions do not continue."""
+    return await PostgresEventStore._append(conn, events_by_stream(events))
 
 
 async def insert_trips(conn: asyncpg.Connection, trips: Sequence[TripSummary]) -> int:
