@@ -126,7 +126,12 @@ class IngestConsumer:
             await self.kafka.call(self.kafka.send_dead_letters, prepared.dead_letters)
             self.totals.dlq_s += time.perf_counter() - prepared_at
             self.metrics.dead_lettered(len(prepared.dead_letters))
-        shard_refs = [self.shards[s].process.remote(blob) for s, blob in prepared.shard_blobs.items()]
+        # a shard gets the request ids of its readings only when there are some (bench traffic has none)
+        ids = prepared.shard_request_ids
+        shard_refs = [
+            self.shards[s].process.remote(blob, *((ids[s],) if s in ids else ()))
+            for s, blob in prepared.shard_blobs.items()
+        ]
         ref = self.persister.write.remote(prepared.persist, *shard_refs)
         self.inflight.append(InFlight(ref=ref, prepared=prepared, polled_at=polled_at))
         self.totals.polled += len(messages)
@@ -158,7 +163,12 @@ class IngestConsumer:
     async def _rewind(self, error: BaseException, failed: InFlight) -> None:
         self.totals.rewinds += 1
         self.totals.last_error = repr(error)[:300]
-        self.ctx.log.warning("batch_failed_rewinding", error=repr(error)[:300], inflight=len(self.inflight))
+        self.ctx.log.warning(
+            "batch_failed_rewinding",
+            error=repr(error)[:300],
+            inflight=len(self.inflight),
+            request_ids=list(failed.prepared.persist.request_ids),
+        )
         pending = [failed, *self.inflight]
         self.inflight.clear()
         for item in pending[1:]:

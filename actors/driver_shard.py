@@ -1,21 +1,44 @@
-"""DriverShard: owns the per-driver state of the drivers hashed to it (DESIGN.md §1).
+"""DriverShard: the Ray shell of `usecases.ingest.ShardBatchHandler` (DESIGN.md §1).
 
-A thin shell over `domain.shard_core`: activate missing drivers from storage in one batched read,
-fold the batch, passivate idle drivers, return the `ShardOutput`. `max_concurrency=1` keeps calls in
-submission order (async actors otherwise interleave them). After a crash Ray reruns `__init__`
-only: the shard starts empty and reactivates drivers from snapshot + stored readings on demand.
+The handler owns the per-driver state of the drivers hashed to this shard: it activates missing drivers
+from the event store in one batched read, folds the batch, passivates idle drivers. Here: decode the
+msgpack blob, call it, keep the stats. `max_concurrency=1` keeps calls in submission order (async actors
+otherwise interleave them). After a crash Ray reruns `__init__` only: the shard starts empty and
+reactivates drivers from snapshot + stored readings on demand.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import ray
 
 from actors.common import ActorContext
-from domain.batches import ShardItem, ShardOutput, decode_shard_items
-from domain.shard_core import DriverSlot, activate, fold_batch, group_by_driver, idle_drivers
-from storage.postgres.event_store import PostgresEventStore
+from domain.batches import PersistBatch, ShardOutput, decode_shard_items
+from storage.postgres.event_store import DEFAULT_REPLAY_MARGIN_MS, PostgresEventStore, StoredDriver, WriteResult
+from usecases.ingest import ShardBatchHandler
+
+
+class _LazyPostgresEventStore:
+    """Builds the pool on the first activation read (constructors stay cheap: STYLE.md habit 8)."""
+
+    def __init__(self, ctx: ActorContext) -> None:
+        self._ctx = ctx
+        self._store: PostgresEventStore | None = None
+
+    async def _get(self) -> PostgresEventStore:
+        if self._store is None:
+            self._store = PostgresEventStore(await self._ctx.pool(max_size=2))
+        return self._store
+
+    async def load_drivers(
+        self, driver_ids: Sequence[str], replay_margin_ms: int = DEFAULT_REPLAY_MARGIN_MS
+    ) -> dict[str, StoredDriver]:
+        return await (await self._get()).load_drivers(driver_ids, replay_margin_ms)
+
+    async def write_batch(self, batch: PersistBatch) -> WriteResult:
+        return await (await self._get()).write_batch(batch)
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1)
@@ -23,81 +46,50 @@ class DriverShard:
     def __init__(self, index: int, settings) -> None:
         self.index = index
         self.ctx = ActorContext(settings, f"shard-{index}")
-        self.slots: dict[str, DriverSlot] = {}
-        self.batch_no = 0
+        self.handler = ShardBatchHandler(
+            _LazyPostgresEventStore(self.ctx),
+            self.ctx.trip_rules,
+            shard=index,
+            snapshot_every_events=settings.snapshot_every_events,
+            idle_batches=settings.shard_idle_batches,
+            retry=self.ctx.retry,
+            log=self.ctx.log,
+        )
         self.activations = 0
         self.passivations = 0
-        self._store: PostgresEventStore | None = None
         # timing counters (seconds) for `autoins bench ingest`
         self.decode_s = 0.0
         self.activation_s = 0.0
         self.fold_s = 0.0
 
-    async def _event_store(self) -> PostgresEventStore:
-        if self._store is None:
-            pool = await self.ctx.pool(max_size=2)
-            self._store = PostgresEventStore(pool)
-        return self._store
-
-    async def process(self, items_blob: bytes) -> ShardOutput:
-        """Fold one batch's readings for this shard's drivers (msgpack list of ShardItem, offset order)."""
-        self.batch_no += 1
+    async def process(self, items_blob: bytes, request_ids: tuple[str, ...] = ()) -> ShardOutput:
+        """Fold one batch's readings for this shard's drivers (msgpack list of ShardItem, offset order);
+        `request_ids`: the API requests those readings came from (bound to the batch's log lines)."""
         started = time.perf_counter()
-        items: list[ShardItem] = decode_shard_items(items_blob)
-        by_driver = group_by_driver(items)
-        missing = [d for d in by_driver if d not in self.slots]
-        decoded = time.perf_counter()
-        self.decode_s += decoded - started
-        if missing:
-            store = await self._event_store()
-            stored = await self.ctx.retry(lambda: store.load_drivers(missing), what="load drivers")
-            for driver_id in missing:
-                found = stored.get(driver_id)
-                self.slots[driver_id] = activate(
-                    driver_id,
-                    found.timezone if found else "UTC",
-                    found.snapshot if found else None,
-                    found.readings if found else (),
-                    self.ctx.trip_rules,
-                )
-            self.activations += len(missing)
-        activated = time.perf_counter()
-        self.activation_s += activated - decoded
-        output = fold_batch(
-            self.slots,
-            by_driver,
-            self.ctx.trip_rules,
-            self.ctx.settings.snapshot_every_events,
-            self.index,
-            self.batch_no,
-        )
-        for driver_id in idle_drivers(self.slots, self.batch_no, self.ctx.settings.shard_idle_batches):
-            del self.slots[driver_id]
-            self.passivations += 1
-        self.fold_s += time.perf_counter() - activated
-        return output
+        items = decode_shard_items(items_blob)
+        self.decode_s += time.perf_counter() - started
+        done = await self.handler.handle(items, request_ids)
+        self.decode_s += done.group_s
+        self.activations += done.activated
+        self.passivations += done.passivated
+        self.activation_s += done.activation_s
+        self.fold_s += done.fold_s
+        return done.output
 
     async def evict(self, driver_ids: list[str] | None = None) -> int:
         """Forget drivers whose in-memory state may be ahead of what is durable (a failed batch);
         None forgets everyone. They reactivate from storage on their next reading."""
-        if driver_ids is None:
-            count = len(self.slots)
-            self.slots.clear()
-            return count
-        return sum(self.slots.pop(d, None) is not None for d in driver_ids)
+        return self.handler.evict(driver_ids)
 
     async def evict_partitions(self, partitions: list[int]) -> int:
         """Forget the drivers last fed from these Kafka partitions (their consumer restarted)."""
-        gone = [d for d, slot in self.slots.items() if slot.source_partition in set(partitions)]
-        for driver_id in gone:
-            del self.slots[driver_id]
-        return len(gone)
+        return self.handler.evict_partitions(partitions)
 
     async def stats(self) -> dict:
         return {
             "shard": self.index,
-            "active_drivers": len(self.slots),
-            "batches": self.batch_no,
+            "active_drivers": len(self.handler.slots),
+            "batches": self.handler.batch_no,
             "activations": self.activations,
             "passivations": self.passivations,
             "decode_s": round(self.decode_s, 3),

@@ -2,15 +2,18 @@
 
 Runs on the consumer's Kafka thread (CPU work off the actor's event loop). Decoding and validation
 are the domain's (`decode_batch`); here we only attach Kafka positions, route by driver, build the
-columns for COPY and the dead letters for what the domain rejected.
+columns for COPY and the dead letters for what the domain rejected. Each reading keeps the request id of
+its message (`x-request-id` header): `PersistBatch.request_id_index` maps it by position, so the event store
+can give every event the request id of the reading that caused it (`seq` = that reading's offset).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 from confluent_kafka import Message
 
 from domain.batches import (
@@ -38,10 +41,13 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class PreparedBatch:
+    """`shard_request_ids[s]`: the distinct request ids of the readings routed to shard s (its log lines)."""
+
     persist: PersistBatch
     shard_blobs: dict[int, bytes]
     drivers: frozenset[str]
     dead_letters: list[DeadLetter]
+    shard_request_ids: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 def prepare_batch(
@@ -50,35 +56,52 @@ def prepare_batch(
     values = [m.value() or b"" for m in messages]
     readings, rejects = decode_batch(values, int(now_s * 1000), rules)
     rejected = {i: r for i, r in rejects}
-    accepted = [m for i, m in enumerate(messages) if i not in rejected]
+    kept = [i for i in range(len(messages)) if i not in rejected]
+    accepted = [messages[i] for i in kept]
     partitions = [m.partition() for m in accepted]
     offsets = [m.offset() for m in accepted]
+    request_of_message = [request_id(m) for m in messages]
+    request_of = [request_of_message[i] for i in kept]  # per reading, so per (partition, offset)
 
     items_by_shard: dict[int, list[ShardItem]] = defaultdict(list)
-    for reading, partition, offset in zip(readings, partitions, offsets, strict=True):
-        items_by_shard[shard_of(reading.driver_id, shards)].append(
-            ShardItem(reading=reading, partition=partition, offset=offset)
-        )
+    ids_by_shard: dict[int, set[str]] = defaultdict(set)
+    for reading, partition, offset, rid in zip(readings, partitions, offsets, request_of, strict=True):
+        shard = shard_of(reading.driver_id, shards)
+        items_by_shard[shard].append(ShardItem(reading=reading, partition=partition, offset=offset))
+        if rid is not None:
+            ids_by_shard[shard].add(rid)
     next_offsets: dict[tuple[str, int], int] = {}
-    request_ids: set[str] = set()
     for m in messages:
         key = (m.topic(), m.partition())
         next_offsets[key] = max(next_offsets.get(key, 0), m.offset() + 1)
-        for name, value in m.headers() or ():
-            if name == REQUEST_ID_HEADER and value:
-                request_ids.add(value.decode(errors="replace"))
+    request_ids = tuple(sorted({rid for rid in request_of_message if rid is not None}))
     persist = PersistBatch(
         consumer_group=consumer_group,
         readings=ReadingColumns.from_readings(readings, partitions, offsets),
         offsets=tuple(PartitionOffset(topic, p, o) for (topic, p), o in sorted(next_offsets.items())),
-        request_ids=tuple(sorted(request_ids)),
+        request_ids=request_ids,
+        **({"request_id_index": _index_of(request_of, request_ids)} if ids_by_shard else {}),
     )
     return PreparedBatch(
         persist=persist,
         shard_blobs={s: encode_shard_items(items) for s, items in sorted(items_by_shard.items())},
         drivers=frozenset(r.driver_id for r in readings),
         dead_letters=[_dead_letter(messages[i], r) for i, r in sorted(rejected.items())],
+        shard_request_ids={s: tuple(sorted(ids)) for s, ids in sorted(ids_by_shard.items())},
     )
+
+
+def request_id(message: Message) -> str | None:
+    """The message's `x-request-id` header (set by the API's ingest route), None when it has none."""
+    for name, value in message.headers() or ():
+        if name == REQUEST_ID_HEADER and value:
+            return value.decode(errors="replace")
+    return None
+
+
+def _index_of(request_of: Sequence[str | None], request_ids: tuple[str, ...]) -> np.ndarray:
+    index = {rid: i for i, rid in enumerate(request_ids)}
+    return np.fromiter((-1 if rid is None else index[rid] for rid in request_of), np.int32, len(request_of))
 
 
 def _dead_letter(message: Message, rejection: Rejection) -> DeadLetter:

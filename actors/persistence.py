@@ -1,26 +1,37 @@
-"""Persistence: one PostgreSQL transaction per batch, then the Redis projections, then the ack.
+"""Persistence: the Ray shell of `usecases.ingest.PersistBatchHandler` (docs/PIPELINE.md).
 
-The transaction (storage.postgres.event_store) holds the raw readings, the domain events with the stream
-compare-and-set, due snapshots, ended trips and the consumer offsets: a batch is durable entirely or
-not at all, and a retried batch is a no-op. While PostgreSQL or Redis is away the call waits and
-retries (storage.retry); the consumer waits on it, so an outage becomes Kafka lag, not loss. A
-`ConcurrencyConflict` is not retried: it means another writer owns the stream, and the consumer
-rewinds. `max_concurrency=1` keeps one consumer's batches committing in order. Once a batch is durable and
-projected, its ended trips go to the risk scorer in one call that is not awaited: scoring never slows ingest.
+The handler writes the batch in one PostgreSQL transaction (readings, domain events with the stream
+compare-and-set and their request ids, due snapshots, ended trips, the consumer offsets), then the Redis
+projections, then hands the ended trips to the risk scorer. While PostgreSQL or Redis is away the call waits
+and retries (`ActorContext.retry`); the consumer waits on it, so an outage becomes Kafka lag, not loss. A
+`ConcurrencyConflict` is not retried: it means another writer owns the stream, and the consumer rewinds.
+`max_concurrency=1` keeps one consumer's batches committing in order.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 
 import ray
 
 from actors.common import ActorContext
 from domain.batches import PersistBatch, ShardOutput
-from domain.scoring import ended_trips
+from domain.scoring import EndedTrip
 from storage.postgres.event_store import PostgresEventStore
 from storage.postgres.partitions import PartitionCache
-from storage.redis.projections import publish_batch
+from storage.redis.projections import RedisProjector
+from usecases.ingest import PersistBatchHandler
+
+
+class RayScorerSink:
+    """The ScorerSink port over the RiskScorer actor handle: one call that is not awaited (scoring never slows
+    ingest); an unreachable actor raises here and the handler logs it."""
+
+    def __init__(self, scorer) -> None:
+        self.scorer = scorer
+
+    def submit(self, trips: Sequence[EndedTrip]) -> None:
+        self.scorer.submit.remote(list(trips))
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1)
@@ -28,19 +39,23 @@ class Persistence:
     def __init__(self, index: int, settings, scorer=None) -> None:
         self.index = index
         self.scorer = scorer  # actors.risk_scorer.RiskScorer handle, or None (no scoring on trip end)
-        self.trips_handed = 0
         self.ctx = ActorContext(settings, f"persistence-{index}")
-        self._store: PostgresEventStore | None = None
+        self._handler: PersistBatchHandler | None = None
         self.batches = 0
         self.readings = 0
         self.events = 0
+        self.trips_handed = 0
         self.write_s = 0.0
         self.project_s = 0.0
 
-    async def _event_store(self) -> PostgresEventStore:
-        if self._store is None:
-            self._store = PostgresEventStore(await self.ctx.pool(max_size=2), PartitionCache())
-        return self._store
+    async def _persist(self) -> PersistBatchHandler:
+        if self._handler is None:
+            store = PostgresEventStore(await self.ctx.pool(max_size=2), PartitionCache())
+            sink = None if self.scorer is None else RayScorerSink(self.scorer)
+            self._handler = PersistBatchHandler(
+                store, RedisProjector(self.ctx.redis()), sink, retry=self.ctx.retry, log=self.ctx.log
+            )
+        return self._handler
 
     async def write(self, batch: PersistBatch, *outputs: ShardOutput) -> dict:
         """Make `batch` (with the shards' outputs, resolved by Ray from their ObjectRefs) durable and
@@ -51,44 +66,23 @@ class Persistence:
             offsets=batch.offsets,
             outputs=tuple(outputs),
             request_ids=batch.request_ids,
+            request_id_index=batch.request_id_index,
         )
-        store = await self._event_store()
-        started = time.perf_counter()
-        try:
-            result = await self.ctx.retry(lambda: store.write_batch(batch), what="write batch to PostgreSQL")
-        except Exception as error:
-            self.ctx.log.warning("batch_not_written", error=repr(error)[:500], readings=len(batch.readings))
-            raise
-        written = time.perf_counter()
-        redis = self.ctx.redis()
-        await self.ctx.retry(lambda: publish_batch(redis, batch.outputs), what="publish projections to Redis")
-        projected = time.perf_counter()
-        self._hand_to_scorer(batch.outputs)
+        done = await (await self._persist()).handle(batch)
         self.batches += 1
         self.readings += len(batch.readings)
-        self.events += result.events_inserted
-        self.write_s += written - started
-        self.project_s += projected - written
+        self.events += done.result.events_inserted
+        self.trips_handed += done.trips_handed
+        self.write_s += done.write_s
+        self.project_s += done.project_s
         return {
-            "readings_inserted": result.readings_inserted,
-            "readings_duplicate": result.readings_duplicate,
-            "events_inserted": result.events_inserted,
-            "trips_inserted": result.trips_inserted,
-            "write_ms": (written - started) * 1000,
-            "project_ms": (projected - written) * 1000,
+            "readings_inserted": done.result.readings_inserted,
+            "readings_duplicate": done.result.readings_duplicate,
+            "events_inserted": done.result.events_inserted,
+            "trips_inserted": done.result.trips_inserted,
+            "write_ms": done.write_s * 1000,
+            "project_ms": done.project_s * 1000,
         }
-
-    def _hand_to_scorer(self, outputs: tuple[ShardOutput, ...]) -> None:
-        """Fire and forget: a scorer that is down loses nothing (its catch-up finds unscored trips)."""
-        if self.scorer is None:
-            return
-        trips = ended_trips(outputs)
-        if trips:
-            try:
-                self.scorer.submit.remote(trips)
-                self.trips_handed += len(trips)
-            except Exception as error:
-                self.ctx.log.warning("scorer_unreachable", error=repr(error)[:200], trips=len(trips))
 
     async def stats(self) -> dict:
         return {

@@ -189,6 +189,9 @@ class ShardOutput(msgspec.Struct, frozen=True):
     late_readings: int = 0
 
 
+_NO_REQUEST_IDS = np.empty(0, dtype=np.int32)
+
+
 @dataclass(frozen=True, slots=True)
 class PartitionOffset:
     """`next_offset` is the first offset NOT yet covered: what a restarted consumer seeks to."""
@@ -200,13 +203,18 @@ class PartitionOffset:
 
 @dataclass(frozen=True, slots=True)
 class PersistBatch:
-    """One transaction's worth: readings, the shards' outputs, and the offsets they cover."""
+    """One transaction's worth: readings, the shards' outputs, and the offsets they cover.
+
+    `request_ids`: every distinct `x-request-id` of the polled messages (dead letters included), for logs."""
 
     consumer_group: str
     readings: ReadingColumns
     offsets: tuple[PartitionOffset, ...]
     outputs: tuple[ShardOutput, ...] = field(default=())
     request_ids: tuple[str, ...] = ()
+    # Per reading (aligned with `readings`, so with its (partition, offset)): the index in `request_ids` of the
+    # `x-request-id` it arrived with, -1 for none. Empty when no reading carried one (no per-row cost then).
+    request_id_index: np.ndarray = field(default_factory=lambda: _NO_REQUEST_IDS)
 
     @property
     def events(self) -> list[NewEvent]:

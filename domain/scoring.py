@@ -1,15 +1,17 @@
-"""Scoring on trip end, the pure half: which trips to score, and the events a scored trip produces.
+"""Scoring on trip end, the pure half: which trips a round scores, their windows, and the events they produce.
 
-No I/O. The scorer actor (actors/risk_scorer.py) loads trips and policies, asks the model, then calls
-`score_events` here and persists what it returns. Event ids are uuid5 of (trip_id, model_version): a
-replay, a retry or a repeated scoring of the same trip with the same model derives the same ids and so
-writes nothing new (house habit 5). docs/SCORING.md has the whole flow.
+No I/O. The scoring round (usecases/scoring_round.py) loads each driver's unscored trips, their windows and
+policies, asks the model, then calls `score_driver_trips` here and persists what it returns. Every trip end is
+scored once, in end order per driver (`trip_order`), and the premium chains through them: the inputs of a score
+are fixed by the log, so a replay or a crash gives the same history. Event ids are uuid5 of (trip_id,
+model_version): a repeated scoring derives the same ids and writes nothing new (house habit 5).
+docs/SCORING.md has the whole flow.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 
 import msgspec
@@ -19,8 +21,10 @@ from domain.events import PremiumForecast, PremiumQuoted, RiskScored
 from domain.ids import derive_id, trip_event_id
 from domain.pricing import PricingRules, Quote, quote
 from domain.risk_assessment import RiskAssessment
+from domain.trip_summary import TripSummary
 
 DAY_MS = 86_400_000
+UNKNOWN_SEQ = -1  # an EndedTrip whose ending reading's offset is not known (yet): the round looks it up
 
 
 class EndedTrip(msgspec.Struct, frozen=True, array_like=True):
@@ -49,6 +53,10 @@ class ScoringOutcome(msgspec.Struct, frozen=True):
     risk_scored: RiskScored
     premium_quoted: PremiumQuoted | None = None
 
+    def events(self) -> list[RiskScored | PremiumQuoted]:
+        """In stream order: the score, then the quote."""
+        return [self.risk_scored] if self.premium_quoted is None else [self.risk_scored, self.premium_quoted]
+
 
 def risk_stream_id(driver_id: str) -> str:
     """The driver's risk stream. `:` cannot occur in a driver id, so it never collides with a trip stream
@@ -68,35 +76,34 @@ def window_start_ms(end_ms: int, window_days: float) -> int:
     return end_ms - round(window_days * DAY_MS)
 
 
-def is_newer(candidate: EndedTrip, held: EndedTrip | None) -> bool:
-    """Per driver, the trip that ended last wins (ties: the later reading, then the trip id, so any merge
-    order picks the same trip)."""
-    if held is None:
-        return True
-    return (candidate.end_ms, candidate.seq, candidate.trip_id.bytes) > (held.end_ms, held.seq, held.trip_id.bytes)
+def trip_order(trip: EndedTrip) -> tuple[int, uuid.UUID]:
+    """A driver's trips are scored in this order: end time (device), then trip id (PostgreSQL's uuid order:
+    bytewise, the same as Python's). Ties in end time are real (a gap-closed trip and the next one)."""
+    return (trip.end_ms, trip.trip_id)
 
 
-def coalesce(pending: dict[str, EndedTrip], trips: Iterable[EndedTrip]) -> int:
-    """Merge `trips` into `pending` (driver id → latest ended trip), in place; returns how many it replaced
-    or added. Only each driver's latest trip is scored: its window contains the earlier ones."""
-    changed = 0
-    for trip in trips:
-        if is_newer(trip, pending.get(trip.driver_id)):
-            pending[trip.driver_id] = trip
-            changed += 1
-    return changed
+def window_trips(trips: Sequence[TripSummary], end_ms: int, window_days: float) -> list[TripSummary]:
+    """The trips of the scoring window ending at `end_ms`: those that ended in (window start, end_ms], in
+    the given order. `trips` may span several windows of one driver (one load for all its unscored trips)."""
+    start_ms = window_start_ms(end_ms, window_days)
+    return [t for t in trips if start_ms < t.end_ms <= end_ms]
 
 
 def ended_trips(outputs: Sequence[ShardOutput]) -> list[EndedTrip]:
-    """The trips that ended in a batch, with the offset of the reading that ended each (its `trip_ended`
-    event's `seq`), latest per driver, sorted by driver id."""
+    """Every trip that ended in a batch, with the offset of the reading that ended it (its `trip_ended`
+    event's `seq`, UNKNOWN_SEQ when absent), sorted by driver id then `trip_order`; each once."""
     seq_of = {e.event_id: e.seq for out in outputs for e in out.events if e.event_type == "trip_ended"}
-    latest: dict[str, EndedTrip] = {}
-    for out in outputs:
-        for summary in out.trips:
-            seq = seq_of.get(trip_event_id("trip_ended", summary.trip_id), -1)
-            coalesce(latest, (EndedTrip(summary.driver_id, summary.trip_id, summary.end_ms, seq),))
-    return [latest[d] for d in sorted(latest)]
+    trips = {
+        summary.trip_id: EndedTrip(
+            summary.driver_id,
+            summary.trip_id,
+            summary.end_ms,
+            seq_of.get(trip_event_id("trip_ended", summary.trip_id), UNKNOWN_SEQ),
+        )
+        for out in outputs
+        for summary in out.trips
+    }
+    return sorted(trips.values(), key=lambda t: (t.driver_id, *trip_order(t)))
 
 
 def policy_rules(policy: PolicyTerms, rules: PricingRules) -> PricingRules:
@@ -174,17 +181,22 @@ def score_events(
     return ScoringOutcome(scored, quoted)
 
 
-def score_all(
-    assessments: Sequence[RiskAssessment],
-    trips: Mapping[str, EndedTrip],
-    annual_km: Mapping[str, float],
-    policies: Mapping[str, PolicyTerms],
+def score_driver_trips(
+    scored: Sequence[tuple[EndedTrip, RiskAssessment, float]],
+    policy: PolicyTerms | None,
     rules: PricingRules,
 ) -> list[ScoringOutcome]:
-    """`score_events` for a batch, in the assessments' order; each assessment's driver must be in `trips`."""
-    return [
-        score_events(
-            a, trips[a.driver_id], annual_km=annual_km[a.driver_id], policy=policies.get(a.driver_id), rules=rules
-        )
-        for a in assessments
-    ]
+    """One driver's trips, each with its assessment and annual km, in `trip_order`: their outcomes, the premium
+    chained through them (trip N+1 is capped against trip N's premium; the first against the policy's current
+    premium). Pure. Raises ValueError for trips of several drivers or out of order."""
+    if len({trip.driver_id for trip, _, _ in scored}) > 1:
+        raise ValueError("score_driver_trips takes one driver's trips")
+    if [trip_order(t) for t, _, _ in scored] != sorted(trip_order(t) for t, _, _ in scored):
+        raise ValueError("score_driver_trips takes trips in end order")
+    outcomes = []
+    for trip, assessment, annual_km in scored:
+        outcome = score_events(assessment, trip, annual_km=annual_km, policy=policy, rules=rules)
+        if policy is not None and outcome.premium_quoted is not None:
+            policy = msgspec.structs.replace(policy, current_premium=outcome.premium_quoted.premium)
+        outcomes.append(outcome)
+    return outcomes

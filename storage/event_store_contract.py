@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from domain.batches import NewEvent, PartitionOffset, ShardItem, SnapshotRow
+import numpy as np
+
+from domain.batches import NewEvent, PartitionOffset, PersistBatch, ShardItem, SnapshotRow
 
 DEFAULT_REPLAY_MARGIN_MS = 10 * 60 * 1000
 """How far before a snapshot's `last_ts_ms` activation still looks for readings stored after it.
@@ -90,6 +92,7 @@ class StoredEvent:
     event_type: str
     occurred_at_ms: int
     payload: object
+    request_id: str | None = None
 
 
 def events_by_stream(events: Iterable[NewEvent]) -> dict[str, list[NewEvent]]:
@@ -98,6 +101,31 @@ def events_by_stream(events: Iterable[NewEvent]) -> dict[str, list[NewEvent]]:
     for event in events:
         grouped[event.stream_id].setdefault((event.stream_version, event.event_id.bytes), event)
     return {stream: [grouped[stream][k] for k in sorted(grouped[stream])] for stream in sorted(grouped)}
+
+
+def request_ids_by_event(batch: PersistBatch) -> dict[uuid.UUID, str]:
+    """event id -> the request id of the reading that caused the event; events without one are absent.
+
+    An event's `seq` is the offset of the reading whose step emitted it, in its driver's partition (stream id
+    = driver id; one Kafka key, one partition), so the reading is found by (partition, offset) in this batch.
+    Pure; free when no reading of the batch carried a request id."""
+    index = batch.request_id_index
+    if not len(index) or not batch.request_ids:
+        return {}
+    columns = batch.readings
+    marked = np.flatnonzero(index >= 0)
+    partitions = columns.source_partition[marked].tolist()
+    offsets = columns.source_offset[marked].tolist()
+    ids = [batch.request_ids[i] for i in index[marked].tolist()]
+    at = dict(zip(zip(partitions, offsets, strict=True), ids, strict=True))
+    partition_of = {d.decode(): p for d, p in zip(columns.driver_id[marked].tolist(), partitions, strict=True)}
+    out = {}
+    for event in batch.events:
+        partition = partition_of.get(event.stream_id)
+        found = None if partition is None else at.get((partition, event.seq))
+        if found is not None:
+            out[event.event_id] = found
+    return out
 
 
 def versions_to_verify(events: Sequence[NewEvent], head: int) -> list[int]:

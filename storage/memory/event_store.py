@@ -27,6 +27,7 @@ from storage.event_store_contract import (
     highest_offsets,
     new_events_after_head,
     newest_snapshots,
+    request_ids_by_event,
     snapshot_is_newer,
     unique_in_order,
     versions_to_verify,
@@ -43,18 +44,12 @@ class InMemoryEventStore:
         self.trips: dict[uuid.UUID, TripSummary] = {}
         self.offsets: dict[tuple[str, str, int], int] = {}
         self.timezones: dict[str, str] = {}
+        self.request_ids: dict[uuid.UUID, str] = {}  # event id -> request id (domain_events.request_id)
 
     async def write_batch(self, batch: PersistBatch) -> WriteResult:
         started = time.perf_counter()
         # 1. decide everything (may raise ConcurrencyConflict) ...
-        appends: list[NewEvent] = []
-        skipped = 0
-        for stream_id, events in events_by_stream(batch.events).items():
-            log = self.streams.get(stream_id, [])
-            stored = {v: log[v - 1].event_id for v in versions_to_verify(events, len(log)) if 1 <= v <= len(log)}
-            fresh = new_events_after_head(stream_id, events, len(log), stored)
-            appends.extend(fresh)
-            skipped += len(events) - len(fresh)
+        appends, skipped = self._fresh(batch.events)
         items = _items(batch)
         # 2. ... then change everything, without yielding to the event loop in between
         inserted = 0
@@ -65,8 +60,11 @@ class InMemoryEventStore:
                 stored_readings[key] = item
                 inserted += 1
         readings_s = time.perf_counter() - started
+        caused_by = request_ids_by_event(batch)
         for event in appends:
             self.streams.setdefault(event.stream_id, []).append(event)
+            if event.event_id in caused_by:
+                self.request_ids[event.event_id] = caused_by[event.event_id]
         written = 0
         for snap in newest_snapshots(s for out in batch.outputs for s in out.snapshots):
             old = self.snapshots.get(snap.driver_id)
@@ -92,6 +90,27 @@ class InMemoryEventStore:
             elapsed_s=time.perf_counter() - started,
             readings_s=readings_s,
         )
+
+    def append(self, events: Sequence[NewEvent]) -> tuple[int, int]:
+        """The append alone, for another writer of streams (the scorer's fake store), atomic like a
+        transaction: checked whole, then applied without yielding. Returns (inserted, skipped)."""
+        appends, skipped = self._fresh(events)
+        for event in appends:
+            self.streams.setdefault(event.stream_id, []).append(event)
+        return len(appends), skipped
+
+    def _fresh(self, events: Sequence[NewEvent]) -> tuple[list[NewEvent], int]:
+        appends: list[NewEvent] = []
+        skipped = 0
+        for stream_id, stream_events in events_by_stream(events).items():
+            log = self.streams.get(stream_id, [])
+            stored = {
+                v: log[v - 1].event_id for v in versions_to_verify(stream_events, len(log)) if 1 <= v <= len(log)
+            }
+            fresh = new_events_after_head(stream_id, stream_events, len(log), stored)
+            appends.extend(fresh)
+            skipped += len(stream_events) - len(fresh)
+        return appends, skipped
 
     async def load_drivers(
         self, driver_ids: Sequence[str], replay_margin_ms: int = DEFAULT_REPLAY_MARGIN_MS
@@ -128,6 +147,7 @@ class InMemoryEventStore:
                 event_type=e.event_type,
                 occurred_at_ms=e.occurred_at_ms,
                 payload=msgspec.json.decode(e.payload_json),
+                request_id=self.request_ids.get(e.event_id),
             )
             for e in self.streams.get(stream_id, [])
         ]

@@ -3,7 +3,8 @@
 `write_batch` makes a `PersistBatch` durable whole or not at all: raw readings (binary COPY into a temp
 staging table, then `INSERT … ON CONFLICT DO NOTHING`), domain events with a compare-and-set of each
 stream head, due snapshots (the newest wins), ended trips, and the consumer offsets (monotonic). A batch
-retried after it committed (Ray's at-least-once) is a no-op that succeeds. `load_drivers` activates many
+retried after it committed (Ray's at-least-once) is a no-op that succeeds. Each event is stored with the
+request id of the reading that caused it (`request_ids_by_event`). `load_drivers` activates many
 drivers in two queries. The rules shared with the in-memory fake live in `storage.event_store_contract`,
 the SQL in `storage.postgres.event_store_sql`; docs/DATABASE.md §5 has the guarantees and measured figures.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import asyncpg
 import msgspec
@@ -31,6 +32,7 @@ from storage.event_store_contract import (
     highest_offsets,
     new_events_after_head,
     newest_snapshots,
+    request_ids_by_event,
     unique_in_order,
     versions_to_verify,
 )
@@ -46,6 +48,7 @@ __all__ = [
     "StoredDriver",
     "StoredEvent",
     "WriteResult",
+    "append_events",
 ]
 
 STAGED_AFTER_DUPLICATE = 8
@@ -112,7 +115,9 @@ class PostgresEventStore:
             counts["readings_inserted"] = inserted
             counts["readings_duplicate"] = len(batch.readings) - inserted
             counts["readings_s"] = time.perf_counter() - readings_started
-            counts["events_inserted"], counts["events_skipped"] = await self._append(conn, events)
+            counts["events_inserted"], counts["events_skipped"] = await self._append(
+                conn, events, request_ids_by_event(batch)
+            )
             snapshots = newest_snapshots(s for out in batch.outputs for s in out.snapshots)
             counts["snapshots_written"] = await self._upsert_snapshots(conn, snapshots)
             counts["trips_inserted"] = await self._insert_trips(conn, [t for out in batch.outputs for t in out.trips])
@@ -154,8 +159,14 @@ class PostgresEventStore:
         )
         return _rowcount(await conn.execute(sql.INSERT_READINGS)), True
 
-    async def _append(self, conn: asyncpg.Connection, events: dict[str, list[NewEvent]]) -> tuple[int, int]:
-        """Lock the heads, skip what a retry already stored, append the rest; (inserted, skipped)."""
+    @staticmethod
+    async def _append(
+        conn: asyncpg.Connection,
+        events: dict[str, list[NewEvent]],
+        request_ids: Mapping[uuid.UUID, str] | None = None,
+    ) -> tuple[int, int]:
+        """Lock the heads, skip what a retry already stored, append the rest; (inserted, skipped).
+        `request_ids`: event id -> the request id stored with it (`domain_events.request_id`)."""
         if not events:
             return 0, 0
         heads = {r["stream_id"]: r["version"] for r in await conn.fetch(sql.LOCK_STREAMS, list(events))}
@@ -175,6 +186,7 @@ class PostgresEventStore:
         skipped = sum(len(evs) for evs in events.values()) - len(fresh)
         if not fresh:
             return 0, skipped
+        caused_by = request_ids or {}
         row = await conn.fetchrow(
             sql.APPEND_EVENTS,
             [e.event_id for e in fresh],
@@ -186,6 +198,7 @@ class PostgresEventStore:
             [m[0] for m in moved],
             [m[1] for m in moved],
             [m[2] for m in moved],
+            [caused_by.get(e.event_id) for e in fresh],
         )
         if row["heads"] != len(moved):  # impossible while we hold the row locks; never write a forked log
             raise RuntimeError(f"stream heads moved while locked: {row['heads']} of {len(moved)} updated")
@@ -267,6 +280,7 @@ class PostgresEventStore:
                 event_type=r["event_type"],
                 occurred_at_ms=r["occurred_at_ms"],
                 payload=msgspec.json.decode(r["payload"]),
+                request_id=r["request_id"],
             )
             for r in rows
         ]
@@ -313,6 +327,13 @@ def _shard_item(r: asyncpg.Record) -> ShardItem:
     )
     partition, offset = r["source_partition"], r["source_offset"]
     return ShardItem(reading, -1 if partition is None else partition, -1 if offset is None else offset)
+
+
+async def append_events(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> tuple[int, int]:
+    """The store's append for another writer of streams (the scorer's risk streams), inside the caller's
+    transaction: heads locked, events a retry already stored skipped, the rest appended with a compare-and-set
+    of each head. Returns (inserted, skipped); raises ConcurrencyConflict when the versions do not continue."""
+    return await PostgresEventStore._append(conn, events_by_stream(events))
 
 
 async def insert_trips(conn: asyncpg.Connection, trips: Sequence[TripSummary]) -> int:

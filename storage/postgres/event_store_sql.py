@@ -53,14 +53,15 @@ FROM unnest($1::text[], $2::bigint[]) AS c(stream_id, stream_version)
 JOIN domain_events e ON e.stream_id = c.stream_id AND e.stream_version = c.stream_version
 """
 
-# Appends the new events and moves each head, compare-and-set on the head locked above.
+# Appends the new events (each with the request id of the reading that caused it, NULL when none) and moves
+# each head, compare-and-set on the head locked above.
 APPEND_EVENTS = f"""
 WITH appended AS (
     INSERT INTO domain_events (event_id, stream_id, stream_version, event_type, payload, occurred_at, request_id)
     SELECT e.event_id, e.stream_id, e.stream_version, e.event_type, convert_from(e.payload, 'UTF8')::jsonb,
-           {ms_to_ts("e.occurred_at_ms")}, NULL
-    FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bigint[])
-         AS e(event_id, stream_id, stream_version, event_type, payload, occurred_at_ms)
+           {ms_to_ts("e.occurred_at_ms")}, e.request_id
+    FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bigint[], $10::text[])
+         AS e(event_id, stream_id, stream_version, event_type, payload, occurred_at_ms, request_id)
     RETURNING 1
 ), heads AS (
     UPDATE streams AS s SET version = h.version, updated_at = now()
@@ -172,6 +173,6 @@ STREAM_HEAD = "SELECT version FROM streams WHERE stream_id = $1"
 
 READ_STREAM = f"""
 SELECT event_id, stream_id, stream_version, event_type, {ts_to_ms("occurred_at")} AS occurred_at_ms,
-       payload::text AS payload
+       payload::text AS payload, request_id
 FROM domain_events WHERE stream_id = $1 ORDER BY stream_version
 """

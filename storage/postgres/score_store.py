@@ -1,31 +1,44 @@
-"""PostgreSQL side of scoring on trip end: load what a round needs, write what it decided, find what was missed.
+"""PostgreSQL side of scoring on trip end: the ScoreStore port (usecases/ports/score_store.py).
 
 Bounded queries whatever the batch size (arrays in, `unnest`, no per-driver round trips):
-- `load_scoring_inputs`: every driver's trips in its scoring window (one query) and active policy (one);
-- `write_scores`: ONE transaction appends `risk_scored`/`premium_quoted` to each driver's risk stream
-  (heads locked and compare-and-set, storage.postgres.event_store_sql), inserts `risk_scores` rows and reprices the
-  active policies, one statement per table. Keyed by the events' deterministic ids: a scoring already
-  stored writes nothing and returns what is stored, so Redis can be republished byte for byte;
-- `unscored_latest_trips`: the catch-up query (each driver's latest trip that has no score).
+- `unscored_trips`: each asked driver's oldest unscored trips (no `risk_scores` row with the trip's id);
+- `load_inputs`: every driver's trips in its span (one query) and active policy (one, storage.postgres.policies);
+- `write_scores`: ONE transaction inserts `risk_scores` rows, appends `risk_scored`/`premium_quoted` to each
+  driver's risk stream through the event store's append (storage.postgres.event_store.append_events) and
+  reprices the active policies, one statement per table. Keyed by the events' deterministic ids: a scoring
+  already stored writes nothing and returns what is stored, so Redis can be republished byte for byte;
+- `oldest_unscored_trips`: the catch-up query (every unscored trip, oldest first); `trip_seqs` finds the offset
+  of a trip's last reading for trips whose submission was lost.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import asyncpg
 import msgspec
 
+from domain.batches import NewEvent
 from domain.events import PremiumQuoted, RiskScored, decode_event, encode_event, event_type
-from domain.scoring import EndedTrip, PolicyTerms, ScoringOutcome, risk_stream_id, window_start_ms
+from domain.scoring import UNKNOWN_SEQ, EndedTrip, PolicyTerms, ScoringOutcome, risk_stream_id
 from domain.trip_summary import TripSummary
 from storage.postgres import event_store_sql as es
+from storage.postgres.event_store import append_events
 from storage.postgres.event_store_sql import ms_to_ts, ts_to_ms
 from storage.postgres.partitions import PartitionCache, ensure_for_timestamps
 from storage.postgres.policies import active_policies
 from storage.postgres.pool import plain
+from storage.score_store_rules import check_trip_order, first_per_policy, is_stale, last_per_policy
+from usecases.ports.score_store import (
+    ScoreWriteResult,
+    ScoringInputs,
+    StalePolicy,
+    StoredRiskEvent,
+    TripSpan,
+)
+
+__all__ = ["PostgresScoreStore", "ScoreWriteResult", "StalePolicy", "StoredRiskEvent"]
 
 _TRIP_FIELDS = [n for n, _ in es.TRIP_COLUMNS]
 _TIME_COLUMNS = {"start_ms": "t.start_time", "end_ms": "t.end_time"}
@@ -33,9 +46,10 @@ _TRIP_SELECT = ", ".join(
     f"{ts_to_ms(_TIME_COLUMNS[n])} AS {n}" if n in _TIME_COLUMNS else f"t.{n}" for n in _TRIP_FIELDS
 )
 
-# Trips that ended in (from, to]: the window ends at the scored trip's end (device time), so a score never
-# depends on when scoring ran or on trips that ended later. OFFSET 0 keeps each lateral subquery an index
-# probe on trips (driver_id, start_time, end_time) (same fence as event_store_sql.LOAD_READINGS).
+# Trips that ended in (from, to]: the union of the windows of a driver's trips scored in one round; each window
+# ends at its trip's end (device time), so a score never depends on when scoring ran or on later trips.
+# OFFSET 0 keeps each lateral subquery an index probe on trips (driver_id, start_time, end_time) (same fence as
+# event_store_sql.LOAD_READINGS).
 LOAD_WINDOWS = f"""
 SELECT {_TRIP_SELECT}
 FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS w(driver_id, from_ms, to_ms)
@@ -88,131 +102,129 @@ FROM unnest($1::uuid[], $2::bigint[]) AS k(event_id, occurred_at_ms)
 JOIN domain_events e ON e.event_id = k.event_id AND e.occurred_at = {ms_to_ts("k.occurred_at_ms")}
 """
 
-# Catch-up: each driver's latest trip ended within the window (wall clock) that has no score row, oldest
-# first, bounded. `seq` is the offset of the trip's last stored reading: the live path's offset of the
-# reading that ended it is not stored (it equals this for ignition-off ends, is later for gaps and stops).
-UNSCORED_LATEST_TRIPS = f"""
-WITH latest AS (
-    SELECT DISTINCT ON (t.driver_id) t.driver_id, t.trip_id, t.start_time, t.end_time
-    FROM trips t
-    WHERE t.end_time > now() - $1::float8 * interval '1 day'
-    ORDER BY t.driver_id, t.end_time DESC, t.trip_id DESC
-), missing AS (
-    SELECT l.* FROM latest l
-    WHERE NOT EXISTS (SELECT 1 FROM risk_scores r
-                      WHERE r.driver_id = l.driver_id AND r.scored_at = l.end_time AND r.trip_id = l.trip_id)
-    ORDER BY l.end_time, l.driver_id
+# "Scored" is a risk_scores row with the trip's id. Scorer rows have scored_at = the trip's end, which makes the
+# test an index probe on (driver_id, scored_at, …) instead of a scan of the driver's scores per trip.
+_UNSCORED = """NOT EXISTS (SELECT 1 FROM risk_scores r
+                   WHERE r.driver_id = t.driver_id AND r.scored_at = t.end_time AND r.trip_id = t.trip_id)"""
+
+# Each asked driver's oldest unscored trips, in trip order (domain.scoring.trip_order). Reads every trip of the
+# driver (index on trips (driver_id, start_time, end_time)) and probes its score: docs/SCORING.md, limits.
+UNSCORED_TRIPS = f"""
+SELECT u.driver_id, u.trip_id, {ts_to_ms("u.end_time")} AS end_ms
+FROM unnest($1::text[]) AS d(driver_id)
+CROSS JOIN LATERAL (
+    SELECT t.driver_id, t.trip_id, t.end_time FROM trips t
+    WHERE t.driver_id = d.driver_id AND {_UNSCORED}
+    ORDER BY t.end_time, t.trip_id
     LIMIT $2
-)
-SELECT m.driver_id, m.trip_id, {ts_to_ms("m.end_time")} AS end_ms, coalesce(s.seq, -1) AS seq
-FROM missing m
-LEFT JOIN LATERAL (
-    SELECT max(e.source_offset) AS seq FROM telematics_events e
-    WHERE e.driver_id = m.driver_id AND e.ts >= m.start_time AND e.ts <= m.end_time
-) s ON true
-ORDER BY m.end_time, m.driver_id
+) u
+ORDER BY u.driver_id, u.end_time, u.trip_id
 """
 
+# Catch-up: every unscored trip of any age, oldest first, bounded.
+OLDEST_UNSCORED_TRIPS = f"""
+SELECT t.driver_id, t.trip_id, {ts_to_ms("t.end_time")} AS end_ms
+FROM trips t
+WHERE {_UNSCORED}
+ORDER BY t.end_time, t.trip_id
+LIMIT $1
+"""
 
-class StalePolicy(Exception):
-    """A policy changed between loading and writing (admin edit): nothing was written; reload and recompute."""
+# The offset of a trip's last stored reading: the live path's `seq` (the offset of the reading that ended it)
+# is not stored; this equals it for ignition-off ends and is lower for trips closed by a gap or a stop.
+TRIP_SEQS = f"""
+SELECT t.trip_id, coalesce(s.seq, {UNKNOWN_SEQ}) AS seq
+FROM unnest($1::uuid[]) AS i(trip_id)
+JOIN trips t ON t.trip_id = i.trip_id
+LEFT JOIN LATERAL (
+    SELECT max(e.source_offset) AS seq FROM telematics_events e
+    WHERE e.driver_id = t.driver_id AND e.ts >= t.start_time AND e.ts <= t.end_time
+) s ON true
+"""
 
-
-@dataclass(frozen=True, slots=True)
-class ScoringInputs:
-    """Per driver: the trips of its scoring window (start order) and its active policy, if any."""
-
-    trips: dict[str, list[TripSummary]]
-    policies: dict[str, PolicyTerms]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRiskEvent:
-    """A risk event as stored: its stream version and canonical JSON (encode_event bytes)."""
-
-    event_id: uuid.UUID
-    event_type: str
-    stream_version: int
-    occurred_at_ms: int
-    payload_json: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ScoreWriteResult:
-    """Counts of one `write_scores`, and every outcome's events as stored (fresh or from an earlier run)."""
-
-    scores_inserted: int
-    events_inserted: int
-    policies_updated: int
-    stored: dict[uuid.UUID, StoredRiskEvent]
+# The heads the fresh events are numbered after; append_events then locks them and compare-and-sets.
+STREAM_HEADS = "SELECT stream_id, version FROM streams WHERE stream_id = ANY($1::text[])"
 
 
-async def load_scoring_inputs(pool: asyncpg.Pool, trips: Sequence[EndedTrip], window_days: float) -> ScoringInputs:
-    """Two queries for any number of drivers (one trip each)."""
-    ids = [t.driver_id for t in trips]
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            LOAD_WINDOWS, ids, [window_start_ms(t.end_ms, window_days) for t in trips], [t.end_ms for t in trips]
-        )
-        policy_rows = (await active_policies(conn, ids)).values()
-    by_driver: dict[str, list[TripSummary]] = {d: [] for d in ids}
-    for r in rows:
-        by_driver[r["driver_id"]].append(
-            TripSummary(**{n: plain(r[n]) for n in _TRIP_FIELDS})  # type: ignore[arg-type]
-        )
-    policies = {
-        r["driver_id"]: PolicyTerms(
-            policy_id=plain(r["policy_id"]),
-            base_premium=r["base_premium"],
-            current_premium=r["current_premium"],
-            per_km_rate=r["per_km_rate"],
-            currency=r["currency"],
-        )
-        for r in policy_rows
-    }
-    return ScoringInputs(by_driver, policies)
+class PostgresScoreStore:
+    """The ScoreStore port on PostgreSQL. Cheap to construct; holds no connection of its own."""
 
+    def __init__(self, pool: asyncpg.Pool, partitions: PartitionCache | None = None) -> None:
+        self._pool = pool
+        self._partitions = partitions if partitions is not None else PartitionCache()
 
-async def write_scores(
-    pool: asyncpg.Pool, outcomes: Sequence[ScoringOutcome], partitions: PartitionCache | None = None
-) -> ScoreWriteResult:
-    """Persist a round in one transaction (at most one outcome per driver). Outcomes whose `risk_scored` id is
-    already stored are skipped whole (events, score row, policy) and come back as stored. Raises StalePolicy
-    (nothing written) when a priced policy is no longer active at the premium the quote started from."""
-    if not outcomes:
-        return ScoreWriteResult(0, 0, 0, {})
-    if len({o.risk_scored.driver_id for o in outcomes}) != len(outcomes):
-        raise ValueError("write_scores takes at most one outcome per driver")
-    async with pool.acquire() as conn:
-        months = sorted({o.risk_scored.occurred_at_ms for o in outcomes})
-        await ensure_for_timestamps(conn, "domain_events", months, partitions)
-        async with conn.transaction():
-            inserted = {plain(r["score_id"]) for r in await conn.fetch(INSERT_SCORES, *_score_columns(outcomes))}
-            fresh = [o for o in outcomes if o.risk_scored.event_id in inserted]
-            quotes = [o.premium_quoted for o in fresh if o.premium_quoted is not None]
-            await _check_policies(conn, quotes)
-            stored = await _append(conn, fresh)
-            policies_updated = 0
-            if quotes:
-                policies_updated = _rowcount(await conn.execute(UPDATE_POLICIES, *_policy_columns(quotes)))
-            events_inserted = len(stored)
-            earlier = [e for o in outcomes if o.risk_scored.event_id not in inserted for e in _events(o)]
-            stored.update(await _stored(conn, earlier))
-    return ScoreWriteResult(len(inserted), events_inserted, policies_updated, stored)
+    async def unscored_trips(self, driver_ids: Sequence[str], limit_per_driver: int) -> dict[str, list[EndedTrip]]:
+        ids = list(dict.fromkeys(driver_ids))
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(UNSCORED_TRIPS, ids, limit_per_driver)
+        out: dict[str, list[EndedTrip]] = {d: [] for d in ids}
+        for r in rows:
+            out[r["driver_id"]].append(EndedTrip(r["driver_id"], plain(r["trip_id"]), r["end_ms"], UNKNOWN_SEQ))
+        return out
 
+    async def trip_seqs(self, trips: Sequence[EndedTrip]) -> dict[uuid.UUID, int]:
+        if not trips:
+            return {}
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(TRIP_SEQS, [t.trip_id for t in trips])
+        return {plain(r["trip_id"]): r["seq"] for r in rows}
 
-async def unscored_latest_trips(pool: asyncpg.Pool, window_days: float, limit: int) -> list[EndedTrip]:
-    """Catch-up: up to `limit` drivers whose latest trip (ended within `window_days` of now) has no score."""
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(UNSCORED_LATEST_TRIPS, float(window_days), limit)
-    return [EndedTrip(r["driver_id"], plain(r["trip_id"]), r["end_ms"], r["seq"]) for r in rows]
+    async def load_inputs(self, spans: Sequence[TripSpan]) -> ScoringInputs:
+        """Two queries for any number of drivers (one span each)."""
+        ids = [s.driver_id for s in spans]
+        if len(set(ids)) != len(ids):
+            raise ValueError("load_inputs takes one span per driver")
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(LOAD_WINDOWS, ids, [s.from_ms for s in spans], [s.to_ms for s in spans])
+            policy_rows = (await active_policies(conn, ids)).values()
+        by_driver: dict[str, list[TripSummary]] = {d: [] for d in ids}
+        for r in rows:
+            by_driver[r["driver_id"]].append(
+                TripSummary(**{n: plain(r[n]) for n in _TRIP_FIELDS})  # type: ignore[arg-type]
+            )
+        policies = {
+            r["driver_id"]: PolicyTerms(
+                policy_id=plain(r["policy_id"]),
+                base_premium=r["base_premium"],
+                current_premium=r["current_premium"],
+                per_km_rate=r["per_km_rate"],
+                currency=r["currency"],
+            )
+            for r in policy_rows
+        }
+        return ScoringInputs(by_driver, policies)
+
+    async def write_scores(self, outcomes: Sequence[ScoringOutcome]) -> ScoreWriteResult:
+        """Persist a round in one transaction (see the port). Several outcomes per driver, in trip order: the
+        policy is checked against each policy's first fresh quote and moved to its last."""
+        if not outcomes:
+            return ScoreWriteResult(0, 0, 0, {})
+        check_trip_order(outcomes)
+        async with self._pool.acquire() as conn:
+            months = sorted({o.risk_scored.occurred_at_ms for o in outcomes})
+            await ensure_for_timestamps(conn, "domain_events", months, self._partitions)
+            async with conn.transaction():
+                inserted = {plain(r["score_id"]) for r in await conn.fetch(INSERT_SCORES, *_score_columns(outcomes))}
+                fresh = [o for o in outcomes if o.risk_scored.event_id in inserted]
+                quotes = [o.premium_quoted for o in fresh if o.premium_quoted is not None]
+                await _check_policies(conn, first_per_policy(quotes))
+                stored = await _append(conn, fresh)
+                policies_updated = 0
+                if quotes:
+                    last = last_per_policy(quotes)
+                    policies_updated = _rowcount(await conn.execute(UPDATE_POLICIES, *_policy_columns(last)))
+                events_inserted = len(stored)
+                earlier = [e for o in outcomes if o.risk_scored.event_id not in inserted for e in o.events()]
+                stored.update(await _stored(conn, earlier))
+        return ScoreWriteResult(len(inserted), events_inserted, policies_updated, stored)
+
+    async def oldest_unscored_trips(self, limit: int) -> list[EndedTrip]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(OLDEST_UNSCORED_TRIPS, limit)
+        return [EndedTrip(r["driver_id"], plain(r["trip_id"]), r["end_ms"], UNKNOWN_SEQ) for r in rows]
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-
-
-def _events(outcome: ScoringOutcome) -> list[RiskScored | PremiumQuoted]:
-    return [outcome.risk_scored] if outcome.premium_quoted is None else [outcome.risk_scored, outcome.premium_quoted]
 
 
 def explanation_json(event: RiskScored) -> bytes:
@@ -255,47 +267,35 @@ async def _check_policies(conn: asyncpg.Connection, quotes: Sequence[PremiumQuot
     stale = []
     for q in quotes:
         row = rows.get(q.policy_id)
-        held = None if row is None or row["current_premium"] <= 0 else row["current_premium"]
-        if row is None or row["status"] != "active" or held != q.previous_premium:
+        if is_stale(q, None, None) if row is None else is_stale(q, row["status"], row["current_premium"]):
             stale.append(q.driver_id)
     if stale:
         raise StalePolicy(f"policies changed while scoring: {', '.join(sorted(stale)[:10])}")
 
 
 async def _append(conn: asyncpg.Connection, fresh: Sequence[ScoringOutcome]) -> dict[uuid.UUID, StoredRiskEvent]:
-    """Append the fresh outcomes' events after each risk stream's locked head (compare-and-set on it)."""
+    """Number the fresh outcomes' events after each risk stream's head, in outcome order, and append them
+    through the event store (which locks the heads and compare-and-sets them: a writer that moved a head in
+    between makes it raise ConcurrencyConflict, and the round's transaction rolls back)."""
     if not fresh:
         return {}
     streams = sorted({risk_stream_id(o.risk_scored.driver_id) for o in fresh})
-    heads = {r["stream_id"]: r["version"] for r in await conn.fetch(es.LOCK_STREAMS, streams)}
-    rows: list[StoredRiskEvent] = []
-    stream_of: list[str] = []
-    moved: dict[str, tuple[int, int]] = {}
+    heads = {r["stream_id"]: r["version"] for r in await conn.fetch(STREAM_HEADS, streams)}
+    rows: dict[uuid.UUID, StoredRiskEvent] = {}
+    events: list[NewEvent] = []
     for outcome in fresh:
         stream = risk_stream_id(outcome.risk_scored.driver_id)
-        version = moved.get(stream, (heads[stream], heads[stream]))[0]
-        for event in _events(outcome):
-            version += 1
-            rows.append(
-                StoredRiskEvent(event.event_id, event_type(event), version, event.occurred_at_ms, encode_event(event))
-            )
-            stream_of.append(stream)
-        moved[stream] = (version, heads[stream])
-    result = await conn.fetchrow(
-        es.APPEND_EVENTS,
-        [r.event_id for r in rows],
-        stream_of,
-        [r.stream_version for r in rows],
-        [r.event_type for r in rows],
-        [r.payload_json for r in rows],
-        [r.occurred_at_ms for r in rows],
-        list(moved),
-        [v for v, _ in moved.values()],
-        [h for _, h in moved.values()],
-    )
-    if result["heads"] != len(moved) or result["events"] != len(rows):
-        raise RuntimeError(f"risk streams moved while locked: {result['heads']} of {len(moved)} heads updated")
-    return {r.event_id: r for r in rows}
+        for event in outcome.events():
+            heads[stream] = heads.get(stream, 0) + 1
+            row = StoredRiskEvent(event.event_id, event_type(event), heads[stream], event.occurred_at_ms,
+                                  encode_event(event))  # fmt: skip
+            rows[row.event_id] = row
+            events.append(NewEvent(row.event_id, stream, row.stream_version, row.event_type, row.occurred_at_ms,
+                                   row.payload_json, UNKNOWN_SEQ))  # fmt: skip
+    inserted, _skipped = await append_events(conn, events)
+    if inserted != len(events):
+        raise RuntimeError(f"risk streams: {inserted} of {len(events)} fresh events appended")
+    return rows
 
 
 async def _stored(

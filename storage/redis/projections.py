@@ -357,6 +357,21 @@ async def publish_batch(
     )
 
 
+class RedisProjector:
+    """The Projector port (usecases.ports.projector) on Redis: `publish_batch` above, with the client and the
+    recent-messages bounds given once. Holds no connection of its own (the client pools them)."""
+
+    def __init__(self, redis: aioredis.Redis, *, recent_per_driver: int = 200, recent_ttl_s: int = 86_400) -> None:
+        self._redis = redis
+        self._recent_per_driver = recent_per_driver
+        self._recent_ttl_s = recent_ttl_s
+
+    async def publish_batch(self, outputs: Sequence[ShardOutput]) -> ProjectionResult:
+        return await publish_batch(
+            self._redis, outputs, recent_per_driver=self._recent_per_driver, recent_ttl_s=self._recent_ttl_s
+        )
+
+
 async def read_live(redis: aioredis.Redis, driver_id: str) -> LivePosition | None:
     """The driver's newest projected position (the same shape the shard produced), or None if none was
     ever projected; `trip_id` is None between trips."""

@@ -8,6 +8,7 @@ is found lazily, so a process starts while the model is not deployed; after any 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from config.names import RISK_APP, RISK_DEPLOYMENT
 from domain.risk_assessment import RiskAssessment, ScoreRequest
 from usecases.ports.risk_model import RiskModelUnavailable
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # ray.serve._private.constants (Ray 2.60); spelled out because importing them would import ray.serve
 SERVE_CONTROLLER_NAME, SERVE_NAMESPACE = "SERVE_CONTROLLER_ACTOR", "serve"
 
@@ -47,7 +49,10 @@ class ServeRiskModel:
             raise RiskModelUnavailable(f"the risk model did not answer within {timeout_s:g} s") from None
         except Exception as error:  # Serve and Ray raise many types here; all mean "cannot score now"
             self._handle = None
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            # the type first: Ray wraps the replica's error (RayTaskError(ModelNotReady)) and its text starts with
+            # a colored traceback header that says nothing about why
+            lines = _ANSI.sub("", str(error)).splitlines()
+            reason = f"{type(error).__name__}: {lines[0] if lines else ''}"
             raise RiskModelUnavailable(f"the risk model is unavailable: {reason[:200]}") from None
 
 

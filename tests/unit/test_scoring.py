@@ -19,13 +19,14 @@ from domain.risk_assessment import FactorContribution, RiskAssessment
 from domain.scoring import (
     EndedTrip,
     PolicyTerms,
-    coalesce,
     ended_trips,
     policy_rules,
     risk_stream_id,
-    score_all,
+    score_driver_trips,
     score_events,
+    trip_order,
     window_start_ms,
+    window_trips,
 )
 from domain.trip_summary import TripSummary
 
@@ -156,17 +157,19 @@ def test_an_assessment_of_another_driver_is_refused():
         score_events(assessment(driver_id="driver0002"), TRIP, annual_km=1, policy=None, rules=DEFAULT_RULES)
 
 
-def test_score_all_keeps_the_assessments_order_and_each_drivers_policy():
-    trips = {d: msgspec_replace(TRIP, driver_id=d) for d in ("driver0002", "driver0001")}
-    out = score_all(
-        [assessment(driver_id="driver0002"), assessment(driver_id="driver0001")],
-        trips,
-        {"driver0001": 100.0, "driver0002": 200.0},
-        {"driver0001": POLICY},
-        DEFAULT_RULES,
-    )
-    assert [o.risk_scored.driver_id for o in out] == ["driver0002", "driver0001"]
-    assert out[0].premium_quoted is None and out[1].premium_quoted.annual_km == 100.0
+def test_a_drivers_premium_chains_through_its_trips_in_order():
+    trips = [msgspec_replace(TRIP, trip_id=uuid.uuid5(TRIP.trip_id, str(n)), end_ms=TRIP.end_ms + n) for n in range(3)]
+    chain = [(t, assessment(score=s), 12_000.0) for t, s in zip(trips, (10.0, 90.0, 95.0), strict=True)]
+    out = score_driver_trips(chain, POLICY, DEFAULT_RULES)
+    quotes = [o.premium_quoted for o in out]
+    assert quotes[0].previous_premium == POLICY.current_premium
+    assert [q.previous_premium for q in quotes[1:]] == [q.premium for q in quotes[:-1]]
+    assert [o.risk_scored.trip_id for o in out] == [t.trip_id for t in trips]
+    assert all(o.premium_quoted is None for o in score_driver_trips(chain, None, DEFAULT_RULES))
+    with pytest.raises(ValueError, match="end order"):
+        score_driver_trips(list(reversed(chain)), POLICY, DEFAULT_RULES)
+    with pytest.raises(ValueError, match="one driver"):
+        score_driver_trips([*chain[:1], (msgspec_replace(TRIP, driver_id="x"), assessment(), 1.0)], None, DEFAULT_RULES)
 
 
 def test_policy_terms_override_the_tariff():
@@ -194,16 +197,20 @@ def _ended(driver: str, end_ms: int, seq: int, n: int = 0) -> EndedTrip:
     return EndedTrip(driver, uuid.uuid5(uuid.NAMESPACE_URL, f"{driver}-{end_ms}-{n}"), end_ms, seq)
 
 
-def test_coalescing_keeps_each_drivers_latest_trip_whatever_the_order():
-    trips = [_ended("a", 100, 5), _ended("a", 300, 9), _ended("b", 50, 2), _ended("a", 200, 7), _ended("b", 50, 3)]
-    results = set()
-    for order in itertools.permutations(trips):
-        pending: dict[str, EndedTrip] = {}
-        coalesce(pending, order)
-        results.add(tuple(sorted(pending.items())))
-    assert len(results) == 1
-    (only,) = results
-    assert dict(only) == {"a": trips[1], "b": trips[4]}
+def test_a_drivers_trips_are_ordered_by_end_then_trip_id_whatever_the_order_given():
+    trips = [_ended("a", 300, 9), _ended("a", 100, 5), _ended("a", 300, 7, n=1), _ended("a", 200, 7)]
+    orders = {tuple(sorted(order, key=trip_order)) for order in itertools.permutations(trips)}
+    assert len(orders) == 1
+    (only,) = orders
+    assert [t.end_ms for t in only] == [100, 200, 300, 300]
+    assert only[2].trip_id < only[3].trip_id
+
+
+def test_a_window_holds_the_trips_that_ended_in_it_including_the_scored_one():
+    trips = [_summary(_ended("a", end, 0)) for end in (1_000, 86_400_000, 2 * 86_400_000, 3 * 86_400_000)]
+    assert window_trips(trips, 2 * 86_400_000, 1.0) == trips[2:3]
+    assert window_trips(trips, 2 * 86_400_000, 1.5) == trips[1:3]
+    assert window_trips(trips, 3 * 86_400_000 - 1, 5.0) == trips[:3]
 
 
 def _summary(trip: EndedTrip) -> TripSummary:
@@ -236,7 +243,9 @@ def test_ended_trips_of_a_batch_carry_the_offset_of_their_trip_ended_event():
         ),
         ShardOutput(shard=2),
     ]
-    assert ended_trips(outputs) == [a2, b1]
+    assert ended_trips(outputs) == [a1, a2, b1]  # every trip, per driver in trip order
+    assert ended_trips([*outputs, outputs[0]]) == [a1, a2, b1]
+    assert ended_trips([ShardOutput(shard=0, trips=[_summary(a1)])]) == [EndedTrip("a", a1.trip_id, 100, -1)]
     assert ended_trips([ShardOutput(shard=0)]) == []
 
 

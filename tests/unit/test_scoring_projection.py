@@ -12,9 +12,9 @@ from domain.events import encode_event, event_type
 from domain.pricing import DEFAULT_RULES
 from domain.risk_assessment import FactorContribution, RiskAssessment
 from domain.scoring import EndedTrip, PolicyTerms, score_events
-from storage.postgres.score_store import StoredRiskEvent
 from storage.redis.projections import invalidation_payload
-from storage.redis.score_projection import ScoreProjection, plan_scores, scored_driver
+from storage.redis.score_projection import plan_scores, trip_messages
+from usecases.ports.score_store import ScoredTrip, StoredRiskEvent
 
 POLICY = PolicyTerms(
     policy_id=uuid.UUID("5b0f3c2e-8d7a-4f1e-9a6b-2c4d6e8f0a1b"),
@@ -25,8 +25,10 @@ POLICY = PolicyTerms(
 )
 
 
-def stored_events(driver_id: str, seq: int, with_policy: bool) -> tuple[EndedTrip, list[StoredRiskEvent]]:
-    trip = EndedTrip(driver_id, uuid.uuid5(uuid.NAMESPACE_URL, driver_id), 1_767_222_373_000, seq)
+def stored_events(
+    driver_id: str, seq: int, with_policy: bool, n: int = 0, version: int = 7
+) -> tuple[EndedTrip, list[StoredRiskEvent]]:
+    trip = EndedTrip(driver_id, uuid.uuid5(uuid.NAMESPACE_URL, f"{driver_id}/{n}"), 1_767_222_373_000 + n, seq)
     assessment = RiskAssessment(
         driver_id=driver_id,
         model_version="freq-abc",
@@ -45,32 +47,34 @@ def stored_events(driver_id: str, seq: int, with_policy: bool) -> tuple[EndedTri
     events = [outcome.risk_scored] + ([outcome.premium_quoted] if outcome.premium_quoted else [])
     # stored out of order on purpose: the plan orders messages itself
     return trip, [
-        StoredRiskEvent(e.event_id, event_type(e), 7 + i, e.occurred_at_ms, encode_event(e))
+        StoredRiskEvent(e.event_id, event_type(e), version + i, e.occurred_at_ms, encode_event(e))
         for i, e in reversed(list(enumerate(events)))
     ]
 
 
-def test_a_scored_driver_gets_its_score_json_and_messages_in_stream_order():
+def scored(*args, **kwargs) -> ScoredTrip:
+    trip, events = stored_events(*args, **kwargs)
+    return ScoredTrip(trip, tuple(events))
+
+
+def test_a_scored_trip_gets_its_messages_in_stream_order():
     trip, events = stored_events("driver0001", 4211, with_policy=True)
-    driver = scored_driver(trip, events)
-    score = json.loads(driver.score_json)
-    assert score["trip_id"] == str(trip.trip_id) and score["scored_at_ms"] == trip.end_ms and score["seq"] == 4211
-    assert (score["score"], score["band"], score["model_version"], score["credibility"]) == (42.5, "C", "freq-abc", 0.5)
-    assert score["top_factors"] == [{"name": "night_share", "contribution": 0.12}]
-    messages = [json.loads(m) for _, m in driver.messages]
+    keyed = trip_messages(trip, events)
+    messages = [json.loads(m) for _, m in keyed]
     assert [m["type"] for m in messages] == ["risk_scored", "premium_quoted"]
     assert [m["stream_version"] for m in messages] == [7, 8]
-    for (seq, _raw), m in zip(driver.messages, messages, strict=True):
+    for (seq, _raw), m in zip(keyed, messages, strict=True):
         assert seq == m["seq"] == 4211 and m["driver_id"] == "driver0001" and m["ts_ms"] == trip.end_ms
         assert list(m)[:4] == ["type", "driver_id", "seq", "ts_ms"]
         assert m["payload"]["type"] == m["type"] and m["event_id"] == m["payload"]["event_id"]
+    assert messages[0]["payload"]["score"] == 42.5 and messages[0]["payload"]["trip_id"] == str(trip.trip_id)
     assert messages[1]["payload"]["premium"] == "690.00"  # 600 + 180 per-km, capped at 600 × 1.15
 
 
 def test_the_plan_is_sorted_deterministic_and_invalidates_the_scored_drivers():
-    drivers = [scored_driver(*stored_events(d, s, p)) for d, s, p in (("b", 9, False), ("a", 3, True))]
-    plan = plan_scores(drivers)
-    assert plan == plan_scores(list(reversed(drivers)))
+    trips = [scored("b", 9, False), scored("a", 3, True)]
+    plan = plan_scores(trips)
+    assert plan == plan_scores(list(reversed(trips)))
     assert [d.driver_id for d in plan.drivers] == ["a", "b"]
     assert plan.invalidation == invalidation_payload(["a", "b"])
     (fleet,) = plan.fleet_payloads
@@ -83,18 +87,21 @@ def test_the_plan_is_sorted_deterministic_and_invalidates_the_scored_drivers():
     assert plan_scores([]).invalidation is None
 
 
-def test_a_driver_is_planned_once_and_needs_its_risk_scored_event():
-    driver = scored_driver(*stored_events("a", 1, False))
+def test_a_drivers_trips_are_planned_in_the_rounds_order_each_in_message_order():
+    first, second = scored("a", 30, True, n=1, version=1), scored("a", 20, True, n=2, version=3)
+    plan = plan_scores([first, second])
+    (driver,) = plan.drivers
+    messages = [json.loads(m) for _, m in driver.messages]
+    assert [(m["type"], m["stream_version"]) for m in messages] == [
+        ("risk_scored", 1), ("premium_quoted", 2), ("risk_scored", 3), ("premium_quoted", 4),
+    ]  # fmt: skip
+    assert [seq for seq, _ in driver.messages] == [30, 30, 20, 20]
+
+
+def test_a_trip_is_planned_once_and_needs_its_risk_scored_event():
+    trip = scored("a", 1, False)
     with pytest.raises(ValueError):
-        plan_scores([driver, driver])
-    trip, events = stored_events("a", 1, True)
+        plan_scores([trip, trip])
+    bare, events = stored_events("a", 1, True)
     with pytest.raises(ValueError):
-        scored_driver(trip, [e for e in events if e.event_type == "premium_quoted"])
-
-
-def test_the_score_json_decodes_as_the_projection_type():
-    import msgspec
-
-    driver = scored_driver(*stored_events("a", 1, False))
-    projection = msgspec.json.decode(driver.score_json, type=ScoreProjection)
-    assert projection.driver_id == "a" and projection.top_factors[0] == FactorContribution("night_share", 0.12)
+        trip_messages(bare, [e for e in events if e.event_type == "premium_quoted"])

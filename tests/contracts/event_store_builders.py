@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Mapping
 
 import msgspec
+import numpy as np
 
 from domain.batches import (
     NewEvent,
@@ -68,10 +70,17 @@ def as_stored(shard_items: list[ShardItem]) -> list[ShardItem]:
     return [ShardItem(r, i.partition, i.offset) for r, i in zip(readings, shard_items, strict=True)]
 
 
-def event(stream_id: str, version: int, event_id: uuid.UUID | None = None, occurred_at_ms: int = T0_MS) -> NewEvent:
+def event(
+    stream_id: str,
+    version: int,
+    event_id: uuid.UUID | None = None,
+    occurred_at_ms: int = T0_MS,
+    seq: int | None = None,
+) -> NewEvent:
+    """`seq`: the offset of the reading that caused it (the version when not given)."""
     eid = event_id or uuid.uuid4()
     payload = msgspec.json.encode({"type": "trip_started", "event_id": str(eid), "version": version})
-    return NewEvent(eid, stream_id, version, "trip_started", occurred_at_ms, payload, seq=version)
+    return NewEvent(eid, stream_id, version, "trip_started", occurred_at_ms, payload, version if seq is None else seq)
 
 
 def snapshot(driver_id: str, offset: int, version: int, last_ts_ms: int, partition: int = 0) -> SnapshotRow:
@@ -101,11 +110,22 @@ def batch(
     snapshots: list[SnapshotRow] = (),
     trips: list[TripSummary] = (),
     offsets: dict[int, int] | None = None,
+    request_ids: Mapping[tuple[int, int], str] | None = None,
 ) -> PersistBatch:
+    """`request_ids`: (partition, offset) of a reading -> the x-request-id it arrived with."""
     output = ShardOutput(shard=0, events=list(events), snapshots=list(snapshots), trips=list(trips))
+    extra = {}
+    if request_ids:
+        ids = tuple(sorted(set(request_ids.values())))
+        position = [request_ids.get((i.partition, i.offset)) for i in readings]
+        extra = {
+            "request_ids": ids,
+            "request_id_index": np.array([-1 if r is None else ids.index(r) for r in position], dtype=np.int32),
+        }
     return PersistBatch(
         consumer_group=group,
         readings=columns(list(readings)),
         offsets=tuple(PartitionOffset(TOPIC, p, o) for p, o in (offsets or {}).items()),
         outputs=(output,),
+        **extra,
     )
