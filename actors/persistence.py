@@ -10,6 +10,7 @@ and retries (`ActorContext.retry`); the consumer waits on it, so an outage becom
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import ray
@@ -24,21 +25,29 @@ from usecases.ingest import PersistBatchHandler
 
 
 class RayScorerSink:
-    """The ScorerSink port over the RiskScorer actor handle: one call that is not awaited (scoring never slows
-    ingest); an unreachable actor raises here and the handler logs it."""
+    """The ScorerSink port over the RiskScorer actor, found by name: one call that is not awaited (scoring never
+    slows ingest). The handle is looked up again every `lookup_every_s`, so an actor the supervisor re-created is
+    found; trips handed to a dead one are not lost, the scorer's catch-up finds every unscored trip."""
 
-    def __init__(self, scorer) -> None:
-        self.scorer = scorer
+    def __init__(self, scorer_name: str, lookup_every_s: float = 5.0) -> None:
+        self.scorer_name = scorer_name
+        self.lookup_every_s = lookup_every_s
+        self._handle = None
+        self._looked_up_at = float("-inf")
 
     def submit(self, trips: Sequence[EndedTrip]) -> None:
-        self.scorer.submit.remote(list(trips))
+        now = time.monotonic()
+        if self._handle is None or now - self._looked_up_at >= self.lookup_every_s:
+            self._handle = ray.get_actor(self.scorer_name)  # ValueError while it is being re-created
+            self._looked_up_at = now
+        self._handle.submit.remote(list(trips))
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1)
 class Persistence:
-    def __init__(self, index: int, settings, scorer=None) -> None:
+    def __init__(self, index: int, settings, scorer_name: str | None = None) -> None:
         self.index = index
-        self.scorer = scorer  # actors.risk_scorer.RiskScorer handle, or None (no scoring on trip end)
+        self.scorer_name = scorer_name  # the RiskScorer actor's name, or None (no scoring on trip end)
         self.ctx = ActorContext(settings, f"persistence-{index}")
         self._handler: PersistBatchHandler | None = None
         self.batches = 0
@@ -51,7 +60,7 @@ class Persistence:
     async def _persist(self) -> PersistBatchHandler:
         if self._handler is None:
             store = PostgresEventStore(await self.ctx.pool(max_size=2), PartitionCache())
-            sink = None if self.scorer is None else RayScorerSink(self.scorer)
+            sink = None if self.scorer_name is None else RayScorerSink(self.scorer_name)
             self._handler = PersistBatchHandler(
                 store, RedisProjector(self.ctx.redis()), sink, retry=self.ctx.retry, log=self.ctx.log
             )

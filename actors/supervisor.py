@@ -189,7 +189,7 @@ class PipelineSupervisor:
         elif spec.role is Role.SHARD:
             DriverShard.options(**options).remote(spec.index, s)
         elif spec.role is Role.PERSISTENCE:
-            Persistence.options(**options).remote(spec.index, s, self._handle(self._name(Role.SCORER)))
+            Persistence.options(**options).remote(spec.index, s, self._name(Role.SCORER))
         else:
             shards = [self._handle(n) for n in names_of(self.specs.values(), Role.SHARD)]
             persisters = [self._handle(n) for n in names_of(self.specs.values(), Role.PERSISTENCE)]

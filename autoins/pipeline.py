@@ -1,7 +1,8 @@
-"""Wiring the ingest pipeline on Ray: S shards, P persistence actors, C consumers, one risk scorer (DESIGN.md §1).
+"""Launching and watching the ingest pipeline on Ray: S shards, P persistence actors, C consumers, one risk scorer
+(DESIGN.md §1), all owned by a detached PipelineSupervisor (actors/supervisor.py).
 
-The only place that creates the pipeline's actors. Actors are named (`<prefix>shard-0`, …) in the
-configured namespace so operators find them in the Ray dashboard and a second `start` reuses them.
+Actors are named (`<prefix>shard-0`, …) in the configured namespace so operators find them in the Ray dashboard,
+a second `start` joins the running pipeline, and no process but the supervisor needs to live for it to run.
 """
 
 from __future__ import annotations
@@ -13,67 +14,87 @@ from typing import Any
 
 import ray
 
-from actors.consumer import IngestConsumer
-from actors.driver_shard import DriverShard
-from actors.persistence import Persistence
-from actors.risk_scorer import RiskScorer
+from actors.supervisor import PipelineSupervisor, supervisor_name
 from config.settings import Settings
 from storage.postgres.event_store import PostgresEventStore
 from storage.postgres.pool import create_pool
+from usecases.supervision import Role, names_of, pipeline_specs
 
 
 @dataclass
 class Pipeline:
+    """Handles of a running pipeline. The supervisor owns the actors (detached, named); these handles are looked
+    up by name when the pipeline starts, and `refresh()` looks them up again (after a re-creation)."""
+
     settings: Settings
+    prefix: str = ""
+    supervisor: Any = None  # actors.supervisor.PipelineSupervisor
     shards: list = field(default_factory=list)
     persisters: list = field(default_factory=list)
     consumers: list = field(default_factory=list)
-    runs: list = field(default_factory=list)  # ObjectRefs of the consumers' run() calls
-    scorer: Any = None  # RiskScorer: scores drivers on trip end (docs/SCORING.md)
-    scorer_run: Any = None  # ObjectRef of its run() call
+    scorer: Any = None  # RiskScorer: scores every trip end (docs/SCORING.md)
 
     def actors(self) -> list:
         return [*self.consumers, *self.shards, *self.persisters, *([self.scorer] if self.scorer else [])]
 
-
-def start_pipeline(settings: Settings, prefix: str = "") -> Pipeline:
-    """Create (or reuse) the actors and start every consumer's loop. Ray must be initialised."""
-    opts = {"lifetime": None, "get_if_exists": True}
-    pipeline = Pipeline(settings=settings)
-    pipeline.scorer = RiskScorer.options(name=f"{prefix}risk-scorer", **opts).remote(settings)
-    pipeline.shards = [
-        DriverShard.options(name=f"{prefix}shard-{i}", **opts).remote(i, settings) for i in range(settings.num_shards)
-    ]
-    pipeline.persisters = [
-        Persistence.options(name=f"{prefix}persistence-{i}", **opts).remote(i, settings, pipeline.scorer)
-        for i in range(settings.num_persistence)
-    ]
-    count = settings.kafka_num_consumers
-    pipeline.consumers = [
-        IngestConsumer.options(name=f"{prefix}consumer-{i}", **opts).remote(
-            i, count, settings, pipeline.shards, pipeline.persisters
-        )
-        for i in range(count)
-    ]
-    pipeline.runs = [consumer.run.remote() for consumer in pipeline.consumers]
-    pipeline.scorer_run = pipeline.scorer.run.remote()
-    return pipeline
+    def refresh(self) -> Pipeline:
+        specs = pipeline_specs(self.prefix, self.settings.kafka_num_consumers, self.settings.num_shards,
+                               self.settings.num_persistence)
+        self.shards = [_actor(n) for n in names_of(specs, Role.SHARD)]
+        self.persisters = [_actor(n) for n in names_of(specs, Role.PERSISTENCE)]
+        self.consumers = [_actor(n) for n in names_of(specs, Role.CONSUMER)]
+        self.scorer = _actor(names_of(specs, Role.SCORER)[0])
+        return self
 
 
-async def pipeline_status(pipeline: Pipeline) -> dict:
-    consumers = await asyncio.gather(*(c.status.remote() for c in pipeline.consumers))
-    shards = await asyncio.gather(*(s.stats.remote() for s in pipeline.shards))
-    persisters = await asyncio.gather(*(p.stats.remote() for p in pipeline.persisters))
+def start_pipeline(settings: Settings, prefix: str = "", ready_timeout_s: float = 120.0) -> Pipeline:
+    """Create (or join) the pipeline's supervisor, which creates the actors and starts their loops; returns once
+    every actor exists. Ray must be initialised. A second start with the same prefix joins the running one."""
+    supervisor = PipelineSupervisor.options(
+        name=supervisor_name(prefix), lifetime="detached", get_if_exists=True
+    ).remote(settings, prefix)
+    ray.get(supervisor.wait_ready.remote(ready_timeout_s), timeout=ready_timeout_s + 30)
+    return Pipeline(settings=settings, prefix=prefix, supervisor=supervisor).refresh()
+
+
+def join_pipeline(settings: Settings, prefix: str = "") -> Pipeline | None:
+    """The running pipeline of this namespace and prefix, or None (for `autoins status` / `stop`)."""
+    try:
+        supervisor = ray.get_actor(supervisor_name(prefix))
+    except ValueError:
+        return None
+    return Pipeline(settings=settings, prefix=prefix, supervisor=supervisor).refresh()
+
+
+async def pipeline_status(pipeline: Pipeline, timeout_s: float = 5.0) -> dict:
+    """Counters of every actor; an actor that is restarting shows as {"available": False} (never raises)."""
+    consumers = await _gather("status", pipeline.consumers, timeout_s)
+    shards = await _gather("stats", pipeline.shards, timeout_s)
+    persisters = await _gather("stats", pipeline.persisters, timeout_s)
+    answering = [c for c in consumers if c.get("available")]
     return {
         "consumers": consumers,
         "shards": shards,
         "persisters": persisters,
-        "scorer": await scorer_status(pipeline),
-        "durable": sum(c["durable"] for c in consumers),
-        "dead_lettered": sum(c["dead_lettered"] for c in consumers),
-        "lag": sum(c.get("lag_total", 0) for c in consumers),
-        "rewinds": sum(c["rewinds"] for c in consumers),
+        "scorer": await scorer_status(pipeline, timeout_s),
+        "durable": sum(c.get("durable", 0) for c in answering),
+        "dead_lettered": sum(c.get("dead_lettered", 0) for c in answering),
+        "lag": sum(c.get("lag_total", 0) for c in answering),
+        "rewinds": sum(c.get("rewinds", 0) for c in answering),
+        "restarting": sum(not x.get("available") for x in (*consumers, *shards, *persisters)),
     }
+
+
+async def _gather(method: str, actors: list, timeout_s: float) -> list[dict]:
+    async def one(actor) -> dict:
+        if actor is None:
+            return {"available": False, "error": "not created"}
+        try:
+            return {"available": True, **await asyncio.wait_for(getattr(actor, method).remote(), timeout_s)}
+        except Exception as error:  # restarting, dead, or slow: a status view must never die of it
+            return {"available": False, "error": repr(error)[:200]}
+
+    return list(await asyncio.gather(*(one(a) for a in actors)))
 
 
 async def scorer_status(pipeline: Pipeline, timeout_s: float = 5.0) -> dict:
@@ -84,6 +105,13 @@ async def scorer_status(pipeline: Pipeline, timeout_s: float = 5.0) -> dict:
         return {"available": True, **await asyncio.wait_for(pipeline.scorer.stats.remote(), timeout_s)}
     except Exception as error:
         return {"available": False, "error": repr(error)[:200]}
+
+
+def _actor(name: str):
+    try:
+        return ray.get_actor(name)
+    except ValueError:
+        return None
 
 
 async def durable_messages(settings: Settings) -> int:
@@ -116,15 +144,11 @@ async def wait_until_drained(pipeline: Pipeline, expected_total: int, timeout_s:
 
 
 async def stop_pipeline(pipeline: Pipeline, timeout_s: float = 60.0) -> None:
-    """Stop consumers cleanly (they finish what is in flight and commit), then the other actors."""
-    await asyncio.gather(*(c.stop.remote() for c in pipeline.consumers), return_exceptions=True)
-    if pipeline.runs:
-        await asyncio.wait_for(asyncio.gather(*pipeline.runs, return_exceptions=True), timeout_s)
-    if pipeline.scorer is not None:  # after the consumers: their last batches may still hand it trips
-        await asyncio.gather(pipeline.scorer.stop.remote(), return_exceptions=True)
-        if pipeline.scorer_run is not None:  # stop() cancels a round stuck on an outage after a grace period
-            await asyncio.wait([asyncio.ensure_future(pipeline.scorer_run)], timeout=timeout_s)
-    others = [*pipeline.shards, *pipeline.persisters, *([pipeline.scorer] if pipeline.scorer else [])]
-    await asyncio.gather(*(a.shutdown.remote() for a in others), return_exceptions=True)
-    for actor in pipeline.actors():
-        ray.kill(actor, no_restart=True)
+    """Ask the supervisor to stop consumers cleanly (in-flight batches finish and commit), then the scorer and
+    the other actors; then remove the supervisor itself."""
+    if pipeline.supervisor is None:
+        return
+    try:
+        await asyncio.wait_for(pipeline.supervisor.stop.remote(timeout_s), timeout_s + 30)
+    finally:
+        ray.kill(pipeline.supervisor, no_restart=True)

@@ -21,6 +21,8 @@ class Role(StrEnum):
     SCORER = "scorer"
 
 
+# Consumers hold handles of these (the persistence actors find the scorer by name instead).
+HELD_BY_CONSUMERS = frozenset({Role.SHARD, Role.PERSISTENCE})
 # Roles whose `run()` loop must be running for the pipeline to make progress.
 LOOPING = frozenset({Role.CONSUMER, Role.SCORER})
 
@@ -52,7 +54,7 @@ class Observation:
 class Action(StrEnum):
     CREATE = "create"  # create (or re-create) the actor
     START_LOOP = "start_loop"  # call its run() again
-    REBIND_CONSUMERS = "rebind_consumers"  # re-create consumers: they hold handles of a replaced actor
+    REBIND_CONSUMERS = "rebind_consumers"  # re-create consumers: they hold handles of a replaced shard/persister
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +95,7 @@ class Supervision:
 
     def reconcile(self, observed: Mapping[str, Observation], now_s: float) -> list[Decision]:
         decisions: list[Decision] = []
-        replaced_non_consumer = False
+        replaced_held = False
         for spec in self.specs:
             seen = observed.get(spec.name, Observation(ActorState.DEAD))
             past = self.history.setdefault(spec.name, ActorHistory())
@@ -111,11 +113,11 @@ class Supervision:
                 past.unanswered_since_s = None
                 delay = self.rules.recreate_backoff_s * 2 ** (past.recreations - 1)
                 past.next_recreate_at_s = now_s + min(self.rules.recreate_backoff_max_s, delay)
-                replaced_non_consumer |= spec.role is not Role.CONSUMER
+                replaced_held |= spec.role in HELD_BY_CONSUMERS
             elif spec.role in LOOPING and seen.state is ActorState.ALIVE and seen.loop_running is False:
                 decisions.append(Decision(Action.START_LOOP, spec.name, "its run() loop is not running"))
-        if replaced_non_consumer:
-            decisions.append(Decision(Action.REBIND_CONSUMERS, "*", "a shard, persistence or scorer was replaced"))
+        if replaced_held:
+            decisions.append(Decision(Action.REBIND_CONSUMERS, "*", "a shard or persistence actor was replaced"))
         return decisions
 
     def _remember(self, past: ActorHistory, seen: Observation, now_s: float) -> None:

@@ -169,7 +169,7 @@ def _with(base: dict, **changes) -> bytes:
     return msgspec.json.encode({**base, "event_id": str(uuid.uuid4()), **changes})
 
 
-@pytest.mark.parametrize("victim", ["consumer", "shard", "persistence"])
+@pytest.mark.parametrize("victim", ["consumer", "shard", "persistence", "scorer", "supervisor"])
 def test_sigkill_mid_stream_loses_and_duplicates_nothing(ray_session, base_settings, kafka_topics, fleet, victim):
     """Kill one actor's process while it works; after Ray restarts it the stored readings are exact and
     the domain events equal a fault-free run's (computed here on a second database)."""
@@ -197,14 +197,21 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(ray_session, base_setti
                     "consumer": pipeline.consumers[0],
                     "shard": pipeline.shards[0],
                     "persistence": pipeline.persisters[0],
+                    "scorer": pipeline.scorer,
+                    "supervisor": pipeline.supervisor,
                 }[victim]
                 await _wait_for_progress(pipeline, at_least=len(payloads) // 5)
-                probe = target.status if victim == "consumer" else target.stats
-                pid = (await probe.remote())["pid"]
+                probe = target.status if victim in ("consumer", "supervisor") else target.stats
+
+                async def pid_of() -> int:
+                    answer = await probe.remote()
+                    return answer["supervisor"]["pid"] if victim == "supervisor" else answer["pid"]
+
+                pid = await pid_of()
                 os.kill(pid, signal.SIGKILL)
                 durable_at_kill = await durable_messages(faulty)
                 status = await wait_until_drained(pipeline, len(payloads), timeout_s=300)
-                restarted_pid = (await probe.remote())["pid"]
+                restarted_pid = await pid_of()
                 return status, durable_at_kill, pid, restarted_pid
             finally:
                 await stop_pipeline(pipeline)

@@ -92,3 +92,9 @@ def test_restarts_by_ray_are_counted_for_operators():
     again = all_alive(**{"t_shard_0": Observation(ActorState.ALIVE, pid=1234)})  # restarted between two ticks
     supervision.reconcile(again, now_s=3.0)
     assert supervision.health(again)["restarts"] == {"t-shard-0": 2}
+
+
+def test_a_replaced_scorer_needs_no_rebinding_it_is_found_by_name():
+    supervision = Supervision(SPECS)
+    decisions = supervision.reconcile(all_alive(**{"t_risk_scorer": Observation(ActorState.DEAD)}), now_s=0.0)
+    assert [(d.action, d.name) for d in decisions] == [(Action.CREATE, "t-risk-scorer")]
