@@ -1,13 +1,14 @@
-"""Cross-cutting parts of the API (request ids, HTTP metrics, health, /metrics, the ingest endpoint).
+"""Observability of the API: the request-id/access-log/HTTP-metrics middleware and the per-replica samplers.
+(The `/health` and `/metrics` routes are routers like the others, installed by create_app.)
 
-`install_platform(app)` is called once by `deployments.api.app.create_app`, after the app's lifespan is set:
-it adds the middleware and routers and wraps the lifespan so that, per replica, after the app's own
-startup (which creates `app.state.services`), it starts
+`install_observability(app)` is called once by `deployments.api.app.create_app`, after the app's lifespan is
+set: it adds the middleware and wraps the lifespan so that, per replica, after the app's own startup (which
+creates `app.state.resources`), it starts
 - a pool sampler (every `POOL_SAMPLE_S`): `db_connection_pool_*` gauges of this replica;
 - the business collector (every `BUSINESS_INTERVAL_S`), only in the replica of rank 0 of its deployment, so
   the cluster runs exactly one (Serve gives a replacement replica the free rank 0): `active_drivers_total`,
   `active_trips_total`, `events_per_second`, `average_risk_score`;
-and at shutdown stops them and closes the ingest producer and the scrape client.
+and at shutdown stops them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from fastapi import FastAPI
 
 from config.logging import configure_logging, get_logger
 from deployments.api.middleware import PlatformMiddleware
-from deployments.api.routers import health, metrics, telematics
+from deployments.api.resources import ApiResources
 from deployments.metrics import EventRate, platform_metrics
 from deployments.replica import in_replica, replica_name, replica_rank
 from storage.postgres.business_queries import business_counts
@@ -30,14 +31,11 @@ from storage.postgres.pool import acquire
 
 POOL_SAMPLE_S = 5.0
 BUSINESS_INTERVAL_S = 30.0
-_log = get_logger("autoins.platform")
+_log = get_logger("autoins.observability")
 
 
-def install_platform(app: FastAPI) -> None:
-    """Middleware (outermost), health/metrics/ingest routers, and the per-replica background tasks."""
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(telematics.router)
+def install_observability(app: FastAPI) -> None:
+    """Middleware (outermost) and the per-replica background tasks (pool sampler, business metrics)."""
     app.add_middleware(PlatformMiddleware, observe=_observe_http, served_by=replica_name,
                        echo_request_id=lambda: not in_replica())
     original = app.router.lifespan_context
@@ -45,11 +43,11 @@ def install_platform(app: FastAPI) -> None:
     @asynccontextmanager
     async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
         async with original(app_) as state:
-            tasks = await start_platform(app_)
+            tasks = await start_samplers(app_)
             try:
                 yield state
             finally:
-                await stop_platform(app_, tasks)
+                await stop_samplers(tasks)
 
     app.router.lifespan_context = lifespan
 
@@ -58,29 +56,24 @@ def _observe_http(method: str, endpoint: str, status: int, duration_s: float) ->
     platform_metrics().observe_http(method, endpoint, status, duration_s)
 
 
-async def start_platform(app: FastAPI) -> list[asyncio.Task]:
-    services = app.state.services
-    settings = services.settings
+async def start_samplers(app: FastAPI) -> list[asyncio.Task]:
+    resources = app.state.resources
+    settings = resources.settings
     configure_logging(settings.log_level, json=settings.log_json)
     platform_metrics()  # create the metric objects now, inside the replica (Serve tags are read at creation)
-    tasks = [asyncio.create_task(_every(POOL_SAMPLE_S, lambda: _sample_pool(services)), name="pool-sampler")]
+    tasks = [asyncio.create_task(_every(POOL_SAMPLE_S, lambda: _sample_pool(resources)), name="pool-sampler")]
     if replica_rank() == 0 and settings.enable_metrics:
         rate = EventRate()
-        tasks.append(asyncio.create_task(_every(BUSINESS_INTERVAL_S, lambda: _collect_business(services, rate)),
+        tasks.append(asyncio.create_task(_every(BUSINESS_INTERVAL_S, lambda: _collect_business(resources, rate)),
                                          name="business-metrics"))
-    _log.info("platform_started", replica=replica_name(), rank=replica_rank(), tasks=[t.get_name() for t in tasks])
+    _log.info("observability_started", replica=replica_name(), rank=replica_rank(), tasks=[t.get_name() for t in tasks])
     return tasks
 
 
-async def stop_platform(app: FastAPI, tasks: list[asyncio.Task]) -> None:
+async def stop_samplers(tasks: list[asyncio.Task]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    extras = app.state.services.extras
-    if (producer := extras.pop("ingest_producer", None)) is not None:
-        await producer.close()
-    if (client := extras.pop("metrics_client", None)) is not None:
-        await client.aclose()
 
 
 async def _every(interval_s: float, step: Callable[[], Awaitable[None]]) -> None:
@@ -91,21 +84,18 @@ async def _every(interval_s: float, step: Callable[[], Awaitable[None]]) -> None
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            _log.warning("platform_task_failed", error=repr(error)[:300])
+            _log.warning("observability_task_failed", error=repr(error)[:300])
         await asyncio.sleep(interval_s)
 
 
-async def _sample_pool(services: Any) -> None:
-    pool = services.pool
-    if pool is not None:
-        platform_metrics().set_pool(pool.get_size(), pool.get_idle_size(), services.settings.db_pool_size)
+async def _sample_pool(resources: ApiResources) -> None:
+    pool = resources.pool
+    platform_metrics().set_pool(pool.get_size(), pool.get_idle_size(), resources.settings.db_pool_size)
 
 
-async def _collect_business(services: Any, rate: EventRate) -> None:
-    if services.pool is None:
-        return
-    settings = services.settings
-    async with acquire(services.pool, settings) as conn:
+async def _collect_business(resources: ApiResources, rate: EventRate) -> None:
+    settings = resources.settings
+    async with acquire(resources.pool, settings) as conn:
         counts = await business_counts(conn, settings.kafka_topic_events)
     metrics = platform_metrics()
     metrics.active_drivers.set(counts.active_drivers)
