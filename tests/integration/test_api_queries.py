@@ -68,8 +68,10 @@ async def api(base_settings):
 
 
 async def _count(api, path: str, params: dict | None = None) -> tuple[int, int]:
-    """(statements of a cold request, statements of the same request again: served from the cache)."""
+    """(statements of a cold request, statements of the same request again: served from the cache). A first
+    request warms the connection (asyncpg introspects unfamiliar column types once per connection)."""
     client, resources, counting, tokens = api
+    await client.get(path, params=params, headers=bearer(tokens["admin"]))
     await resources.cache.invalidate([BUSY, QUIET])
     counts = []
     for _ in range(2):

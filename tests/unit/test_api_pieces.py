@@ -129,3 +129,15 @@ def test_the_app_survives_serves_pickling_of_the_ingress_app():
             return {path: (await client.get(path)).status_code for path in paths}
 
     assert set(asyncio.run(statuses()).values()) == {401}
+
+
+def test_the_use_case_views_encode_the_fields_the_openapi_models_document():
+    from deployments.api import schemas
+    from usecases import views
+
+    pairs = [(views.DriverView, schemas.DriverOut), (views.TripView, schemas.TripOut),
+             (views.RiskScoreView, schemas.RiskScoreOut), (views.RiskHistoryView, schemas.RiskHistoryItem),
+             (views.PolicyView, schemas.PolicyOut), (views.PoliciesView, schemas.PoliciesOut),
+             (views.QuoteView, schemas.QuoteOut), (views.FactorView, schemas.FactorOut)]
+    for view, model in pairs:
+        assert view.__struct_fields__ == tuple(model.model_fields), view.__name__
