@@ -21,7 +21,8 @@ def _fields(driver_id: str) -> dict:
 
 
 def _policy(driver_id: str, number: str) -> dict:
-    return {"driver_id": driver_id, "policy_number": number, "base_premium": Decimal("750.00"),
+    return {"driver_id": driver_id, "policy_number": number, "status": "active", "currency": "USD",
+            "base_premium": Decimal("750.00"),
             "per_km_rate": Decimal("0.0100"), "effective_date": date(2026, 1, 1), "expiration_date": date(2027, 1, 1)}
 
 
