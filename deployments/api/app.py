@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from config.logging import get_logger
 from config.settings import Settings
-from deployments.api.auth import hash_password
+from deployments.api.auth import TokenCache, hash_password
 from deployments.api.observability import install_observability
 from deployments.api.resources import ApiResources
 from deployments.api.routers import auth, drivers, health, metrics, policies, risk, telematics, trips
@@ -68,6 +68,7 @@ def create_app(settings: Settings, *, risk_model: RiskModel | None = None) -> Fa
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
+    app.state.tokens = TokenCache()
     for router in ROUTERS:
         app.include_router(router)
     _install_error_handlers(app)
@@ -80,9 +81,8 @@ async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResour
     adapters, and a bounded warm-up in the background."""
     pool = await create_pool(settings, application_name="autoins-api", min_size=min(settings.db_pool_size, 2))
     redis = create_redis(settings, wait_for_connection=True)
-    cache = MultiLevelCache(
-        redis, l1_ttl_s=settings.l1_cache_ttl_s, l1_maxsize=settings.l1_cache_maxsize, on_lookup=_cache_metrics()
-    )
+    # Hit/miss counters reach Prometheus in batches (deployments.api.observability), not per lookup.
+    cache = MultiLevelCache(redis, l1_ttl_s=settings.l1_cache_ttl_s, l1_maxsize=settings.l1_cache_maxsize)
     read_models = PostgresDriverReadModels(pool, settings)
     terms = QueryTerms(ttl_default_s=settings.cache_ttl_default, ttl_score_s=settings.cache_ttl_risk_score,
                        window_days=settings.scoring_window_days)
@@ -108,17 +108,6 @@ async def close_resources(resources: ApiResources) -> None:
         await resources.metrics_client.aclose()
     await resources.redis.aclose()
     await resources.pool.close()
-
-
-def _cache_metrics():  # type: ignore[no-untyped-def]
-    """`cache_hits_total`/`cache_misses_total` by cache_type, recorded only inside Ray (a Serve replica)."""
-    import ray
-
-    if not ray.is_initialized():
-        return None
-    from deployments.metrics import platform_metrics
-
-    return platform_metrics().record_cache
 
 
 # -- errors -------------------------------------------------------------------------------------------
