@@ -12,12 +12,14 @@ import asyncpg
 from domain import pricing
 from domain.events import PremiumQuoted, decode_event
 from domain.features import driver_features
-from domain.risk_assessment import ScoreRequest
-from domain.scoring import EndedTrip, quote_policy, risk_stream_id, score_events
+from domain.scoring import quote_policy, risk_stream_id, window_start_ms
 from storage.memory.risk_model import FakeRiskModel
+from storage.memory.score_store import RecordingScorePublisher
 from storage.postgres.pool import create_pool
-from storage.postgres.score_store import load_scoring_inputs, write_scores
+from storage.postgres.score_store import PostgresScoreStore
 from tests.integration.inprocess_api import bearer, drop_seeded, insert_trips, login, running_api, seeded_database
+from usecases.ports.score_store import TripSpan
+from usecases.scoring_round import ScoringRound
 
 DRIVER = "driver0001"
 
@@ -33,12 +35,13 @@ async def test_the_quote_and_the_stored_premium_agree_after_a_scoring(base_setti
     pool = await create_pool(settings, application_name="autoins-quote-test", min_size=1)
     try:
         end = datetime(2026, 11, 30, 18, 0, tzinfo=UTC)  # device time; the quote must not depend on now()
-        trip_ids = await insert_trips(settings, DRIVER, 6, end=end)
-        ended = EndedTrip(DRIVER, trip_ids[0], round(end.timestamp() * 1000), -1)
+        await insert_trips(settings, DRIVER, 6, end=end)
+        end_ms = round(end.timestamp() * 1000)
         window_days = settings.scoring_window_days
+        store = PostgresScoreStore(pool)
         async with running_api(settings) as (app, client):
             token = await login(client, DRIVER)
-            inputs = await load_scoring_inputs(pool, [ended], window_days)
+            inputs = await store.load_inputs([TripSpan(DRIVER, window_start_ms(end_ms, window_days), end_ms)])
             features = driver_features(inputs.trips[DRIVER], window_days)
             policy = inputs.policies[DRIVER]
 
@@ -47,17 +50,17 @@ async def test_the_quote_and_the_stored_premium_agree_after_a_scoring(base_setti
             assert (before["score_source"], Decimal(before["premium"]), before["annual_km"]) == (
                 "prior", expected.premium, expected.annual_km)
 
-            request = ScoreRequest(driver_id=DRIVER, features=tuple(features.to_vector().tolist()))
-            assessment = (await FakeRiskModel(model_version="quote-test-1").assess_many([request]))[0]
-            outcome = score_events(assessment, ended, annual_km=features.annual_km, policy=policy,
-                                   rules=pricing.DEFAULT_RULES)
-            await write_scores(pool, [outcome])
-            await app.state.resources.cache.invalidate([DRIVER])  # what the scorer does after its write
+            # The scorer's own round scores all six trips in order; the premium chains through them.
+            scoring = ScoringRound(store=store, model=FakeRiskModel(model_version="quote-test-1"),
+                                   publisher=RecordingScorePublisher(), window_days=window_days)
+            result = await scoring.score([DRIVER])
+            assert result.scored == 6
+            await app.state.resources.cache.invalidate([DRIVER])  # what the scorer's publish does
 
             after = await _quote(client, token)
             stored = await _stored_quote(pool)
             current = await pool.fetchval("SELECT current_premium FROM policies WHERE driver_id = $1", DRIVER)
-            assert stored.event_id == outcome.premium_quoted.event_id
+            assert stored.occurred_at_ms == end_ms  # the last trip's quote
             assert Decimal(after["premium"]) == stored.premium == current
             assert (after["score_source"], after["score"], after["policy_id"]) == (
                 "scored", stored.score, str(stored.policy_id))
