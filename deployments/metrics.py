@@ -66,9 +66,9 @@ class PlatformMetrics:
     def observe_http(self, method: str, endpoint: str, status: int, duration_s: float) -> None:
         self.http_duration.observe(duration_s, tags={"method": method, "endpoint": endpoint, "status": str(status)})
 
-    def record_cache(self, cache_type: str, hit: bool) -> None:
-        """`cache_type`: "l1" (in-process) or "l2" (Redis)."""
-        (self.cache_hits if hit else self.cache_misses).inc(1, tags={"cache_type": cache_type})
+    def record_cache(self, cache_type: str, hit: bool, count: int = 1) -> None:
+        """`cache_type`: "l1" (in-process) or "l2" (Redis); `count` lookups at once."""
+        (self.cache_hits if hit else self.cache_misses).inc(count, tags={"cache_type": cache_type})
 
     def observe_cache_latency(self, operation: str, duration_s: float) -> None:
         self.cache_latency.observe(duration_s, tags={"operation": operation})

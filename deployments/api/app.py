@@ -19,16 +19,22 @@ from fastapi.responses import JSONResponse
 
 from config.logging import get_logger
 from config.settings import Settings
-from deployments.api.platform import install_platform
-from deployments.api.risk_client import RiskClient, RiskModelUnavailable, ServeRiskClient
-from deployments.api.routers import auth, drivers, policies, risk, trips
+from deployments.api.auth import TokenCache, hash_password
+from deployments.api.observability import install_observability
+from deployments.api.resources import ApiResources
+from deployments.api.routers import auth, drivers, health, metrics, policies, risk, telematics, trips
 from deployments.api.routers.admin import router as admin_router
-from deployments.api.services import Services
 from deployments.api.warming import warm_cache
+from storage.postgres.admin_queries import PostgresAdminStore
 from storage.postgres.pool import create_pool
-from storage.postgres.read_models import Conflict, MissingReference
+from storage.postgres.read_models import PostgresDriverReadModels
 from storage.redis.cache import REDIS_ERRORS, MultiLevelCache
 from storage.redis.client import create_redis
+from storage.serve.risk_model import ServeRiskModel
+from usecases.admin import AdminWrites
+from usecases.driver_queries import DriverQueries, QueryTerms
+from usecases.ports.admin_store import Conflict, MissingReference
+from usecases.ports.risk_model import RiskModel, RiskModelUnavailable
 
 _log = get_logger("deployments.api")
 
@@ -37,17 +43,21 @@ DESCRIPTION = """Telematics usage-based auto insurance. Log in with `POST /api/v
 admins read everything and manage drivers, policies and users under `/api/v1/admin`."""
 
 
-def create_app(settings: Settings, *, risk_client: RiskClient | None = None) -> FastAPI:
-    """The API for these settings. `risk_client` replaces the Serve handle (in-process tests)."""
+ROUTERS = (auth.router, drivers.router, trips.router, risk.router, policies.router, telematics.router, admin_router,
+           health.router, metrics.router)
+
+
+def create_app(settings: Settings, *, risk_model: RiskModel | None = None) -> FastAPI:
+    """The API for these settings. `risk_model` replaces the Serve client (in-process tests use a fake)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await open_services(settings, risk_client or ServeRiskClient())
-        app.state.services = services
+        resources = await open_resources(settings, risk_model or ServeRiskModel())
+        app.state.resources = resources
         try:
             yield
         finally:
-            await close_services(services)
+            await close_resources(resources)
 
     app = FastAPI(
         title="Auto-Insurance-System API",
@@ -58,48 +68,46 @@ def create_app(settings: Settings, *, risk_client: RiskClient | None = None) -> 
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
-    for router in (auth.router, drivers.router, trips.router, risk.router, policies.router, admin_router):
+    app.state.tokens = TokenCache()
+    for router in ROUTERS:
         app.include_router(router)
     _install_error_handlers(app)
-    install_platform(app)
+    install_observability(app)
     return app
 
 
-async def open_services(settings: Settings, risk_client: RiskClient) -> Services:
-    """Pool, Redis, the multi-level cache with its invalidation listener and a bounded warm-up."""
+async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResources:
+    """Pool, Redis, the multi-level cache with its invalidation listener, the use-case handlers over their
+    adapters, and a bounded warm-up in the background."""
     pool = await create_pool(settings, application_name="autoins-api", min_size=min(settings.db_pool_size, 2))
     redis = create_redis(settings, wait_for_connection=True)
-    cache = MultiLevelCache(
-        redis, l1_ttl_s=settings.l1_cache_ttl_s, l1_maxsize=settings.l1_cache_maxsize, on_lookup=_cache_metrics()
-    )
-    services = Services(settings=settings, pool=pool, redis=redis, cache=cache, extras={"risk": risk_client})
-    services.extras["cache_listener"] = asyncio.create_task(cache.listen(), name="cache-invalidation")
-    services.extras["cache_warming"] = asyncio.create_task(warm_cache(services), name="cache-warming")
-    return services
+    # Hit/miss counters reach Prometheus in batches (deployments.api.observability), not per lookup.
+    cache = MultiLevelCache(redis, l1_ttl_s=settings.l1_cache_ttl_s, l1_maxsize=settings.l1_cache_maxsize)
+    read_models = PostgresDriverReadModels(pool, settings)
+    terms = QueryTerms(ttl_default_s=settings.cache_ttl_default, ttl_score_s=settings.cache_ttl_risk_score,
+                       window_days=settings.scoring_window_days)
+    queries = DriverQueries(read_models, cache, risk_model, terms)
+    admin = AdminWrites(PostgresAdminStore(pool, settings), cache, hash_password)
+    resources = ApiResources(settings=settings, pool=pool, redis=redis, cache=cache, risk_model=risk_model,
+                             queries=queries, admin=admin)
+    resources.cache_listener = asyncio.create_task(cache.listen(), name="cache-invalidation")
+    resources.cache_warming = asyncio.create_task(
+        warm_cache(queries, read_models, settings.cache_warm_budget_s), name="cache-warming")
+    return resources
 
 
-async def close_services(services: Services) -> None:
-    for name in ("cache_warming", "cache_listener"):
-        task = services.extras.pop(name, None)
+async def close_resources(resources: ApiResources) -> None:
+    for task in (resources.cache_warming, resources.cache_listener):
         if task is not None:
             task.cancel()
             with suppress(asyncio.CancelledError, Exception):
                 await task
-    if services.redis is not None:
-        await services.redis.aclose()
-    if services.pool is not None:
-        await services.pool.close()
-
-
-def _cache_metrics():  # type: ignore[no-untyped-def]
-    """`cache_hits_total`/`cache_misses_total` by cache_type, recorded only inside Ray (a Serve replica)."""
-    import ray
-
-    if not ray.is_initialized():
-        return None
-    from deployments.metrics import platform_metrics
-
-    return platform_metrics().record_cache
+    if resources.ingest is not None:
+        await resources.ingest.close()
+    if resources.metrics_client is not None:
+        await resources.metrics_client.aclose()
+    await resources.redis.aclose()
+    await resources.pool.close()
 
 
 # -- errors -------------------------------------------------------------------------------------------

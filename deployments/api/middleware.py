@@ -53,6 +53,13 @@ class PlatformMiddleware:
         self.observe = observe
         self.served_by = served_by
         self.echo_request_id = echo_request_id
+        self._extra: list[tuple[bytes, bytes]] | None = None  # fixed per process: asked once, on the first request
+
+    def _fixed_headers(self) -> tuple[list[tuple[bytes, bytes]], bool]:
+        if self._extra is None:
+            self._echo = self.echo_request_id()
+            self._extra = [(SERVED_BY_HEADER.lower().encode("latin-1"), self.served_by().encode("latin-1"))]
+        return self._extra, self._echo
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -64,10 +71,8 @@ class PlatformMiddleware:
         bound = structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
-        served_by = self.served_by().encode("latin-1")
-        extra = [(SERVED_BY_HEADER.lower().encode("latin-1"), served_by)]
-        if self.echo_request_id():
-            extra.append((_HEADER, request_id.encode("latin-1")))
+        fixed, echo = self._fixed_headers()
+        extra = [*fixed, (_HEADER, request_id.encode("latin-1"))] if echo else fixed
 
         started_response = False
 

@@ -10,11 +10,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from config.logging import get_logger
-from deployments.api import readers
-from deployments.api.risk_client import RiskModelUnavailable
-from deployments.api.services import Services
-from storage.postgres import read_models
-from storage.postgres.pool import acquire
+from usecases.driver_queries import DriverQueries
+from usecases.ports.read_models import DriverReadModels
+from usecases.ports.risk_model import RiskModelUnavailable
 
 _log = get_logger("deployments.api.warming")
 
@@ -24,16 +22,16 @@ WARM_CONCURRENCY = 4  # leaves most of the pool to live requests
 FIRST_PAGE_SIZE = 20  # the page size the plan's clients ask for
 
 
-async def warm_driver(services: Services, driver_id: str) -> None:
-    await readers.profile(services, driver_id)
-    await readers.trips(services, driver_id, 1, FIRST_PAGE_SIZE)
+async def warm_driver(queries: DriverQueries, driver_id: str) -> None:
+    await queries.profile(driver_id)
+    await queries.trips(driver_id, 1, FIRST_PAGE_SIZE)
     with contextlib.suppress(RiskModelUnavailable):  # the prior can wait for the first request
-        await readers.score(services, driver_id)
+        await queries.score(driver_id)
 
 
-async def warm_cache(services: Services, now: datetime | None = None) -> int:
+async def warm_cache(queries: DriverQueries, read_models: DriverReadModels, budget_s: float,
+                     now: datetime | None = None) -> int:
     """Warm drivers with a trip in the last 24 h (≤ WARM_MAX_DRIVERS, newest first); returns how many."""
-    budget_s = services.settings.cache_warm_budget_s
     if budget_s <= 0:
         return 0
     started = time.monotonic()
@@ -43,14 +41,13 @@ async def warm_cache(services: Services, now: datetime | None = None) -> int:
     async def one(driver_id: str) -> None:
         nonlocal warmed
         async with gate:
-            await warm_driver(services, driver_id)
+            await warm_driver(queries, driver_id)
             warmed += 1
 
     try:
         async with asyncio.timeout(budget_s):
             since = (now or datetime.now(UTC)) - WARM_LOOKBACK
-            async with acquire(services.pool, services.settings) as conn:
-                driver_ids = await read_models.recently_active_drivers(conn, since, WARM_MAX_DRIVERS)
+            driver_ids = await read_models.recently_active(since, WARM_MAX_DRIVERS)
             await asyncio.gather(*(one(d) for d in driver_ids))
         _log.info("cache_warmed", drivers=warmed, elapsed_s=round(time.monotonic() - started, 3))
     except TimeoutError:

@@ -4,13 +4,18 @@ page), so admin requests stay a constant number of queries too."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 
-from storage.postgres.read_models import DRIVER_COLUMNS, POLICY_COLUMNS, Conflict, MissingReference
+from config.settings import Settings
+from storage.postgres import users
+from storage.postgres.pool import acquire
+from storage.postgres.read_models import DRIVER_COLUMNS, POLICY_COLUMNS, get_driver
+from usecases.ports.admin_store import Conflict, MissingReference
+from usecases.ports.read_models import Row
 
 DRIVER_FIELDS = frozenset(
     {"first_name", "last_name", "email", "phone", "license_number", "date_of_birth", "timezone", "is_active"}
@@ -220,3 +225,65 @@ async def trips_daily(conn: asyncpg.Connection, since: datetime) -> list[asyncpg
         """,
         since,
     )
+
+
+# -- the port -----------------------------------------------------------------------------------------
+
+
+class PostgresAdminStore:
+    """usecases.ports.admin_store.AdminStore over an asyncpg pool (drivers, policies here; logins in users.py)."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self.pool = pool
+        self.settings = settings
+
+    async def _run(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        async with acquire(self.pool, self.settings) as conn:
+            return await fn(conn, *args, **kwargs)
+
+    async def list_drivers(self, limit: int, offset: int, is_active: bool | None) -> tuple[int, Sequence[Row]]:
+        return await self._run(list_drivers, limit, offset, is_active)
+
+    async def create_driver(self, driver_id: str, fields: Mapping[str, Any]) -> Row:
+        return await self._run(create_driver, driver_id, fields)
+
+    async def get_driver(self, driver_id: str) -> Row | None:
+        return await self._run(get_driver, driver_id)
+
+    async def update_driver(self, driver_id: str, changes: Mapping[str, Any]) -> Row | None:
+        return await self._run(update_driver, driver_id, changes)
+
+    async def delete_driver(self, driver_id: str) -> bool:
+        return await self._run(delete_driver, driver_id)
+
+    async def list_policies(self, limit: int, offset: int, status: str | None,
+                            driver_id: str | None) -> tuple[int, Sequence[Row]]:
+        return await self._run(list_policies, limit, offset, status, driver_id)
+
+    async def create_policy(self, fields: Mapping[str, Any]) -> Row:
+        return await self._run(create_policy, fields)
+
+    async def get_policy(self, policy_id: uuid.UUID) -> Row | None:
+        return await self._run(get_policy, policy_id)
+
+    async def update_policy(self, policy_id: uuid.UUID, changes: Mapping[str, Any]) -> Row | None:
+        return await self._run(update_policy, policy_id, changes)
+
+    async def delete_policy(self, policy_id: uuid.UUID) -> str | None:
+        return await self._run(delete_policy, policy_id)
+
+    async def list_users(self, limit: int, offset: int, role: str | None) -> tuple[int, Sequence[Row]]:
+        return await self._run(users.list_users, limit, offset, role)
+
+    async def create_user(self, *, username: str, password_hash: str, role: str, driver_id: str | None) -> Row:
+        return await self._run(users.create_user, username=username, password_hash=password_hash, role=role,
+                               driver_id=driver_id)
+
+    async def get_user(self, user_id: uuid.UUID) -> Row | None:
+        return await self._run(users.get_user, user_id)
+
+    async def update_user(self, user_id: uuid.UUID, changes: Mapping[str, Any]) -> Row | None:
+        return await self._run(users.update_user, user_id, changes)
+
+    async def delete_user(self, user_id: uuid.UUID) -> bool:
+        return await self._run(users.delete_user, user_id)

@@ -2,18 +2,28 @@
 
 Every function is ONE statement (or two for a page: its count and its rows), whatever the page size or
 the data volume, so a request is a small constant number of queries (no N+1). Rows come back as
-asyncpg Records; callers shape them. Write errors are translated to `Conflict` / `MissingReference`
-here, where the SQLSTATE is known, so routers answer 409/422 with the message.
+asyncpg Records (mappings); the use cases shape them. `PostgresDriverReadModels` (end of the file) is the
+adapter of the `usecases.ports.read_models.DriverReadModels` port.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
 
-from storage.postgres.policies import POLICY_RANK
+from config.settings import Settings
+from domain.events import PremiumQuoted, decode_event
+from domain.scoring import PolicyTerms, risk_stream_id
+from domain.trip_summary import TripSummary
+from storage.postgres.event_store_sql import TRIP_COLUMNS as STORED_TRIP_COLUMNS
+from storage.postgres.event_store_sql import ts_to_ms
+from storage.postgres.policies import ACTIVE_POLICIES, POLICY_RANK
+from storage.postgres.pool import acquire, plain
+from storage.postgres.score_store import LOAD_WINDOWS
+from usecases.ports.read_models import QuoteBasis, Row, RowsPage
 
 DRIVER_COLUMNS = (
     "driver_id, first_name, last_name, email, phone, license_number, date_of_birth, timezone, is_active,"
@@ -31,14 +41,6 @@ POLICY_COLUMNS = (
     "policy_id, driver_id, policy_number, status, base_premium, current_premium, per_km_rate, currency,"
     " effective_date, expiration_date, last_score, last_band, created_at, updated_at"
 )
-
-
-class Conflict(Exception):
-    """A write collided with a unique key or a reference (→ HTTP 409); the message names the field."""
-
-
-class MissingReference(Exception):
-    """A write pointed at a row that does not exist (→ HTTP 422); the message names it."""
 
 
 # -- drivers ----------------------------------------------------------------------------------------
@@ -87,15 +89,41 @@ async def get_trip(conn: asyncpg.Connection, trip_id: uuid.UUID) -> asyncpg.Reco
     return await conn.fetchrow(f"SELECT {TRIP_COLUMNS} FROM trips WHERE trip_id = $1", trip_id)
 
 
-async def exposure_km(conn: asyncpg.Connection, driver_id: str, since: datetime) -> tuple[float, int]:
-    """(km driven, trips) in trips ending after `since`: the usage part of a premium quote."""
-    row = await conn.fetchrow(
-        "SELECT coalesce(sum(distance_m), 0) / 1000.0 AS km, count(*) AS trips FROM trips"
-        " WHERE driver_id = $1 AND end_time > $2",
-        driver_id,
-        since,
-    )
-    return float(row["km"]), int(row["trips"])
+# -- the quote's inputs --------------------------------------------------------------------------------
+
+# One statement: the active policy (THE rule, storage.postgres.policies, applied to one driver), the latest
+# `premium_quoted` of the risk stream (stream_id, stream_version index) and the latest trip end (device time).
+QUOTE_BASIS = f"""
+SELECT d.known, p.policy_id, p.base_premium, p.current_premium, p.per_km_rate, p.currency,
+       q.payload AS stored_quote, t.end_ms AS latest_trip_end_ms
+FROM (SELECT EXISTS (SELECT 1 FROM drivers WHERE driver_id = $1) AS known) d
+LEFT JOIN LATERAL ({ACTIVE_POLICIES.replace("$1::text[]", "ARRAY[$1::text]")}) p ON true
+LEFT JOIN LATERAL (SELECT e.payload::text AS payload FROM domain_events e
+                   WHERE e.stream_id = $2 AND e.event_type = 'premium_quoted'
+                   ORDER BY e.stream_version DESC LIMIT 1) q ON true
+LEFT JOIN LATERAL (SELECT {ts_to_ms("max(end_time)")} AS end_ms FROM trips WHERE driver_id = $1) t ON true
+"""
+_TRIP_FIELDS = [name for name, _ in STORED_TRIP_COLUMNS]
+
+
+async def quote_basis(conn: asyncpg.Connection, driver_id: str) -> tuple[bool, QuoteBasis]:
+    """(driver exists, the quote's inputs). One statement."""
+    row = await conn.fetchrow(QUOTE_BASIS, driver_id, risk_stream_id(driver_id))
+    policy = None
+    if row["policy_id"] is not None:
+        policy = PolicyTerms(policy_id=plain(row["policy_id"]), base_premium=row["base_premium"],
+                             current_premium=row["current_premium"], per_km_rate=row["per_km_rate"],
+                             currency=row["currency"])
+    stored = decode_event(row["stored_quote"]) if row["stored_quote"] is not None else None
+    if stored is not None and not isinstance(stored, PremiumQuoted):  # cannot happen: filtered by event_type
+        stored = None
+    return bool(row["known"]), QuoteBasis(policy, stored, row["latest_trip_end_ms"])
+
+
+async def window_trips(conn: asyncpg.Connection, driver_id: str, from_ms: int, to_ms: int) -> list[TripSummary]:
+    """Trips ended in (from_ms, to_ms], start order: the scorer's own window query (score_store.LOAD_WINDOWS)."""
+    rows = await conn.fetch(LOAD_WINDOWS, [driver_id], [from_ms], [to_ms])
+    return [TripSummary(**{n: plain(r[n]) for n in _TRIP_FIELDS}) for r in rows]  # type: ignore[arg-type]
 
 
 # -- risk scores ------------------------------------------------------------------------------------
@@ -147,3 +175,50 @@ async def driver_policies(conn: asyncpg.Connection, driver_id: str) -> tuple[boo
     )
     known = bool(rows[0]["known"]) if rows else False
     return known, [r for r in rows if r["policy_id"] is not None]
+
+
+# -- the port -----------------------------------------------------------------------------------------
+
+
+class PostgresDriverReadModels:
+    """usecases.ports.read_models.DriverReadModels over an asyncpg pool; each call holds one connection."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self.pool = pool
+        self.settings = settings
+
+    async def profile(self, driver_id: str) -> Row | None:
+        async with acquire(self.pool, self.settings) as conn:
+            return await get_driver(conn, driver_id)
+
+    async def trips_page(self, driver_id: str, limit: int, offset: int) -> RowsPage:
+        async with acquire(self.pool, self.settings) as conn:
+            return RowsPage(*await trips_page(conn, driver_id, limit, offset))
+
+    async def trip(self, trip_id: uuid.UUID) -> Row | None:
+        async with acquire(self.pool, self.settings) as conn:
+            return await get_trip(conn, trip_id)
+
+    async def latest_score(self, driver_id: str) -> tuple[bool, Row | None]:
+        async with acquire(self.pool, self.settings) as conn:
+            return await latest_score(conn, driver_id)
+
+    async def score_history(self, driver_id: str, limit: int, offset: int) -> RowsPage:
+        async with acquire(self.pool, self.settings) as conn:
+            return RowsPage(*await score_history(conn, driver_id, limit, offset))
+
+    async def policies(self, driver_id: str) -> tuple[bool, Sequence[Row]]:
+        async with acquire(self.pool, self.settings) as conn:
+            return await driver_policies(conn, driver_id)
+
+    async def quote_basis(self, driver_id: str) -> QuoteBasis:
+        async with acquire(self.pool, self.settings) as conn:
+            return (await quote_basis(conn, driver_id))[1]
+
+    async def window_trips(self, driver_id: str, from_ms: int, to_ms: int) -> list[TripSummary]:
+        async with acquire(self.pool, self.settings) as conn:
+            return await window_trips(conn, driver_id, from_ms, to_ms)
+
+    async def recently_active(self, since: datetime, limit: int) -> list[str]:
+        async with acquire(self.pool, self.settings) as conn:
+            return await recently_active_drivers(conn, since, limit)

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from storage.postgres.read_models import Conflict, MissingReference
+from usecases.ports.admin_store import Conflict, MissingReference
 
 USER_COLUMNS = "user_id, username, role, driver_id, is_active, created_at, last_login_at"
 PATCHABLE = frozenset({"password_hash", "role", "driver_id", "is_active"})

@@ -24,9 +24,9 @@ from fastapi import FastAPI
 from autoins.seed import ADMIN_PASSWORD, ADMIN_USERNAME, demo_password, seed_demo
 from config.settings import Settings
 from deployments.api.app import create_app
-from deployments.api.risk_client import RiskModelUnavailable
 from domain.features import feature_hash
 from domain.risk_assessment import FactorContribution, RiskAssessment, ScoreRequest
+from storage.memory.risk_model import FakeRiskModel as SharedFakeRiskModel
 from storage.postgres.pool import connect, drop_database
 from storage.redis.cache import generation_key
 from storage.redis.client import create_redis
@@ -35,17 +35,13 @@ from tests.integration.fixtures_db import create_migrated_database
 BASE_URL = "http://api.test"
 
 
-class FakeRiskModel:
-    """The RiskClient port without Ray: the prior for an all-zero vector; `available=False` → unavailable."""
+class FakeRiskModel(SharedFakeRiskModel):
+    """The shared fake (storage.memory.risk_model) with the prior these API tests assert: score 50, band C."""
 
     def __init__(self, *, available: bool = True) -> None:
-        self.available = available
-        self.calls = 0
+        super().__init__(model_version="fake-prior-1", available=available)
 
-    async def assess(self, request: ScoreRequest) -> RiskAssessment:
-        if not self.available:
-            raise RiskModelUnavailable("the risk model is unavailable: switched off by the test")
-        self.calls += 1
+    def _one(self, request: ScoreRequest) -> RiskAssessment:
         return RiskAssessment(
             driver_id=request.driver_id,
             model_version="fake-prior-1",
@@ -106,7 +102,7 @@ async def running_api(
     settings: Settings, risk: FakeRiskModel | None = None, client_host: str = "127.0.0.1"
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """create_app + its lifespan, and a client speaking to it in-process."""
-    app = create_app(settings, risk_client=risk or FakeRiskModel())
+    app = create_app(settings, risk_model=risk or FakeRiskModel())
     async with app.router.lifespan_context(app), client_for(app, client_host) as client:
         yield app, client
 

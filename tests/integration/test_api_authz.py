@@ -311,7 +311,7 @@ async def test_hundred_concurrent_logins_of_one_demo_user_all_succeed(world):
 
 async def test_without_a_risk_model_the_prior_is_503_with_a_message_and_the_rest_still_answers(world):
     token = world.tokens["other_driver"]  # driver0002 has no score yet: the prior is needed
-    await world.app.state.services.cache.invalidate([D2])  # not even a cached prior (L2 is shared)
+    await world.app.state.resources.cache.invalidate([D2])  # not even a cached prior (L2 is shared)
     async with running_api(world.settings, FakeRiskModel(available=False)) as (_, client):
         score = await client.get("/api/v1/risk/me/score", headers=bearer(token))
         quote = await client.get("/api/v1/policies/me/quote", headers=bearer(token))

@@ -229,7 +229,7 @@ async def test_the_api_serves_a_new_trip_after_the_pipeline_invalidates(base_set
     driver = "driver0001"
     try:
         async with running_api(settings) as (app, client):
-            cache = app.state.services.cache
+            cache = app.state.resources.cache
             await asyncio.wait_for(cache.listening.wait(), 5)
             headers = bearer(await login(client, driver))
             first = (await client.get("/api/v1/drivers/me/trips", headers=headers)).json()
@@ -256,14 +256,14 @@ async def test_a_starting_replica_warms_recently_active_drivers_within_its_budge
     try:
         await insert_trips(settings, "driver0001", 2)  # driver0002 drove nothing: not warmed
         async with running_api(settings.with_overrides(cache_warm_budget_s=5.0)) as (app, client):
-            services = app.state.services
-            assert await asyncio.wait_for(services.extras["cache_warming"], 6) == 1
-            before = services.cache.stats()
+            resources = app.state.resources
+            assert await asyncio.wait_for(resources.cache_warming, 6) == 1
+            before = resources.cache.stats()
             headers = bearer(await login(client, "driver0001"))
             for path in ("/api/v1/drivers/me", "/api/v1/drivers/me/trips?page=1&page_size=20",
                          "/api/v1/risk/me/score"):
                 assert (await client.get(path, headers=headers)).status_code == 200
-            after = services.cache.stats()
+            after = resources.cache.stats()
             assert after["l1_hits"] - before["l1_hits"] == 3 and after["l1_misses"] == before["l1_misses"]
     finally:
         await drop_seeded(settings)

@@ -47,7 +47,7 @@ def tokens(api_settings) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def api_schema(api_settings):
-    app = create_app(api_settings, risk_client=FakeRiskModel())
+    app = create_app(api_settings, risk_model=FakeRiskModel())
     return schemathesis.openapi.from_asgi("/openapi.json", app).exclude(path_regex=PLATFORM)
 
 

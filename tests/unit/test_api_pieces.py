@@ -5,17 +5,18 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+import msgspec
 import pytest
 from pydantic import ValidationError
 
 from autoins.seed import demo_password, policy_number
 from deployments.api.app import readable_errors
-from deployments.api.readers import _factors, _terms
 from deployments.api.schemas import page_offset
 from deployments.api.schemas_admin import DriverCreate, DriverPatch, PolicyCreate, UserCreate
 from domain import pricing
-from domain.scoring import quote_policy
+from domain.scoring import PolicyTerms, quote_policy
 from storage.redis.cache import generation_key, l2_key
+from usecases.driver_queries import top_factors
 
 
 @pytest.mark.parametrize(("page", "size", "offset"), [(1, 20, 0), (2, 20, 20), (3, 1, 2), (10, 100, 900)])
@@ -48,20 +49,20 @@ def test_l2_keys_name_the_driver_generation_and_resource():
 
 def test_top_factors_are_read_from_either_stored_shape_and_junk_is_skipped():
     stored = {"top_factors": [{"name": "night_share", "contribution": 0.25}, ["phone_use_share", -0.1], "junk", [1]]}
-    assert [(f.name, f.contribution) for f in _factors(stored)] == [("night_share", 0.25), ("phone_use_share", -0.1)]
-    assert _factors(None) == [] and _factors({}) == []
+    assert [(f.name, f.contribution) for f in top_factors(stored)] == [("night_share", 0.25), ("phone_use_share", -0.1)]
+    assert top_factors(None) == [] and top_factors({}) == []
 
 
 def test_the_quotes_tariff_comes_from_the_policy_and_falls_back_to_the_defaults():
-    policy = {"policy_id": uuid.uuid4(), "base_premium": Decimal("700.00"), "per_km_rate": Decimal("0.0100"),
-              "currency": "GBP", "current_premium": Decimal("650.00")}
-    priced = quote_policy(50.0, 10_000.0, _terms(policy), pricing.DEFAULT_RULES)
+    policy = PolicyTerms(policy_id=uuid.uuid4(), base_premium=Decimal("700.00"), per_km_rate=Decimal("0.0100"),
+                         currency="GBP", current_premium=Decimal("650.00"))
+    priced = quote_policy(50.0, 10_000.0, policy, pricing.DEFAULT_RULES)
     assert (priced.band_premium, priced.per_km_premium, priced.currency, priced.previous_premium) == (
         Decimal("700.00"), Decimal("100.00"), "GBP", Decimal("650.00"))
-    bare = quote_policy(50.0, 10_000.0, _terms(None), pricing.DEFAULT_RULES)
+    bare = quote_policy(50.0, 10_000.0, None, pricing.DEFAULT_RULES)
     assert bare == pricing.quote(50.0, 10_000.0, previous_premium=None, rules=pricing.DEFAULT_RULES)
-    zero = quote_policy(50.0, 10_000.0, _terms({**policy, "base_premium": Decimal("0"),
-                                                 "current_premium": Decimal("0")}), pricing.DEFAULT_RULES)
+    free = msgspec.structs.replace(policy, base_premium=Decimal("0"), current_premium=Decimal("0"))
+    zero = quote_policy(50.0, 10_000.0, free, pricing.DEFAULT_RULES)
     assert (zero.band_premium, zero.previous_premium) == (pricing.DEFAULT_RULES.base_annual_premium, None)
 
 
@@ -128,3 +129,15 @@ def test_the_app_survives_serves_pickling_of_the_ingress_app():
             return {path: (await client.get(path)).status_code for path in paths}
 
     assert set(asyncio.run(statuses()).values()) == {401}
+
+
+def test_the_use_case_views_encode_the_fields_the_openapi_models_document():
+    from deployments.api import schemas
+    from usecases import views
+
+    pairs = [(views.DriverView, schemas.DriverOut), (views.TripView, schemas.TripOut),
+             (views.RiskScoreView, schemas.RiskScoreOut), (views.RiskHistoryView, schemas.RiskHistoryItem),
+             (views.PolicyView, schemas.PolicyOut), (views.PoliciesView, schemas.PoliciesOut),
+             (views.QuoteView, schemas.QuoteOut), (views.FactorView, schemas.FactorOut)]
+    for view, model in pairs:
+        assert view.__struct_fields__ == tuple(model.model_fields), view.__name__

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, status
 
 from deployments.api import auth
-from deployments.api.routers.common import ServicesDep
+from deployments.api.routers.common import ResourcesDep
 from deployments.api.schemas import ErrorOut, LoginRequest, TokenResponse
 from storage.postgres import users
 from storage.postgres.pool import acquire
@@ -26,31 +26,31 @@ BAD_CREDENTIALS = "invalid username or password"
         429: {"model": ErrorOut, "description": "too many failed logins; see Retry-After"},
     },
 )
-async def login(body: LoginRequest, request: Request, services: ServicesDep) -> TokenResponse:
-    settings = services.settings
+async def login(body: LoginRequest, request: Request, resources: ResourcesDep) -> TokenResponse:
+    settings = resources.settings
     client = request.client.host if request.client else "unknown"
     keys = auth.failure_keys(body.username, client)
-    await _refuse_if_limited(services, keys)
-    async with acquire(services.pool, settings) as conn:
+    await _refuse_if_limited(resources, keys)
+    async with acquire(resources.pool, settings) as conn:
         row = await users.login_row(conn, body.username)
     if not await auth.verify_password(row["password_hash"] if row else None, body.password):
-        await _count_failure(services, keys)
+        await _count_failure(resources, keys)
         raise auth.AuthError(BAD_CREDENTIALS)
     if not row["is_active"]:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="account disabled: ask an administrator")
-    async with acquire(services.pool, settings) as conn:
+    async with acquire(resources.pool, settings) as conn:
         await users.record_login(conn, row["user_id"])
     token = auth.issue_token(settings, user_id=str(row["user_id"]), role=row["role"], driver_id=row["driver_id"])
     return TokenResponse(access_token=token, expires_in_s=settings.jwt_expire_minutes * 60)
 
 
-async def _refuse_if_limited(services: ServicesDep, keys: tuple[str, str]) -> None:
-    pipe = services.redis.pipeline(transaction=False)
+async def _refuse_if_limited(resources: ResourcesDep, keys: tuple[str, str]) -> None:
+    pipe = resources.redis.pipeline(transaction=False)
     for key in keys:
         pipe.get(key)
         pipe.ttl(key)
     counts_ttls = await pipe.execute()
-    limits = auth.failure_limits(services.settings.login_max_failures)
+    limits = auth.failure_limits(resources.settings.login_max_failures)
     waits = [
         max(int(counts_ttls[2 * i + 1]), 1)
         for i, limit in enumerate(limits)
@@ -64,9 +64,9 @@ async def _refuse_if_limited(services: ServicesDep, keys: tuple[str, str]) -> No
         )
 
 
-async def _count_failure(services: ServicesDep, keys: tuple[str, str]) -> None:
-    pipe = services.redis.pipeline(transaction=False)
+async def _count_failure(resources: ResourcesDep, keys: tuple[str, str]) -> None:
+    pipe = resources.redis.pipeline(transaction=False)
     for key in keys:  # the window starts at the first failure; INCR keeps the TTL
-        pipe.set(key, 0, ex=services.settings.login_failure_window_s, nx=True)
+        pipe.set(key, 0, ex=resources.settings.login_failure_window_s, nx=True)
         pipe.incr(key)
     await pipe.execute()

@@ -2,7 +2,7 @@
 
 No `from __future__ import annotations` here: the endpoints `add_driver_routes` defines are closures, which
 Serve's ingress pickles by value with only the globals their code uses; string annotations would then no
-longer resolve and FastAPI would read `principal`/`services` as query parameters.
+longer resolve and FastAPI would read `principal`/`resources` as query parameters.
 """
 
 from collections.abc import Awaitable, Callable
@@ -11,8 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 
 from deployments.api.auth import CurrentPrincipal, Principal
+from deployments.api.resources import ApiResources, get_resources
 from deployments.api.schemas import DRIVER_ID_PATTERN, PAGE_MAX, PAGE_SIZE_MAX, ErrorOut
-from deployments.api.services import Services, get_services
+from usecases.driver_queries import DriverQueries
 
 JSON = "application/json"
 
@@ -70,11 +71,12 @@ def json_body(body: bytes | None, what: str) -> Response:
     return Response(content=body, media_type=JSON)
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+ResourcesDep = Annotated[ApiResources, Depends(get_resources)]
 
 
-Reader = Callable[[Services, str], Awaitable[bytes | None]]
-PagedReader = Callable[[Services, str, int, int], Awaitable[bytes | None]]
+# Handlers of usecases.driver_queries.DriverQueries, unbound (e.g. `DriverQueries.profile`).
+Query = Callable[[DriverQueries, str], Awaitable[bytes | None]]
+PagedQuery = Callable[[DriverQueries, str, int, int], Awaitable[bytes | None]]
 
 
 def add_driver_routes(
@@ -84,37 +86,38 @@ def add_driver_routes(
     name: str,
     response_model: Any,
     summary: str,
-    read: Reader | None = None,
-    read_page: PagedReader | None = None,
+    read: Query | None = None,
+    read_page: PagedQuery | None = None,
     responses: dict[int | str, dict] | None = None,
 ) -> None:
     """GET `/me{suffix}` (the caller's own) and `/{driver_id}{suffix}` (own or, for admins, any) answering the
-    same cached body from `read` (or, paginated, `read_page`). `/me` is added first so it wins the match."""
+    same cached body from the use case `read` (or, paginated, `read_page`): decode → handler → bytes.
+    `/me` is added first so it wins the match."""
     if read_page is not None:
 
-        async def mine_page(principal: CurrentPrincipal, services: ServicesDep, paging: PageParams) -> Response:
+        async def mine_page(principal: CurrentPrincipal, resources: ResourcesDep, paging: PageParams) -> Response:
             driver_id = own_driver(principal)
-            body = await read_page(services, driver_id, paging.page, paging.page_size)
+            body = await read_page(resources.queries, driver_id, paging.page, paging.page_size)
             return json_body(body, f"driver {driver_id!r}")
 
         async def theirs_page(
-            driver_id: DriverIdPath, principal: CurrentPrincipal, services: ServicesDep, paging: PageParams
+            driver_id: DriverIdPath, principal: CurrentPrincipal, resources: ResourcesDep, paging: PageParams
         ) -> Response:
             readable_driver(principal, driver_id)
-            body = await read_page(services, driver_id, paging.page, paging.page_size)
+            body = await read_page(resources.queries, driver_id, paging.page, paging.page_size)
             return json_body(body, f"driver {driver_id!r}")
 
         mine, theirs = mine_page, theirs_page
     else:
         assert read is not None
 
-        async def mine_one(principal: CurrentPrincipal, services: ServicesDep) -> Response:
+        async def mine_one(principal: CurrentPrincipal, resources: ResourcesDep) -> Response:
             driver_id = own_driver(principal)
-            return json_body(await read(services, driver_id), f"driver {driver_id!r}")
+            return json_body(await read(resources.queries, driver_id), f"driver {driver_id!r}")
 
-        async def theirs_one(driver_id: DriverIdPath, principal: CurrentPrincipal, services: ServicesDep) -> Response:
+        async def theirs_one(driver_id: DriverIdPath, principal: CurrentPrincipal, resources: ResourcesDep) -> Response:
             readable_driver(principal, driver_id)
-            return json_body(await read(services, driver_id), f"driver {driver_id!r}")
+            return json_body(await read(resources.queries, driver_id), f"driver {driver_id!r}")
 
         mine, theirs = mine_one, theirs_one
     common = {"methods": ["GET"], "response_model": response_model, "responses": responses}

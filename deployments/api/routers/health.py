@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from config.names import RISK_APP
-from deployments.api.services import Services, get_services
+from deployments.api.resources import ApiResources, get_resources
 from deployments.replica import replica_name
 from storage.kafka.probe import KafkaProbe
 from storage.postgres.business_queries import ping
@@ -23,7 +23,7 @@ from storage.postgres.pool import acquire
 
 CHECK_TIMEOUT_S = 2.0
 OK = "ok"
-ServicesDep = Annotated[Services, Depends(get_services)]
+ResourcesDep = Annotated[ApiResources, Depends(get_resources)]
 router = APIRouter(tags=["health"])
 
 
@@ -37,12 +37,12 @@ async def live() -> dict[str, str]:
     summary="PostgreSQL, Redis, Kafka and the risk model answer",
     responses={503: {"description": "At least one dependency is not ready; `checks` names it"}},
 )
-async def ready(services: ServicesDep) -> JSONResponse:
+async def ready(resources: ResourcesDep) -> JSONResponse:
     checks: dict[str, Callable[[], Awaitable[str]]] = {
-        "postgres": lambda: _postgres(services),
-        "redis": lambda: _redis(services),
-        "kafka": lambda: _kafka(services),
-        "model": lambda: _model(services),
+        "postgres": lambda: _postgres(resources),
+        "redis": lambda: _redis(resources),
+        "kafka": lambda: _kafka(resources),
+        "model": lambda: _model(resources),
     }
     results = await asyncio.gather(*(_bounded(name, check) for name, check in checks.items()))
     statuses = dict(zip(checks, results, strict=True))
@@ -62,41 +62,41 @@ async def _bounded(name: str, check: Callable[[], Awaitable[str]]) -> str:
         return f"not ready: {type(error).__name__}: {str(error)[:200]}"
 
 
-async def _postgres(services: Services) -> str:
-    if services.pool is None:
+async def _postgres(resources: ApiResources) -> str:
+    if resources.pool is None:
         return "not ready: no connection pool"
-    async with acquire(services.pool, services.settings) as conn:
+    async with acquire(resources.pool, resources.settings) as conn:
         await ping(conn)
     return OK
 
 
-async def _redis(services: Services) -> str:
-    if services.redis is None:
+async def _redis(resources: ApiResources) -> str:
+    if resources.redis is None:
         return "not ready: no Redis client"
-    await services.redis.ping()
+    await resources.redis.ping()
     return OK
 
 
-async def _kafka(services: Services) -> str:
-    probe = services.extras.get("kafka_probe")
-    if probe is None:
-        probe = services.extras["kafka_probe"] = KafkaProbe(services.settings)
+async def _kafka(resources: ApiResources) -> str:
+    if resources.kafka_probe is None:
+        resources.kafka_probe = KafkaProbe(resources.settings)
+    probe = resources.kafka_probe
     await asyncio.to_thread(probe.check, CHECK_TIMEOUT_S * 0.75)
     return OK
 
 
-async def _model(services: Services) -> str:
-    handle = services.extras.get("risk_handle")
+async def _model(resources: ApiResources) -> str:
+    handle = resources.risk_app_handle
     if handle is None:
         try:
             handle = await asyncio.to_thread(_risk_handle)
         except Exception as error:  # RayServeException: the app is not deployed (or Serve is not running)
             return f"not ready: the {RISK_APP!r} app is not deployed ({str(error)[:120]})"
-        services.extras["risk_handle"] = handle
+        resources.risk_app_handle = handle
     try:
         info = await handle.model_info.remote()
     except Exception:
-        services.extras.pop("risk_handle", None)  # look it up again next time (redeployed or deleted)
+        resources.risk_app_handle = None  # look it up again next time (redeployed or deleted)
         raise
     info = info if isinstance(info, dict) else vars(info)
     if not info.get("ready"):

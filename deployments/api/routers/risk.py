@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from deployments.api import readers
 from deployments.api.routers.common import ERRORS, add_driver_routes
 from deployments.api.schemas import ErrorOut, Page, RiskHistoryItem, RiskScoreOut
+from usecases.driver_queries import DriverQueries
 
 router = APIRouter(
     prefix="/api/v1/risk",
@@ -14,6 +14,6 @@ router = APIRouter(
     responses={**ERRORS, 503: {"model": ErrorOut, "description": "the risk model is unavailable (prior needed)"}},
 )
 add_driver_routes(router, "/score", name="score", response_model=RiskScoreOut, summary="current risk score",
-                  read=readers.score)
+                  read=DriverQueries.score)
 add_driver_routes(router, "/history", name="score_history", response_model=Page[RiskHistoryItem],
-                  summary="scores, newest first", read_page=readers.score_history)
+                  summary="scores, newest first", read_page=DriverQueries.score_history)

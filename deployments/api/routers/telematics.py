@@ -11,31 +11,24 @@ any driver. Kafka slow or down → 503 with Retry-After, and nothing is claimed.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from config.logging import get_logger, request_id_var
 from config.rules import validation_rules
-from config.settings import Settings
 from deployments.api.auth import CurrentPrincipal
-from deployments.api.services import Services, get_services
+from deployments.api.routers.common import ResourcesDep
 from deployments.metrics import platform_metrics
 from domain.validation import decode_batch, encode_reading
-from storage.kafka.producer import ProduceError, ReadingProducer
+from storage.kafka.producer import ProduceError
 
-KAFKA_HEADER = "x-request-id"  # what actors/ingest_batch.py reads into domain_events.request_id
 RETRY_AFTER_S = 5
-BREAKER_S = 1.0  # after a failed delivery, answer 503 at once for this long (no pile-up of 5 s waits)
 BYTES_PER_READING = 16 * 1024  # body cap: ingest_max_readings × this (a reading is ~300 bytes)
 _log = get_logger("autoins.ingest")
-ServicesDep = Annotated[Services, Depends(get_services)]
 router = APIRouter(tags=["telematics"])
 
 
@@ -83,67 +76,6 @@ _OPENAPI = {
 }
 
 
-class IngestProducer:
-    """One `ReadingProducer` per replica, used only from one dedicated thread (it is not thread-safe and
-    `flush` blocks); requests queue on that thread, so the event loop never blocks."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.timeout_s = settings.ingest_kafka_timeout_s
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-kafka")
-        self._producer: ReadingProducer | None = None
-        self._failed_at = float("-inf")
-        self.last_error: str | None = None
-
-    async def deliver(self, payloads: list[bytes], keys: list[str], request_id: str) -> int:
-        """Produce and wait for every delivery report; returns how many were acknowledged. Raises
-        ProduceError when anything was not acknowledged within `ingest_kafka_timeout_s`."""
-        if time.monotonic() - self._failed_at < BREAKER_S:
-            raise ProduceError(f"Kafka failed moments ago: {self.last_error}")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._deliver, payloads, keys, request_id)
-
-    def _deliver(self, payloads: list[bytes], keys: list[str], request_id: str) -> int:
-        if self._producer is None:
-            timeout_ms = int(self.timeout_s * 1000)
-            self._producer = ReadingProducer(
-                self.settings, max_block_s=self.timeout_s, log_level=3,
-                # A message not acknowledged in time fails for good instead of landing after our 503.
-                **{"message.timeout.ms": timeout_ms, "request.timeout.ms": min(timeout_ms, 30_000)},
-            )
-        try:
-            self._producer.produce_many(payloads, keys, [(KAFKA_HEADER, request_id)])
-            delivered = self._producer.flush(self.timeout_s + 1.0)
-        except ProduceError as error:
-            self._failed_at, self.last_error = time.monotonic(), str(error)
-            # Drop what is still queued and start clean: the client retries the whole batch (event ids
-            # make the replay idempotent downstream).
-            self._producer.close()
-            self._producer = None
-            raise
-        if delivered != len(payloads):  # cannot happen with one request at a time; never over-claim
-            raise ProduceError(f"{delivered} of {len(payloads)} deliveries reported")
-        return delivered
-
-    async def close(self) -> None:
-        def _close() -> None:
-            if self._producer is not None:
-                self._producer.flush(self.timeout_s)
-                self._producer.close()
-                self._producer = None
-
-        with contextlib.suppress(ProduceError):
-            await asyncio.get_running_loop().run_in_executor(self._executor, _close)
-        self._executor.shutdown(wait=False)
-
-
-def ingest_producer(services: Services) -> IngestProducer:
-    producer = services.extras.get("ingest_producer")
-    if producer is None:
-        producer = services.extras["ingest_producer"] = IngestProducer(services.settings)
-    return producer
-
-
 def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": detail, **extra}, status_code=status)
 
@@ -151,9 +83,9 @@ def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
 @router.post("/api/v1/telematics/events", status_code=202, summary="Ingest a batch of readings",
              openapi_extra=_OPENAPI)
 async def ingest_events(
-    request: Request, principal: CurrentPrincipal, services: ServicesDep
+    request: Request, principal: CurrentPrincipal, resources: ResourcesDep
 ) -> JSONResponse:
-    settings = services.settings
+    settings = resources.settings
     metrics = platform_metrics()
     body = await request.body()
     if len(body) > settings.ingest_max_readings * BYTES_PER_READING:
@@ -183,7 +115,7 @@ async def ingest_events(
         return _error(422, "no valid reading in the batch", accepted=0, rejected=rejected)
     request_id = request_id_var.get() or ""
     try:
-        accepted = await ingest_producer(services).deliver(
+        accepted = await resources.ingest_producer().deliver(
             [encode_reading(r) for r in readings], [r.driver_id for r in readings], request_id
         )
     except ProduceError as error:

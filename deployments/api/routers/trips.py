@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from deployments.api.auth import CurrentPrincipal
-from deployments.api.routers.common import ERRORS, ServicesDep, not_found
+from deployments.api.routers.common import ERRORS, JSON, ResourcesDep, not_found
 from deployments.api.schemas import TripOut
-from storage.postgres import read_models
-from storage.postgres.pool import acquire
 
 router = APIRouter(prefix="/api/v1/trips", tags=["trips"], responses=ERRORS)
 
 
 @router.get("/{trip_id}", response_model=TripOut, summary="One trip")
-async def get_trip(trip_id: uuid.UUID, principal: CurrentPrincipal, services: ServicesDep) -> TripOut:
-    async with acquire(services.pool, services.settings) as conn:
-        row = await read_models.get_trip(conn, trip_id)
-    if row is None or not principal.may_read(row["driver_id"]):
+async def get_trip(trip_id: uuid.UUID, principal: CurrentPrincipal, resources: ResourcesDep) -> Response:
+    found = await resources.queries.trip(trip_id)
+    if found is None or not principal.may_read(found[0]):
         raise not_found(f"trip {trip_id}")
-    return TripOut.model_validate(dict(row))
+    return Response(content=found[1], media_type=JSON)

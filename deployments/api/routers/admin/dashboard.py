@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
-from deployments.api.routers.common import ServicesDep
+from deployments.api.routers.common import ResourcesDep
 from deployments.api.schemas_admin import DashboardOut
 from storage.postgres import admin_queries
 from storage.postgres.pool import acquire
@@ -15,8 +15,8 @@ router = APIRouter(tags=["admin: dashboard"])
 
 
 @router.get("/dashboard", response_model=DashboardOut, summary="Fleet counts")
-async def dashboard(services: ServicesDep) -> DashboardOut:
+async def dashboard(resources: ResourcesDep) -> DashboardOut:
     now = datetime.now(UTC)
-    async with acquire(services.pool, services.settings) as conn:
+    async with acquire(resources.pool, resources.settings) as conn:
         row = await admin_queries.dashboard_counts(conn, now)
     return DashboardOut(**dict(row), as_of=now)

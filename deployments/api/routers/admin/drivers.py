@@ -1,5 +1,5 @@
 """`/api/v1/admin/drivers`: list, create, read, patch, delete driver profiles. Writes invalidate the
-driver's cached reads on every replica (storage.redis.cache)."""
+driver's cached reads on every replica (usecases.admin)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from deployments.api.routers.common import DriverIdPath, PageParams, ServicesDep, not_found
+from deployments.api.routers.common import DriverIdPath, PageParams, ResourcesDep, not_found
 from deployments.api.schemas import DriverOut, ErrorOut, Page, page_offset
 from deployments.api.schemas_admin import DriverCreate, DriverPatch
-from storage.postgres import admin_queries, read_models
-from storage.postgres.pool import acquire
 
 router = APIRouter(prefix="/drivers", tags=["admin: drivers"])
 CONFLICT = {409: {"model": ErrorOut, "description": "duplicate id/email, or the driver still has a login/policies"}}
@@ -19,49 +17,40 @@ CONFLICT = {409: {"model": ErrorOut, "description": "duplicate id/email, or the 
 
 @router.get("", response_model=Page[DriverOut], summary="Drivers by id")
 async def list_drivers(
-    services: ServicesDep, paging: PageParams, is_active: Annotated[bool | None, Query()] = None
+    resources: ResourcesDep, paging: PageParams, is_active: Annotated[bool | None, Query()] = None
 ) -> Page[DriverOut]:
-    async with acquire(services.pool, services.settings) as conn:
-        total, rows = await admin_queries.list_drivers(
-            conn, paging.page_size, page_offset(paging.page, paging.page_size), is_active
-        )
+    total, rows = await resources.admin.list_drivers(
+        paging.page_size, page_offset(paging.page, paging.page_size), is_active
+    )
     items = [DriverOut.model_validate(dict(r)) for r in rows]
     return Page[DriverOut](items=items, page=paging.page, page_size=paging.page_size, total=total)
 
 
 @router.post("", response_model=DriverOut, status_code=status.HTTP_201_CREATED, responses=CONFLICT,
              summary="Create a driver")
-async def create_driver(body: DriverCreate, services: ServicesDep) -> DriverOut:
-    async with acquire(services.pool, services.settings) as conn:
-        row = await admin_queries.create_driver(conn, body.driver_id, body.model_dump(exclude={"driver_id"}))
-    await services.cache.invalidate([body.driver_id])
+async def create_driver(body: DriverCreate, resources: ResourcesDep) -> DriverOut:
+    row = await resources.admin.create_driver(body.driver_id, body.model_dump(exclude={"driver_id"}))
     return DriverOut.model_validate(dict(row))
 
 
 @router.get("/{driver_id}", response_model=DriverOut, summary="One driver")
-async def get_driver(driver_id: DriverIdPath, services: ServicesDep) -> DriverOut:
-    async with acquire(services.pool, services.settings) as conn:
-        row = await read_models.get_driver(conn, driver_id)
+async def get_driver(driver_id: DriverIdPath, resources: ResourcesDep) -> DriverOut:
+    row = await resources.admin.get_driver(driver_id)
     if row is None:
         raise not_found(f"driver {driver_id!r}")
     return DriverOut.model_validate(dict(row))
 
 
 @router.patch("/{driver_id}", response_model=DriverOut, responses=CONFLICT, summary="Change some fields")
-async def patch_driver(driver_id: DriverIdPath, body: DriverPatch, services: ServicesDep) -> DriverOut:
-    async with acquire(services.pool, services.settings) as conn:
-        row = await admin_queries.update_driver(conn, driver_id, body.model_dump(exclude_unset=True))
+async def patch_driver(driver_id: DriverIdPath, body: DriverPatch, resources: ResourcesDep) -> DriverOut:
+    row = await resources.admin.update_driver(driver_id, body.model_dump(exclude_unset=True))
     if row is None:
         raise not_found(f"driver {driver_id!r}")
-    await services.cache.invalidate([driver_id])
     return DriverOut.model_validate(dict(row))
 
 
 @router.delete("/{driver_id}", status_code=status.HTTP_204_NO_CONTENT, responses=CONFLICT, summary="Delete a driver")
-async def delete_driver(driver_id: DriverIdPath, services: ServicesDep) -> Response:
-    async with acquire(services.pool, services.settings) as conn:
-        deleted = await admin_queries.delete_driver(conn, driver_id)
-    if not deleted:
+async def delete_driver(driver_id: DriverIdPath, resources: ResourcesDep) -> Response:
+    if not await resources.admin.delete_driver(driver_id):
         raise not_found(f"driver {driver_id!r}")
-    await services.cache.invalidate([driver_id])
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,11 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from deployments.api.routers.common import PageParams, ServicesDep, not_found
+from deployments.api.routers.common import PageParams, ResourcesDep, not_found
 from deployments.api.schemas import DRIVER_ID_PATTERN, ErrorOut, Page, PolicyOut, page_offset
 from deployments.api.schemas_admin import PolicyCreate, PolicyPatch, PolicyStatus
-from storage.postgres import admin_queries
-from storage.postgres.pool import acquire
 
 router = APIRouter(prefix="/policies", tags=["admin: policies"])
 CONFLICT = {409: {"model": ErrorOut, "description": "policy number taken"}}
@@ -20,53 +18,44 @@ CONFLICT = {409: {"model": ErrorOut, "description": "policy number taken"}}
 
 @router.get("", response_model=Page[PolicyOut], summary="Policies by number")
 async def list_policies(
-    services: ServicesDep,
+    resources: ResourcesDep,
     paging: PageParams,
     status_: Annotated[PolicyStatus | None, Query(alias="status")] = None,
     driver_id: Annotated[str | None, Query(pattern=DRIVER_ID_PATTERN)] = None,
 ) -> Page[PolicyOut]:
-    async with acquire(services.pool, services.settings) as conn:
-        total, rows = await admin_queries.list_policies(
-            conn, paging.page_size, page_offset(paging.page, paging.page_size), status_, driver_id
-        )
+    total, rows = await resources.admin.list_policies(
+        paging.page_size, page_offset(paging.page, paging.page_size), status_, driver_id
+    )
     items = [PolicyOut.model_validate(dict(r)) for r in rows]
     return Page[PolicyOut](items=items, page=paging.page, page_size=paging.page_size, total=total)
 
 
 @router.post("", response_model=PolicyOut, status_code=status.HTTP_201_CREATED, responses=CONFLICT,
              summary="Create a policy")
-async def create_policy(body: PolicyCreate, services: ServicesDep) -> PolicyOut:
+async def create_policy(body: PolicyCreate, resources: ResourcesDep) -> PolicyOut:
     fields = body.model_dump(exclude_none=True)
-    async with acquire(services.pool, services.settings) as conn:
-        row = await admin_queries.create_policy(conn, fields)
-    await services.cache.invalidate([row["driver_id"]])
+    row = await resources.admin.create_policy(fields)
     return PolicyOut.model_validate(dict(row))
 
 
 @router.get("/{policy_id}", response_model=PolicyOut, summary="One policy")
-async def get_policy(policy_id: uuid.UUID, services: ServicesDep) -> PolicyOut:
-    async with acquire(services.pool, services.settings) as conn:
-        row = await admin_queries.get_policy(conn, policy_id)
+async def get_policy(policy_id: uuid.UUID, resources: ResourcesDep) -> PolicyOut:
+    row = await resources.admin.get_policy(policy_id)
     if row is None:
         raise not_found(f"policy {policy_id}")
     return PolicyOut.model_validate(dict(row))
 
 
 @router.patch("/{policy_id}", response_model=PolicyOut, summary="Change some fields")
-async def patch_policy(policy_id: uuid.UUID, body: PolicyPatch, services: ServicesDep) -> PolicyOut:
-    async with acquire(services.pool, services.settings) as conn:
-        row = await admin_queries.update_policy(conn, policy_id, body.model_dump(exclude_unset=True))
+async def patch_policy(policy_id: uuid.UUID, body: PolicyPatch, resources: ResourcesDep) -> PolicyOut:
+    row = await resources.admin.update_policy(policy_id, body.model_dump(exclude_unset=True))
     if row is None:
         raise not_found(f"policy {policy_id}")
-    await services.cache.invalidate([row["driver_id"]])
     return PolicyOut.model_validate(dict(row))
 
 
 @router.delete("/{policy_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a policy")
-async def delete_policy(policy_id: uuid.UUID, services: ServicesDep) -> Response:
-    async with acquire(services.pool, services.settings) as conn:
-        driver_id = await admin_queries.delete_policy(conn, policy_id)
-    if driver_id is None:
+async def delete_policy(policy_id: uuid.UUID, resources: ResourcesDep) -> Response:
+    if not await resources.admin.delete_policy(policy_id):
         raise not_found(f"policy {policy_id}")
-    await services.cache.invalidate([driver_id])
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,143 @@
+"""What the driver queries answer, as msgspec Structs encoded once to JSON bytes (the cached representation).
+
+Field names, order and JSON types match the OpenAPI models of deployments/api/schemas.py (a unit test
+compares them); building a Struct from a row does no validation, so a cache miss costs a few microseconds of
+shaping instead of a pydantic validate + dump.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+
+class DriverView(msgspec.Struct, kw_only=True):
+    driver_id: str
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None
+    license_number: str | None
+    date_of_birth: date | None
+    timezone: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class TripView(msgspec.Struct, kw_only=True):
+    trip_id: uuid.UUID
+    driver_id: str
+    start_time: datetime
+    end_time: datetime
+    distance_m: float
+    duration_s: float
+    avg_speed_kmh: float
+    max_speed_kmh: float
+    harsh_braking_count: int
+    harsh_acceleration_count: int
+    harsh_cornering_count: int
+    speeding_moderate_s: float
+    speeding_severe_s: float
+    night_s: float
+    phone_use_moving_s: float
+    idle_s: float
+    crash_count: int
+    end_reason: str
+
+
+class PageView(msgspec.Struct, kw_only=True):
+    items: list[Any]
+    page: int
+    page_size: int
+    total: int
+
+
+class FactorView(msgspec.Struct, kw_only=True):
+    name: str
+    contribution: float
+
+
+class RiskScoreView(msgspec.Struct, kw_only=True):
+    driver_id: str
+    source: str  # "scored" | "prior"
+    score: float
+    band: str
+    model_version: str
+    feature_hash: str
+    credibility: float
+    scored_at: datetime | None
+    trip_id: uuid.UUID | None
+    top_factors: list[FactorView]
+    explanation: dict[str, Any] | None
+
+
+class RiskHistoryView(msgspec.Struct, kw_only=True):
+    score_id: uuid.UUID
+    scored_at: datetime
+    score: float
+    band: str
+    model_version: str
+    feature_hash: str
+    credibility: float
+    trip_id: uuid.UUID | None
+
+
+class PolicyView(msgspec.Struct, kw_only=True):
+    policy_id: uuid.UUID
+    driver_id: str
+    policy_number: str
+    status: str
+    base_premium: Decimal
+    current_premium: Decimal
+    per_km_rate: Decimal
+    currency: str
+    effective_date: date
+    expiration_date: date
+    last_score: Decimal | None
+    last_band: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PoliciesView(msgspec.Struct, kw_only=True):
+    driver_id: str
+    items: list[PolicyView]
+
+
+class QuoteView(msgspec.Struct, kw_only=True):
+    driver_id: str
+    policy_id: uuid.UUID | None
+    score: float
+    score_source: str  # "scored" | "prior"
+    band: str
+    annual_km: float
+    currency: str
+    base_premium: Decimal
+    band_premium: Decimal
+    per_km_premium: Decimal
+    previous_premium: Decimal | None
+    premium: Decimal
+    cap_applied: bool
+    cap_direction: str | None
+    clamp_applied: bool
+    better_band: str | None
+    score_drop_to_better_band: float | None
+    premium_at_better_band: Decimal | None
+    saving_at_better_band: Decimal | None
+    worse_band: str | None
+    score_rise_to_worse_band: float | None
+    premium_at_worse_band: Decimal | None
+
+
+_ENCODER = msgspec.json.Encoder()
+encode = _ENCODER.encode
+decode_score = msgspec.json.Decoder(RiskScoreView).decode
+
+
+def fields_of(view: type[msgspec.Struct]) -> tuple[str, ...]:
+    return view.__struct_fields__
