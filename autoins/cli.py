@@ -12,7 +12,7 @@ from autoins.db_commands import db_app, migrate_command, partitions_app
 from autoins.demo import demo_command
 from autoins.errors import UserFacingError
 from autoins.seed import seed_command
-from autoins.serve import serve_command
+from autoins.serve import deploy_command, serve_command, status_command, stop_command
 from autoins.simulate import simulate_command
 from autoins.stack.cli import stack_app
 from autoins.train import train_command
@@ -25,7 +25,16 @@ app.add_typer(
 app.add_typer(db_app, name="db", help="Database utilities.")
 app.add_typer(bench_app, name="bench", help="Benchmarks on scratch databases and topics.")
 app.command("migrate", help="Apply pending migrations, then ensure partitions.")(migrate_command)
-app.command("serve", help="Run the ingest pipeline on Ray until Ctrl-C, with a live view.")(serve_command)
+app.command("serve", help="Start (or join) the supervised pipeline and the Serve apps, watch live; Ctrl-C stops.")(
+    serve_command
+)
+app.command("deploy", help="Start (or join) the system and return; it keeps running without this process.")(
+    deploy_command
+)
+app.command("status", help="Health of the running system: every pipeline actor and Serve app.")(status_command)
+app.command("stop", help="Stop the running system (pipeline, Serve apps, and the local Ray head it started).")(
+    stop_command
+)
 app.command("demo", help="Pipeline + simulated fleet, watched live until drained.")(demo_command)
 app.command("simulate")(simulate_command)
 app.command("train", help="Train the risk model on a simulated fleet; save an artifact and report.")(train_command)

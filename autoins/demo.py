@@ -21,7 +21,7 @@ import typer
 
 from autoins.cli_support import console, run, settings_from_env, user_errors
 from autoins.errors import UserFacingError
-from autoins.serve import deploy_apps, launch_pipeline, live_counters, print_addresses, remove_apps, watch
+from autoins.serve import deploy_apps, launch_pipeline, live_counters, print_addresses, stop_system, watch
 from config.settings import Settings
 
 
@@ -36,12 +36,11 @@ def demo_command(
     )] = True,
 ) -> None:
     """Run the pipeline and the API, feed a simulated fleet, show events/s, lag, trips and harsh events live."""
-    from autoins.pipeline import stop_pipeline
-
     settings = settings_from_env()
     seed_logins(settings, drivers, seed)
     ensure_model(settings)
-    pipeline, dashboard = launch_pipeline(settings)
+    pipeline, system = launch_pipeline(settings)
+    dashboard = system.dashboard
     urls = deploy_apps(settings)
     console.print(
         f"pipeline up: {settings.kafka_num_consumers} consumer(s), {settings.num_shards} shards, "
@@ -76,9 +75,8 @@ def demo_command(
             if simulator.poll() is None:
                 simulator.terminate()
             console.print("stopping …")
-            if settings.ray_address:  # a local Ray goes away with this process, apps included
-                await asyncio.to_thread(remove_apps)
-            await stop_pipeline(pipeline)
+            if system.started or settings.ray_address:
+                await stop_system(settings, pipeline, system)
 
     try:
         code = asyncio.run(main())

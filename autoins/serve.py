@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import typer
 from rich.live import Live
@@ -20,6 +21,7 @@ from rich.table import Table
 
 from autoins.cli_support import console, settings_from_env, user_errors
 from autoins.errors import UserFacingError
+from autoins.ray_head import RayHead
 from config.settings import Settings
 
 
@@ -93,20 +95,81 @@ async def watch(settings: Settings, pipeline, until: Callable[[dict], bool] | No
     return status
 
 
+@dataclass
+class System:
+    """The Ray cluster this CLI joined: `head` is our own local head (None when joining RAY_ADDRESS); `started`
+    says this process started it (so Ctrl-C of this process stops it)."""
+
+    head: RayHead | None
+    started: bool
+
+    @property
+    def dashboard(self) -> str | None:
+        return self.head.dashboard_url if self.head else None
+
+
+def join_system(settings: Settings, *, start: bool) -> System:
+    """Join RAY_ADDRESS, or this data dir's running local head, or (with `start`) start one: a separate process
+    tree, so the pipeline and the apps outlive this CLI (a SIGKILL of it included)."""
+    import ray
+
+    from autoins.ray_head import running_head, start_head, wait_for_head
+
+    if settings.ray_address:
+        _ray_init(settings.ray_address, settings)
+        return System(None, started=False)
+    # A local head for development: no token to hand around. Serve reads the ingress choice when it starts.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if settings.serve_haproxy:  # PERF_NOTES: HAProxy ingress, p95 2.8 ms vs 9 ms
+        os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
+    head, started = running_head(settings), False
+    if head is None:
+        if not start:
+            raise UserFacingError("nothing is running here: no Ray head for this data dir (`autoins serve` or "
+                                  "`autoins deploy` starts one; set RAY_ADDRESS to reach a cluster)")
+        refuse_taken_ports(settings)
+        console.print("starting a local Ray head …")
+        head, started = start_head(settings, dict(os.environ)), True
+        wait_for_head(head)
+    if not ray.is_initialized():
+        _ray_init(head.address, settings)
+    return System(head, started)
+
+
+def _ray_init(address: str, settings: Settings) -> None:
+    import ray
+
+    try:
+        ray.init(address=address, namespace=settings.ray_namespace, configure_logging=False, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise UserFacingError(f"cannot join Ray at {address}: {error}") from None
+
+
 def launch_pipeline(settings: Settings):
-    """What `serve` and `demo` share: refuse an unmigrated database, start or join Ray, start the actors.
-    Returns the pipeline and the dashboard URL (None when joining a cluster)."""
+    """What `serve`, `deploy` and `demo` share: refuse an unmigrated database, join or start Ray, start (or join)
+    the supervised pipeline. Returns the pipeline and the System."""
     from autoins.db_commands import require_current_schema
     from autoins.pipeline import start_pipeline
 
     require_current_schema(settings)
-    if not settings.ray_address:  # a local single-node Ray for development: no token to hand around
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        refuse_taken_ports(settings)
-    if settings.serve_haproxy:  # read by Serve when it starts (PERF_NOTES: HAProxy ingress, p95 2.8 ms vs 9 ms)
-        os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
-    dashboard = init_ray(settings)
-    return start_pipeline(settings), dashboard
+    system = join_system(settings, start=True)
+    return start_pipeline(settings), system
+
+
+async def stop_system(settings: Settings, pipeline, system: System) -> None:
+    """Remove the apps, stop the pipeline (consumers finish what is in flight), and stop our own head."""
+    from autoins.pipeline import stop_pipeline
+    from autoins.ray_head import stop_head
+
+    await asyncio.to_thread(remove_apps)
+    if pipeline is not None:
+        await stop_pipeline(pipeline)
+    if system.head is not None:
+        import ray
+
+        ray.shutdown()
+        stopped = await asyncio.to_thread(stop_head, settings, system.head)
+        console.print(f"stopped the local Ray head ({stopped} processes)")
 
 
 def refuse_taken_ports(settings: Settings) -> None:
@@ -162,19 +225,20 @@ def print_addresses(urls: dict[str, str], dashboard: str | None) -> None:
 
 @user_errors
 def serve_command() -> None:
-    """Start Ray (or join RAY_ADDRESS), create the pipeline's named actors and the Serve apps, run until Ctrl-C."""
-    from autoins.pipeline import stop_pipeline
-
+    """Start (or join) the system and watch it live; Ctrl-C stops what this process started."""
     settings = settings_from_env()
-    pipeline, dashboard = launch_pipeline(settings)
+    pipeline, system = launch_pipeline(settings)
     console.print(
         f"pipeline: {settings.kafka_num_consumers} consumer(s), {settings.num_shards} shard(s), "
-        f"{settings.num_persistence} persistence actor(s) on topic {settings.kafka_topic_events}"
+        f"{settings.num_persistence} persistence actor(s) on topic {settings.kafka_topic_events}, supervised"
     )
     interrupted = False
     try:
-        print_addresses(deploy_apps(settings), dashboard)
-        console.print("Ctrl-C stops the consumers cleanly (in-flight batches finish and commit).")
+        print_addresses(deploy_apps(settings), system.dashboard)
+        if system.started or settings.ray_address:
+            console.print("Ctrl-C stops the consumers cleanly (in-flight batches finish and commit).")
+        else:
+            console.print("joined a running system: Ctrl-C leaves it running (`autoins stop` stops it).")
     except KeyboardInterrupt:  # Ctrl-C while deploying: stop as cleanly as at any other time
         interrupted = True
 
@@ -188,10 +252,83 @@ def serve_command() -> None:
         try:
             await watch(settings, pipeline, stop_flag=stop)
         finally:
-            console.print("stopping the pipeline …")
-            if settings.ray_address:  # a local Ray goes away with this process, apps included
-                await asyncio.to_thread(remove_apps)
-            await stop_pipeline(pipeline)
+            if system.started or settings.ray_address:
+                console.print("stopping the pipeline …")
+                await stop_system(settings, pipeline, system)
 
     asyncio.run(main())
     raise typer.Exit(0)
+
+
+@user_errors
+def deploy_command() -> None:
+    """Start (or join) the system and return: the pipeline and the apps keep running without this process."""
+    settings = settings_from_env()
+    _pipeline, system = launch_pipeline(settings)
+    print_addresses(deploy_apps(settings), system.dashboard)
+    console.print("running in the background: `autoins status` shows it, `autoins stop` stops it.")
+    raise typer.Exit(0)
+
+
+@user_errors
+def status_command() -> None:
+    """The supervised pipeline's health, every actor's state and the Serve apps; exit 1 unless all is well."""
+    from autoins.pipeline import join_pipeline
+
+    settings = settings_from_env()
+    join_system(settings, start=False)
+    pipeline = join_pipeline(settings)
+    if pipeline is None:
+        raise UserFacingError("no pipeline is running in this Ray namespace")
+    import ray
+
+    status = ray.get(pipeline.supervisor.status.remote(), timeout=30)
+    apps = serve_apps()
+    console.print(status_view(status, apps))
+    healthy = status["health"]["status"] == "ok" and all(state == "RUNNING" for state in apps.values())
+    raise typer.Exit(0 if healthy else 1)
+
+
+@user_errors
+def stop_command() -> None:
+    """Stop the system `serve`/`deploy` started here (or the pipeline and apps on RAY_ADDRESS)."""
+    from autoins.pipeline import join_pipeline
+
+    settings = settings_from_env()
+    system = join_system(settings, start=False)
+    pipeline = join_pipeline(settings)
+    asyncio.run(stop_system(settings, pipeline, system))
+    console.print("stopped")
+    raise typer.Exit(0)
+
+
+def serve_apps() -> dict[str, str]:
+    """App name → status, or {} when Serve is not running."""
+    try:
+        from ray import serve
+
+        applications = serve.status().applications
+        return {name: str(getattr(app.status, "value", app.status)) for name, app in applications.items()}
+    except Exception:
+        return {}
+
+
+def status_view(status: dict, apps: dict[str, str]) -> Table:
+    health = status["health"]
+    table = Table(title=f"autoins — pipeline {health['status']}", show_header=True)
+    for column in ("actor", "role", "state", "pid", "restarts", "durable", "lag", "last error"):
+        table.add_column(column)
+    restarts = health.get("restarts", {})
+    for name, actor in status["actors"].items():
+        table.add_row(
+            escape(name), actor["role"], actor["state"], str(actor.get("pid", "")), str(restarts.get(name, 0)),
+            _count(actor.get("durable", actor.get("readings"))), _count(actor.get("lag_total")),
+            escape(str(actor.get("last_error") or ""))[:80],
+        )
+    for name, state in apps.items():
+        table.add_row(escape(name), "serve app", escape(state), "", "", "", "", "")
+    return table
+
+
+def _count(value) -> str:
+    return "" if value is None else f"{value:,}"

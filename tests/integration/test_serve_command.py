@@ -20,8 +20,10 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 from websockets.sync.client import connect
 
 from autoins.pipeline import durable_messages
+from autoins.ray_head import head_processes
 from autoins.seed import seed_demo
 from autoins.stack import free_tcp_port
+from config.settings import load_settings
 from tests.integration.pipeline_support import drop, key_of, make_migrated_database, produce
 from tests.integration.test_pipeline import NOW
 
@@ -101,16 +103,21 @@ def test_serve_consumes_serves_the_api_and_stops_cleanly_on_sigint(base_settings
             assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
             time.sleep(0.2)
         assert any(f"http://127.0.0.1:{http_port}/docs" in line for line in lines), "".join(lines)
+        started_head = head_of(tmp_path)
+        assert started_head is not None and head_processes(started_head)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=90)
         reader.join(timeout=10)
         output = "".join(lines)
         assert proc.returncode == 0, output
         assert "stopping the pipeline" in output
+        assert "stopped the local Ray head" in output
+        assert head_of(tmp_path) is None and head_processes(started_head) == [], "Ctrl-C stops what serve started"
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        _kill_head(tmp_path)
         drop(url)
 
 
@@ -134,3 +141,81 @@ def test_serve_names_a_process_holding_its_port_and_exits_non_zero(base_settings
         assert f"port {port} is taken by pid {os.getpid()}" in done.stderr.replace("\n", ""), done.stderr
     finally:
         drop(url)
+
+
+def head_of(cwd):
+    """The local Ray head a CLI started in `cwd` recorded (its data dir is `cwd/.autoins`)."""
+    from autoins.ray_head import RayHead, state_path
+
+    path = state_path(load_settings(cwd, environ={}, data_dir=cwd / ".autoins"))
+    return RayHead(**json.loads(path.read_text())) if path.is_file() else None
+
+
+def _cli(args, env, cwd, timeout_s=180):
+    return subprocess.run([sys.executable, "-m", "autoins.cli", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout_s)
+
+
+def test_the_system_outlives_a_sigkilled_cli_and_status_and_stop_work_from_another_terminal(
+    base_settings, kafka_topics, fleet, tmp_path
+):
+    payloads, _ = fleet
+    first, second = payloads[:1_500], payloads[1_500:3_000]
+    url = asyncio.run(make_migrated_database(base_settings, NOW))
+    group = f"orphan-{uuid.uuid4().hex[:8]}"
+    settings = base_settings.with_overrides(database_url=url, kafka_consumer_group=group, **kafka_topics)
+    http_port = free_tcp_port()
+    env = {
+        **os.environ, "DATABASE_URL": url, "KAFKA_CONSUMER_GROUP": group,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_topics["kafka_bootstrap_servers"],
+        "KAFKA_TOPIC_EVENTS": kafka_topics["kafka_topic_events"], "KAFKA_TOPIC_DLQ": kafka_topics["kafka_topic_dlq"],
+        "NUM_SHARDS": "1", "NUM_PERSISTENCE": "1", "RAY_NAMESPACE": f"orphan-{uuid.uuid4().hex[:6]}",
+        "HTTP_PORT": str(http_port), "API_NUM_REPLICAS": "1",
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_tcp_port()), "RAY_SERVE_HAPROXY_STATS_PORT": str(free_tcp_port()),
+    }
+    env.pop("RAY_ADDRESS", None)
+    produce(settings, first, [key_of(p) for p in first])
+    proc = subprocess.Popen([sys.executable, "-m", "autoins.cli", "serve"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    head = None
+    try:
+        deadline = time.monotonic() + 240
+        while not any("Ctrl-C stops" in line for line in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.2)
+        head = head_of(tmp_path)
+        proc.kill()  # SIGKILL: no cleanup of any kind
+        proc.wait(timeout=30)
+        api = f"http://127.0.0.1:{http_port}"
+        assert httpx.get(f"{api}/health/live", timeout=5).status_code == 200
+        produce(settings, second, [key_of(p) for p in second])
+        deadline = time.monotonic() + 90
+        while (durable := asyncio.run(durable_messages(settings))) < len(first) + len(second):
+            if time.monotonic() > deadline:
+                seen = _cli(["status"], env, tmp_path)
+                raise AssertionError(f"the pipeline stopped with the CLI: {durable} durable; {seen.stdout}"
+                                     f"{seen.stderr}")
+            time.sleep(0.5)
+        status = _cli(["status"], env, tmp_path)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "pipeline ok" in status.stdout and "consumer-0" in status.stdout, status.stdout
+        assert status.stdout.count("RUNNING") == 3, status.stdout
+        stop = _cli(["stop"], env, tmp_path)
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert head_processes(head) == []
+        again = _cli(["status"], env, tmp_path)
+        assert again.returncode == 1 and "nothing is running" in again.stderr.replace("\n", " "), again.stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _kill_head(tmp_path, head)
+        drop(url)
+
+
+def _kill_head(cwd, head=None) -> None:
+    """A failed test must not leave a cluster (and its ingress) behind for the next one."""
+    head = head or head_of(cwd)
+    for process in head_processes(head) if head else ():
+        process.kill()
