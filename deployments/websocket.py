@@ -38,7 +38,8 @@ from deployments.replica import replica_name
 from storage.postgres.pool import acquire, create_pool
 from storage.postgres.read_models import get_driver
 from storage.redis.client import create_redis
-from storage.redis.projections import FLEET_CHANNEL, driver_channel, message_order, read_recent
+from storage.redis.keys import FLEET_CHANNEL, driver_channel
+from storage.redis.projections import message_order, read_recent
 
 AUTH_TIMEOUT_S = 5.0
 VIEWER_QUEUE = 1_000  # messages waiting for one socket before it is dropped as a slow consumer

@@ -166,14 +166,8 @@ class TokenCache:
 USERNAME_LIMIT_FACTOR = 5
 
 
-def failure_keys(username: str, client: str) -> tuple[str, str]:
-    """Redis counters of failed logins: (per username from anywhere, per client and username)."""
-    user = username.lower()
-    return f"login:fail:user:{user}", f"login:fail:client:{client}:user:{user}"
-
-
 def failure_limits(max_failures: int) -> tuple[int, int]:
-    """The limits of `failure_keys`' counters, in the same order."""
+    """The limits of the failed-login counters (storage.redis.keys.login_failure_keys), in the same order."""
     return max_failures * USERNAME_LIMIT_FACTOR, max_failures
 
 

@@ -1,10 +1,10 @@
 """InMemoryProjector: the Projector port in dicts, for unit tests of the ingest handlers (STYLE.md habit 6).
 
-It applies the same plan as the Redis adapter (`plan_projection`, pure) with the Lua script's rules: the live
-position and the latest trip move only forward in `seq`, a trip end bumps the driver's cache generation, the
-recent messages are a set ranked by (seq, message) trimmed to the newest `recent_per_driver`, and every
-message is published on the driver's channel, then the fleet chunks and one invalidation. The contract suite
-(tests/contracts/projector_contract.py) holds it to the Redis adapter's behaviour.
+It applies the same plan as the Redis adapter (`plan_projection`, pure) with the Lua script's rules: a trip end
+bumps the driver's cache generation, the recent messages are a set ranked by (seq, message) trimmed to the
+newest `recent_per_driver`, and every message is published on the driver's channel, then the fleet chunks and
+one invalidation. The contract suite (tests/contracts/projector_contract.py) holds it to the Redis adapter's
+behaviour.
 """
 
 from __future__ import annotations
@@ -13,16 +13,9 @@ from collections.abc import Sequence
 
 import msgspec
 
-from domain.batches import LivePosition, ShardOutput
-from domain.trip_summary import TripSummary
-from storage.redis.projections import (
-    FLEET_CHANNEL,
-    INVALIDATE_CHANNEL,
-    ProjectionResult,
-    driver_channel,
-    message_order,
-    plan_projection,
-)
+from domain.batches import ShardOutput
+from storage.redis.keys import FLEET_CHANNEL, INVALIDATE_CHANNEL, driver_channel
+from storage.redis.projections import ProjectionResult, message_order, plan_projection
 
 _ORDER = msgspec.json.Decoder(dict)
 
@@ -32,9 +25,7 @@ class InMemoryProjector:
         if recent_per_driver < 1:
             raise ValueError("recent_per_driver must be ≥ 1")
         self.recent_per_driver = recent_per_driver
-        self.lives: dict[str, LivePosition] = {}
-        self.latest_trips: dict[str, tuple[int, bytes]] = {}  # driver -> (seq, TripSummary JSON)
-        self.generations: dict[str, int] = {}  # cache:gen:{id}
+        self.generations: dict[str, int] = {}  # generation_key(id)
         self.recent_sets: dict[str, dict[bytes, int]] = {}  # driver -> message -> seq (the zset)
         self.published: list[tuple[str, bytes]] = []  # (channel, payload) in publish order
         self.batches = 0
@@ -42,19 +33,10 @@ class InMemoryProjector:
     async def publish_batch(self, outputs: Sequence[ShardOutput]) -> ProjectionResult:
         plan = plan_projection(outputs)
         self.batches += 1
-        live_updated = trips_updated = 0
         for update in plan.drivers:
             driver = update.driver_id
-            held = self.lives.get(driver)
-            if update.live is not None and (held is None or held.seq < update.live.seq):
-                self.lives[driver] = update.live
-                live_updated += 1
-            if update.latest_trip is not None:
+            if update.trip_ended:
                 self.generations[driver] = self.generations.get(driver, 0) + 1
-                stored = self.latest_trips.get(driver)
-                if stored is None or stored[0] < update.latest_trip[0]:
-                    self.latest_trips[driver] = update.latest_trip
-                    trips_updated += 1
             if update.messages:
                 recent = self.recent_sets.setdefault(driver, {})
                 recent.update({message: seq for seq, message in update.messages})
@@ -64,24 +46,14 @@ class InMemoryProjector:
         self.published += [(FLEET_CHANNEL, payload) for payload in plan.fleet_payloads]
         if plan.invalidation is not None:
             self.published.append((INVALIDATE_CHANNEL, plan.invalidation))
-        with_live = sum(1 for d in plan.drivers if d.live is not None)
         return ProjectionResult(
             drivers=len(plan.drivers),
             messages=plan.message_count,
-            live_updated=live_updated,
-            live_stale=with_live - live_updated,
-            latest_trips_updated=trips_updated,
+            trips_ended=plan.trips_ended,
             fleet_publishes=len(plan.fleet_payloads),
         )
 
-    # -- what readers see (the same questions storage.redis.projections.read_* answer) ------------------
-
-    def live(self, driver_id: str) -> LivePosition | None:
-        return self.lives.get(driver_id)
-
-    def latest_trip(self, driver_id: str) -> TripSummary | None:
-        stored = self.latest_trips.get(driver_id)
-        return None if stored is None else msgspec.json.decode(stored[1], type=TripSummary)
+    # -- what readers see (the same questions storage.redis.projections.read_recent answers) -------------
 
     def recent(self, driver_id: str, since_seq: int = -1) -> list[bytes]:
         """Messages with seq > since_seq still held, in `message_order`."""
@@ -90,6 +62,9 @@ class InMemoryProjector:
                  for k in (_ORDER.decode(m),)]  # fmt: skip
         keyed.sort(key=lambda item: item[0])
         return [m for _, m in keyed]
+
+    def generation(self, driver_id: str) -> int:
+        return self.generations.get(driver_id, 0)
 
     def messages_on(self, channel: str) -> list[bytes]:
         return [payload for name, payload in self.published if name == channel]

@@ -27,31 +27,23 @@ import redis.exceptions
 import structlog
 from cachetools import TTLCache
 
-from storage.redis.projections import INVALIDATE_CHANNEL, invalidation_payload
+from storage.redis.keys import INVALIDATE_CHANNEL, LUA_KEYS, generation_key, l2_key
+from storage.redis.projections import invalidation_payload
 
 log = structlog.get_logger("storage.redis.cache")
 
-L2_PREFIX = "cache:v1"
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 _MAX_EPOCHS = 100_000  # per-driver invalidation epochs kept before a reset (bounds memory)
 
-# One round trip for an L1 miss: the driver's generation, then the entry stored under it.
-_READ_SCRIPT = """
+# One round trip for an L1 miss: the driver's generation, then the entry stored under it. KEYS[1] is the
+# generation key; ARGV: 1 driver id, 2 entry name (the L2 key is built in Lua by keys.py's `l2_key` twin).
+_READ_SCRIPT = LUA_KEYS + """
 local gen = redis.call('GET', KEYS[1]) or '0'
-return {gen, redis.call('GET', ARGV[1] .. gen .. ARGV[2]) or false}
+return {gen, redis.call('GET', l2_key(ARGV[1], gen, ARGV[2])) or false}
 """
 
 Loader = Callable[[], Awaitable[bytes | None]]
 LookupHook = Callable[[str, bool], None]  # (level "l1" | "l2", hit)
-
-
-def generation_key(driver_id: str) -> str:
-    """The counter writers INCR after changing the driver's data (no TTL: one small key per driver)."""
-    return f"cache:gen:{driver_id}"
-
-
-def l2_key(driver_id: str, generation: int | str, name: str) -> str:
-    return f"{L2_PREFIX}:{driver_id}:{generation}:{name}"
 
 
 class _Invalidation(msgspec.Struct):
@@ -117,8 +109,7 @@ class MultiLevelCache:
 
     async def _read_l2(self, driver_id: str, name: str) -> tuple[str | None, bytes | None]:
         try:
-            generation, value = await self._read(keys=[generation_key(driver_id)], args=[f"{L2_PREFIX}:{driver_id}:",
-                                                                                          f":{name}"])
+            generation, value = await self._read(keys=[generation_key(driver_id)], args=[driver_id, name])
         except REDIS_ERRORS as error:
             self._stats["l2_errors"] += 1
             log.warning("cache_l2_read_failed", error=str(error))

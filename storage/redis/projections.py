@@ -1,14 +1,15 @@
-"""Redis projections of a committed batch: live position, latest trip, resumable recent messages, and
-the PUBLISHes that feed WebSockets and invalidate every API replica's L1 (DESIGN.md §4, §5).
+"""Redis projections of a committed batch: resumable recent messages and the PUBLISHes that feed WebSockets
+and invalidate every API replica's L1 and L2 entries (DESIGN.md §4, §5; names in storage/redis/keys.py).
 
 Two halves. `plan_projection` is pure: it turns a batch's `ShardOutput`s into per-driver updates and
 the live messages (JSON bytes, deterministic). `publish_batch` writes the plan in ONE pipeline round
-trip: one EVALSHA per ≤ 500 drivers (a Lua script that, per driver, guards the live hash by `seq`,
-keeps the recent zset trimmed and PUBLISHes the driver's messages), then the `ws:fleet` chunks and
-one `cache:invalidate` message. It is called after the PostgreSQL transaction committed and is safe to
-repeat: the live hash and latest trip move only forward in `seq`, ZADD of the same member is a no-op,
-and viewers drop repeated messages by `seq` (docs/PROJECTIONS.md). Redis connection errors propagate;
-the persistence actor retries the whole call. No KEYS, no SCAN: every key is derived from a driver id.
+trip: one EVALSHA per ≤ 500 drivers (a Lua script that, per driver, bumps the API's cache generation if a
+trip ended, keeps the recent zset trimmed and PUBLISHes the driver's messages), then the `ws:fleet` chunks
+and one `cache:invalidate` message. It is called after the PostgreSQL transaction committed and is safe to
+repeat: ZADD of the same member is a no-op, a replayed older member is trimmed again below the newest, a
+repeated generation bump only costs a cache miss, and viewers drop repeated messages by `seq`
+(docs/PROJECTIONS.md). Redis connection errors propagate; the persistence actor retries the whole call.
+No KEYS, no SCAN: every key is derived from a driver id.
 """
 
 from __future__ import annotations
@@ -24,32 +25,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
 from domain.batches import LivePosition, NewEvent, ShardOutput
-from domain.trip_summary import TripSummary
+from storage.redis.keys import FLEET_CHANNEL, INVALIDATE_CHANNEL, LUA_APPEND_RECENT, LUA_KEYS, recent_key
 
-FLEET_CHANNEL = "ws:fleet"
-INVALIDATE_CHANNEL = "cache:invalidate"
 FLEET_CHUNK_MESSAGES = 500  # one ws:fleet PUBLISH carries at most this many messages
-
-
-def live_key(driver_id: str) -> str:
-    return f"driver:{driver_id}:live"
-
-
-def latest_trip_key(driver_id: str) -> str:
-    return f"driver:{driver_id}:latest_trip"
-
-
-def recent_key(driver_id: str) -> str:
-    return f"ws:recent:{driver_id}"
-
-
-def driver_channel(driver_id: str) -> str:
-    return f"ws:driver:{driver_id}"
-
-
-def driver_keys(driver_id: str) -> tuple[str, str, str]:
-    """Every key `publish_batch` may write for a driver (tests and admin tools delete them by name)."""
-    return live_key(driver_id), latest_trip_key(driver_id), recent_key(driver_id)
 
 
 # -- pure: messages --------------------------------------------------------------------------------
@@ -121,12 +99,11 @@ def event_message(event: NewEvent, payload: Any) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class DriverUpdate:
-    """What one batch changes for one driver. `messages` are (seq, JSON) in `message_order`;
-    `latest_trip` is (seq, TripSummary JSON) of the driver's newest `trip_ended` in the batch."""
+    """What one batch changes for one driver. `messages` are (seq, JSON) in `message_order`; `trip_ended`:
+    the batch holds a `trip_ended` of the driver, so what the API caches for it is stale."""
 
     driver_id: str
-    live: LivePosition | None
-    latest_trip: tuple[int, bytes] | None
+    trip_ended: bool
     messages: tuple[tuple[int, bytes], ...]
 
 
@@ -141,6 +118,10 @@ class ProjectionPlan:
     @property
     def message_count(self) -> int:
         return sum(len(d.messages) for d in self.drivers)
+
+    @property
+    def trips_ended(self) -> int:
+        return sum(1 for d in self.drivers if d.trip_ended)
 
 
 def plan_projection(outputs: Sequence[ShardOutput], *, fleet_chunk: int = FLEET_CHUNK_MESSAGES) -> ProjectionPlan:
@@ -160,30 +141,24 @@ def plan_projection(outputs: Sequence[ShardOutput], *, fleet_chunk: int = FLEET_
     fleet = tuple(fleet_payloads([m for d in drivers for _, m in d.messages], fleet_chunk))
     # Only a trip end changes what the API caches (trips pages; scores invalidate on their own): a position
     # alone must not drop every driving driver's L1 entries every batch.
-    changed = [d.driver_id for d in drivers if d.latest_trip is not None]
+    changed = [d.driver_id for d in drivers if d.trip_ended]
     return ProjectionPlan(drivers, fleet, invalidation_payload(changed) if changed else None)
 
 
 def _driver_update(driver_id: str, live: LivePosition | None, events: Sequence[NewEvent]) -> DriverUpdate:
     if not events:  # the common case: a position and nothing else
         messages = () if live is None else ((live.seq, position_message(live)),)
-        return DriverUpdate(driver_id, live, None, messages)
+        return DriverUpdate(driver_id, False, messages)
     keyed: list[tuple[tuple[int, int, int], bytes]] = []
-    latest_trip: tuple[tuple[int, int], bytes] | None = None
     for event in events:
         payload = msgspec.json.decode(event.payload_json)
         keyed.append((message_order(event.seq, event.event_type, event.stream_version), event_message(event, payload)))
-        if event.event_type == "trip_ended":
-            rank = (event.seq, event.stream_version)
-            if latest_trip is None or rank > latest_trip[0]:
-                latest_trip = (rank, _ENCODE(payload["summary"]))
     if live is not None:
         keyed.append((message_order(live.seq, "position"), position_message(live)))
     keyed.sort(key=lambda item: item[0])
     return DriverUpdate(
         driver_id=driver_id,
-        live=live,
-        latest_trip=None if latest_trip is None else (latest_trip[0][0], latest_trip[1]),
+        trip_ended=any(event.event_type == "trip_ended" for event in events),
         messages=tuple((key[0], message) for key, message in keyed),
     )
 
@@ -211,64 +186,28 @@ def invalidation_payload(driver_ids: Iterable[str]) -> bytes:
 # Why one script call per ≤ DRIVERS_PER_CALL drivers with a msgpack blob, not a command per key: the
 # Python client spends ~10 µs packing and parsing each command, so 5 commands × 2,000 drivers cost
 # ~90 ms a batch; one blob per 500 drivers costs ~1 ms to pack and a few ms of Redis time (measured,
-# docs/PROJECTIONS.md). The script derives each driver's keys from its id (the *_key functions above
-# spell the same names), so it targets a single Redis, not a Redis Cluster.
+# docs/PROJECTIONS.md). The script derives each driver's keys from its id (storage/redis/keys.py spells the
+# names once, for Python and Lua), so it targets a single Redis, not a Redis Cluster.
 # Drivers travel as ONE flat msgpack array of strings (nested per-driver arrays cost Redis ~2× the
-# unpacking time); numbers travel as text because Lua numbers are doubles printed with 14 digits, and
-# are compared with tonumber (exact below 2^53). Per driver, 11 fields then its messages:
-#   id, live seq ('' = none), lat, lon, speed_kmh, heading, ts_ms, trip_id ('' = none),
-#   latest-trip seq ('' = none), latest-trip JSON, message count n, then n × (seq, message JSON).
+# unpacking time). Per driver: id, trip ended ('1' or ''), message count n, then n × (seq, message JSON).
 # ARGV: 1 keep (recent_per_driver), 2 ttl_s, 3 the msgpack array.
-# A driver whose trip ended also gets `cache:gen:{id}` INCRed: storage/redis/cache.py's versioned L2 keys for that
-# driver go stale (positions alone change nothing the API caches).
-# Returns {live positions moved forward, latest trips moved forward}.
-_BATCH_SCRIPT = """
+# A driver whose trip ended gets `cache:gen:{id}` INCRed: storage/redis/cache.py's versioned L2 keys for that
+# driver go stale (positions alone change nothing the API caches). Returns the number of drivers written.
+_BATCH_SCRIPT = LUA_KEYS + LUA_APPEND_RECENT + """
 local keep = tonumber(ARGV[1])
 local ttl = ARGV[2]
 local a = cmsgpack.unpack(ARGV[3])
-local live_updated, trip_updated = 0, 0
+local drivers = 0
 local i, total = 1, #a
 while i <= total do
   local id = a[i]
-  local live = 'driver:' .. id .. ':live'
-  if a[i + 1] ~= '' then
-    local stored = redis.call('HGET', live, 'seq')
-    if (not stored) or tonumber(stored) < tonumber(a[i + 1]) then
-      redis.call('HSET', live, 'seq', a[i + 1], 'lat', a[i + 2], 'lon', a[i + 3], 'speed_kmh', a[i + 4],
-                 'heading', a[i + 5], 'ts_ms', a[i + 6], 'trip_id', a[i + 7])
-      live_updated = live_updated + 1
-    end
-  end
-  if a[i + 8] ~= '' then
-    redis.call('INCR', 'cache:gen:' .. id)  -- a trip ended: the API's cached trips pages are stale
-    local stored = redis.call('HGET', live, 'latest_trip_seq')
-    if (not stored) or tonumber(stored) < tonumber(a[i + 8]) then
-      redis.call('SET', 'driver:' .. id .. ':latest_trip', a[i + 9])
-      redis.call('HSET', live, 'latest_trip_seq', a[i + 8])
-      trip_updated = trip_updated + 1
-    end
-  end
-  local first, last = i + 11, i + 10 + 2 * tonumber(a[i + 10])
-  if last > first then
-    local recent = 'ws:recent:' .. id
-    local channel = 'ws:driver:' .. id
-    local args = {}
-    for j = first, last, 2 do
-      args[#args + 1] = a[j]
-      args[#args + 1] = a[j + 1]
-      if #args >= 400 then
-        redis.call('ZADD', recent, unpack(args))
-        args = {}
-      end
-    end
-    if #args > 0 then redis.call('ZADD', recent, unpack(args)) end
-    redis.call('ZREMRANGEBYRANK', recent, 0, -(keep + 1))
-    redis.call('EXPIRE', recent, ttl)
-    for j = first + 1, last, 2 do redis.call('PUBLISH', channel, a[j]) end
-  end
+  drivers = drivers + 1
+  if a[i + 1] ~= '' then redis.call('INCR', generation_key(id)) end
+  local first, last = i + 3, i + 2 + 2 * tonumber(a[i + 2])
+  append_recent(id, a, first, last, keep, ttl)
   i = last + 1
 end
-return {live_updated, trip_updated}
+return drivers
 """
 _BATCH_SCRIPT_SHA = hashlib.sha1(_BATCH_SCRIPT.encode()).hexdigest()
 DRIVERS_PER_CALL = 500  # bounds how long one script call holds Redis (~2 ms)
@@ -277,27 +216,18 @@ _MSGPACK = msgspec.msgpack.Encoder().encode
 
 @dataclass(frozen=True, slots=True)
 class ProjectionResult:
-    """Counts of one `publish_batch`. `live_stale` drivers kept a newer stored position (a replay)."""
+    """Counts of one `publish_batch`: drivers written, messages, drivers whose trip ended (their cache
+    generation bumped and named in the invalidation), `ws:fleet` PUBLISHes."""
 
     drivers: int
     messages: int
-    live_updated: int
-    live_stale: int
-    latest_trips_updated: int
+    trips_ended: int
     fleet_publishes: int
 
 
 def _append_driver(flat: list[str], update: DriverUpdate) -> None:
     # Text, not bytes: Redis's Lua cmsgpack predates the msgpack bin types. JSON is UTF-8, so lossless.
-    live = update.live
-    flat.append(update.driver_id)
-    if live is None:
-        flat += ("", "", "", "", "", "", "")
-    else:
-        flat += (str(live.seq), repr(live.lat), repr(live.lon), repr(live.speed_kmh), repr(live.heading),
-                 str(live.ts_ms), "" if live.trip_id is None else str(live.trip_id))
-    flat += ("", "") if update.latest_trip is None else (str(update.latest_trip[0]), update.latest_trip[1].decode())
-    flat.append(str(len(update.messages)))
+    flat += (update.driver_id, "1" if update.trip_ended else "", str(len(update.messages)))
     for seq, message in update.messages:
         flat += (str(seq), message.decode())
 
@@ -322,7 +252,7 @@ async def publish_batch(
         raise ValueError("recent_per_driver and recent_ttl_s must be ≥ 1")
     plan = plan_projection(outputs)
     if not plan.drivers:
-        return ProjectionResult(0, 0, 0, 0, 0, 0)
+        return ProjectionResult(0, 0, 0, 0)
     chunks = range(0, len(plan.drivers), DRIVERS_PER_CALL)
     blobs = [_script_blob(plan.drivers[i : i + DRIVERS_PER_CALL]) for i in chunks]
     pipe = redis.pipeline(transaction=False)
@@ -345,14 +275,10 @@ async def publish_batch(
     for reply in (*script_replies, *replies[len(blobs) :]):
         if isinstance(reply, ResponseError):
             raise reply
-    live_updated = sum(int(r[0]) for r in script_replies)
-    with_live = sum(1 for d in plan.drivers if d.live is not None)
     return ProjectionResult(
-        drivers=len(plan.drivers),
+        drivers=sum(int(r) for r in script_replies),
         messages=plan.message_count,
-        live_updated=live_updated,
-        live_stale=with_live - live_updated,
-        latest_trips_updated=sum(int(r[1]) for r in script_replies),
+        trips_ended=plan.trips_ended,
         fleet_publishes=len(plan.fleet_payloads),
     )
 
@@ -370,30 +296,6 @@ class RedisProjector:
         return await publish_batch(
             self._redis, outputs, recent_per_driver=self._recent_per_driver, recent_ttl_s=self._recent_ttl_s
         )
-
-
-async def read_live(redis: aioredis.Redis, driver_id: str) -> LivePosition | None:
-    """The driver's newest projected position (the same shape the shard produced), or None if none was
-    ever projected; `trip_id` is None between trips."""
-    raw = await redis.hgetall(live_key(driver_id))
-    if b"seq" not in raw:
-        return None
-    trip = raw.get(b"trip_id", b"")
-    return LivePosition(
-        driver_id=driver_id,
-        seq=int(raw[b"seq"]),
-        ts_ms=int(raw[b"ts_ms"]),
-        lat=float(raw[b"lat"]),
-        lon=float(raw[b"lon"]),
-        speed_kmh=float(raw[b"speed_kmh"]),
-        heading=float(raw[b"heading"]),
-        trip_id=uuid.UUID(trip.decode()) if trip else None,
-    )
-
-
-async def read_latest_trip(redis: aioredis.Redis, driver_id: str) -> TripSummary | None:
-    raw = await redis.get(latest_trip_key(driver_id))
-    return None if raw is None else msgspec.json.decode(raw, type=TripSummary)
 
 
 async def read_recent(redis: aioredis.Redis, driver_id: str, since_seq: int = -1) -> list[bytes]:

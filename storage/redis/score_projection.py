@@ -21,14 +21,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from domain.scoring import EndedTrip
-from storage.redis.projections import (
-    FLEET_CHANNEL,
-    INVALIDATE_CHANNEL,
-    EventMessage,
-    fleet_payloads,
-    invalidation_payload,
-    message_order,
-)
+from storage.redis.keys import FLEET_CHANNEL, INVALIDATE_CHANNEL, LUA_APPEND_RECENT, LUA_KEYS
+from storage.redis.projections import EventMessage, fleet_payloads, invalidation_payload, message_order
 from usecases.ports.score_store import ScoredTrip, StoredRiskEvent
 
 DRIVERS_PER_CALL = 500  # bounds how long one script call holds Redis
@@ -88,12 +82,13 @@ def plan_scores(scored: Sequence[ScoredTrip]) -> ScorePlan:
     return ScorePlan(drivers, fleet, invalidation_payload(d.driver_id for d in drivers) if drivers else None)
 
 
-# Per driver in ONE flat msgpack array of strings (see storage/redis/projections.py for why):
+# Per driver in ONE flat msgpack array of strings (see storage/redis/projections.py for why; key names and the
+# recent-zset append are storage/redis/keys.py's Lua fragments, shared with the batch projection):
 #   id, message count n, then n × (seq, message JSON).
 # ARGV: 1 keep (recent_per_driver), 2 ttl_s, 3 the array. Returns the number of drivers written.
 # `cache:gen:{id}` is the API's L2 generation (storage/redis/cache.py): bumping it retires cached responses that
 # embed the previous score.
-_SCORE_SCRIPT = """
+_SCORE_SCRIPT = LUA_KEYS + LUA_APPEND_RECENT + """
 local keep = tonumber(ARGV[1])
 local ttl = ARGV[2]
 local a = cmsgpack.unpack(ARGV[3])
@@ -102,20 +97,9 @@ local i, total = 1, #a
 while i <= total do
   local id = a[i]
   drivers = drivers + 1
-  redis.call('INCR', 'cache:gen:' .. id)
+  redis.call('INCR', generation_key(id))
   local first, last = i + 2, i + 1 + 2 * tonumber(a[i + 1])
-  if last > first then
-    local recent = 'ws:recent:' .. id
-    local args = {}
-    for j = first, last, 2 do
-      args[#args + 1] = a[j]
-      args[#args + 1] = a[j + 1]
-    end
-    redis.call('ZADD', recent, unpack(args))
-    redis.call('ZREMRANGEBYRANK', recent, 0, -(keep + 1))
-    redis.call('EXPIRE', recent, ttl)
-    for j = first + 1, last, 2 do redis.call('PUBLISH', 'ws:driver:' .. id, a[j]) end
-  end
+  append_recent(id, a, first, last, keep, ttl)
   i = last + 1
 end
 return drivers

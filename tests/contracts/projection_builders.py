@@ -1,8 +1,11 @@
-"""Builders of projector inputs for tests: live positions, events and a whole trip as ShardOutputs. Pure."""
+"""Builders of projector inputs for tests (live positions, events and a whole trip as ShardOutputs) and a reader
+of their projected messages. Pure."""
 
 from __future__ import annotations
 
 import uuid
+
+import msgspec
 
 from domain.batches import LivePosition, NewEvent, ShardOutput
 from domain.events import HarshBrakingDetected, TripEnded, TripStarted, encode_event
@@ -35,3 +38,10 @@ def trip_batch(driver_id: str, first_seq: int, last_seq: int) -> tuple[ShardOutp
     ended = TripEnded(event_id=uuid.uuid4(), driver_id=driver_id, trip_id=trip, occurred_at_ms=end_ms, summary=summary)
     events = [new_event(started, first_seq, 1), new_event(harsh, last_seq - 5, 2), new_event(ended, last_seq, 3)]
     return ShardOutput(shard=0, events=events, trips=[summary], live=[live(driver_id, last_seq)]), trip
+
+
+def newest_position_seq(messages: list[bytes]) -> int | None:
+    """The `seq` of the last `position` among messages in message order (what a resuming viewer shows as the
+    driver's place), or None without one."""
+    seqs = [m["seq"] for m in map(msgspec.json.decode, messages) if m["type"] == "position"]
+    return seqs[-1] if seqs else None

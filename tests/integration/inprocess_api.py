@@ -28,8 +28,8 @@ from domain.features import feature_hash
 from domain.risk_assessment import FactorContribution, RiskAssessment, ScoreRequest
 from storage.memory.risk_model import FakeRiskModel as SharedFakeRiskModel
 from storage.postgres.pool import connect, drop_database
-from storage.redis.cache import generation_key
 from storage.redis.client import create_redis
+from storage.redis.keys import generation_key
 from tests.integration.fixtures_db import create_migrated_database
 
 BASE_URL = "http://api.test"

@@ -16,8 +16,9 @@ import jwt
 import jwt.warnings
 import pytest
 
-from deployments.api.auth import USERNAME_LIMIT_FACTOR, failure_keys, issue_token
+from deployments.api.auth import USERNAME_LIMIT_FACTOR, issue_token
 from storage.redis.client import create_redis
+from storage.redis.keys import login_failure_keys
 from tests.integration.inprocess_api import (
     FakeRiskModel,
     bearer,
@@ -240,7 +241,7 @@ async def test_a_valid_token_still_works_after_the_forgeries(world):
 async def _clear_failures(world: World, usernames: list[str], clients: list[str]) -> None:
     redis = create_redis(world.settings)
     try:
-        keys = [k for u in usernames for c in clients for k in failure_keys(u, c)]
+        keys = [k for u in usernames for c in clients for k in login_failure_keys(u, c)]
         await redis.delete(*keys)
     finally:
         await redis.aclose()

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 import storage.redis.cache as cache_module
-from storage.redis.cache import MultiLevelCache, generation_key, l2_key
+from storage.redis.cache import MultiLevelCache
 from storage.redis.client import create_redis
-from storage.redis.projections import INVALIDATE_CHANNEL, driver_keys, invalidation_payload, publish_batch
+from storage.redis.keys import INVALIDATE_CHANNEL, driver_keys, generation_key, l2_key
+from storage.redis.projections import invalidation_payload, publish_batch
 from tests.integration.inprocess_api import (
     api_settings,
     bearer,
@@ -62,7 +63,7 @@ async def driver(redis) -> AsyncIterator[str]:
     """A driver id of this test only (cache:invalidate is shared by everything on this Redis server)."""
     driver_id = f"cachetest-{uuid.uuid4().hex[:10]}"
     yield driver_id
-    await redis.delete(generation_key(driver_id), *driver_keys(driver_id))
+    await redis.delete(*driver_keys(driver_id))
 
 
 def _cache(redis, **kwargs) -> MultiLevelCache:

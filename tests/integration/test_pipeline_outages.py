@@ -20,7 +20,8 @@ from autoins.pipeline import durable_messages, start_pipeline, stop_pipeline, wa
 from autoins.stack import free_tcp_port, stop_process
 from autoins.stack.redis_server import start_redis
 from storage.redis.client import create_redis
-from storage.redis.projections import read_live
+from storage.redis.projections import read_recent
+from tests.contracts.projection_builders import newest_position_seq
 from tests.integration.pipeline_support import (
     domain_event_set,
     drop,
@@ -145,7 +146,7 @@ def test_redis_going_away_mid_stream_loses_nothing(ray_session, base_settings, k
         counts = asyncio.run(stored_counts(url))
         assert counts["readings"] == counts["distinct_readings"] == len(payloads)
 
-        async def newest_live_positions():
+        async def newest_projected_positions():
             conn = await asyncpg.connect(url)
             rows = await conn.fetch(
                 "SELECT DISTINCT ON (driver_id) driver_id, source_offset FROM telematics_events "
@@ -154,17 +155,20 @@ def test_redis_going_away_mid_stream_loses_nothing(ray_session, base_settings, k
             await conn.close()
             redis = create_redis(settings)
             try:
-                return {r["driver_id"]: (r["source_offset"], await read_live(redis, r["driver_id"])) for r in rows}
+                return {
+                    r["driver_id"]: (r["source_offset"], newest_position_seq(await read_recent(redis, r["driver_id"])))
+                    for r in rows
+                }
             finally:
                 await redis.aclose()
 
-        live = asyncio.run(newest_live_positions())
+        positions = asyncio.run(newest_projected_positions())
         # Redis came back empty (it keeps nothing on disk): every driver with a batch after that has its
-        # projection again, at its newest reading — nothing stale, nothing behind. Drivers whose last
-        # batch was before the outage have none until their next reading (the API falls back to SQL).
-        projected = {driver: (offset, state) for driver, (offset, state) in live.items() if state is not None}
-        assert len(projected) > len(live) // 4
-        assert all(state.seq == offset for offset, state in projected.values())
+        # position in `ws:recent:{id}` again, at its newest reading — nothing stale, nothing behind. Drivers
+        # whose last batch was before the outage have none until their next reading (viewers wait for it).
+        projected = {driver: (offset, seq) for driver, (offset, seq) in positions.items() if seq is not None}
+        assert len(projected) > len(positions) // 4
+        assert all(seq == offset for offset, seq in projected.values())
         assert status["lag"] == 0
     finally:
         stop_process(redis_proc)

@@ -1,5 +1,6 @@
 """The projector contract (tests/contracts/projector_contract.py) on Redis (RedisProjector), plus what only
-Redis has: one pipeline round trip per batch, a forgotten script, TTLs, the speed for 2,000 drivers, key names."""
+Redis has: one pipeline round trip per batch, a forgotten script, TTLs, the speed for 2,000 drivers, the keys a
+batch writes, and the Lua twins of storage/redis/keys.py's builders."""
 
 from __future__ import annotations
 
@@ -14,19 +15,9 @@ import storage.redis.projections as projections
 from domain.batches import ShardOutput
 from domain.events import TripStarted
 from storage.redis.client import create_redis
-from storage.redis.projections import (
-    RedisProjector,
-    driver_channel,
-    driver_keys,
-    latest_trip_key,
-    live_key,
-    publish_batch,
-    read_latest_trip,
-    read_live,
-    read_recent,
-    recent_key,
-)
-from tests.contracts.projection_builders import T0, live, new_event, trip_batch
+from storage.redis.keys import LUA_KEYS, driver_channel, driver_keys, generation_key, l2_key, recent_key
+from storage.redis.projections import RedisProjector, publish_batch, read_recent
+from tests.contracts.projection_builders import T0, live, new_event, newest_position_seq, trip_batch
 from tests.contracts.projector_contract import *  # noqa: F403 - the contract's tests
 
 
@@ -48,7 +39,7 @@ async def drivers(redis) -> AsyncIterator:
         return ids
 
     yield make
-    keys = [key for d in made for key in (*driver_keys(d), f"cache:gen:{d}")]
+    keys = [key for d in made for key in driver_keys(d)]
     for i in range(0, len(keys), 1000):
         await redis.delete(*keys[i : i + 1000])
 
@@ -61,14 +52,11 @@ class RedisProjectorBackend:
     def projector(self, recent_per_driver: int = 200) -> RedisProjector:
         return RedisProjector(self.redis, recent_per_driver=recent_per_driver)
 
-    async def live(self, driver_id: str):
-        return await read_live(self.redis, driver_id)
-
-    async def latest_trip(self, driver_id: str):
-        return await read_latest_trip(self.redis, driver_id)
-
     async def recent(self, driver_id: str, since_seq: int = -1) -> list[bytes]:
         return await read_recent(self.redis, driver_id, since_seq)
+
+    async def generation(self, driver_id: str) -> int:
+        return int(await self.redis.get(generation_key(driver_id)) or 0)
 
     async def capture(self, channels: list[str], action: Callable[[], Awaitable]) -> dict[str, list[bytes]]:
         pubsub = self.redis.pubsub()
@@ -124,7 +112,7 @@ async def test_a_batch_is_one_pipeline_round_trip(redis, drivers, monkeypatch):
 
     monkeypatch.setattr(redis, "pipeline", counting_pipeline)
     result = await publish_batch(redis, [ShardOutput(shard=0, live=[live(d, 2) for d in ids])])
-    assert result.live_updated == 1200
+    assert (result.drivers, result.messages, result.trips_ended) == (1200, 1200, 0)
     assert len(executed) == 1  # one round trip: 3 script calls + 3 fleet chunks, and no invalidation
     assert executed[0] == 3 + 3  # message (positions alone change nothing the API caches)
 
@@ -137,8 +125,8 @@ async def test_a_forgotten_script_is_loaded_and_the_batch_still_lands(redis, dri
     monkeypatch.setattr(projections, "_BATCH_SCRIPT", fresh)
     monkeypatch.setattr(projections, "_BATCH_SCRIPT_SHA", hashlib.sha1(fresh.encode()).hexdigest())
     result = await publish_batch(redis, [ShardOutput(shard=0, live=[live(d1, 3)])])
-    assert result.live_updated == 1
-    assert (await read_live(redis, d1)).seq == 3
+    assert result.drivers == 1
+    assert newest_position_seq(await read_recent(redis, d1)) == 3
 
 
 async def test_publish_batch_for_2000_drivers_is_fast(redis, drivers, capsys):
@@ -163,12 +151,27 @@ async def test_publish_batch_for_2000_drivers_is_fast(redis, drivers, capsys):
         started = time.perf_counter()
         result = await publish_batch(redis, outputs)
         timings.append((time.perf_counter() - started) * 1000)
-        assert (result.drivers, result.messages, result.live_updated) == (2000, 2200, 2000)
+        assert (result.drivers, result.messages, result.trips_ended) == (2000, 2200, 0)
     with capsys.disabled():
         print(f"\npublish_batch 2,000 drivers × (1 position + 0.1 events): {', '.join(f'{t:.1f}' for t in timings)} ms")
     assert min(timings) < 500  # a regression guard, not the target (docs/PROJECTIONS.md has the figures)
 
 
-def test_key_names_match_the_documented_scheme():
-    assert (live_key("d1"), latest_trip_key("d1"), recent_key("d1"), driver_channel("d1")) == (
-        "driver:d1:live", "driver:d1:latest_trip", "ws:recent:d1", "ws:driver:d1")
+async def test_a_trip_batch_writes_only_the_keys_of_driver_keys(redis, drivers):
+    """SCAN in a test only (production never enumerates): every key that names the driver after a batch with
+    a trip end is one of `driver_keys` — no live hash, no latest trip."""
+    (d1,) = drivers()
+    output, _ = trip_batch(d1, 10, 90)
+    await publish_batch(redis, [output])
+    found = {key.decode() async for key in redis.scan_iter(match=f"*{d1}*", count=10_000)}
+    assert found == set(driver_keys(d1))
+
+
+async def test_the_lua_key_functions_spell_the_python_names(redis):
+    script = LUA_KEYS + (
+        "return {recent_key(ARGV[1]), driver_channel(ARGV[1]), generation_key(ARGV[1]),"
+        " l2_key(ARGV[1], ARGV[2], ARGV[3])}"
+    )
+    names = await redis.eval(script, 0, "d1", "7", "trips:1:20")
+    assert [n.decode() for n in names] == [recent_key("d1"), driver_channel("d1"), generation_key("d1"),
+                                           l2_key("d1", 7, "trips:1:20")]

@@ -37,6 +37,7 @@ from storage.postgres.event_store import insert_trips
 from storage.postgres.pool import create_pool
 from storage.postgres.score_store import PostgresScoreStore
 from storage.redis.client import create_redis
+from storage.redis.keys import INVALIDATE_CHANNEL, driver_channel, generation_key, recent_key
 from storage.serve.risk_model import ServeRiskModel
 from tests.integration.pipeline_support import drop, key_of, make_migrated_database, produce
 from usecases.ports.risk_model import prior_request
@@ -330,7 +331,7 @@ def test_every_driver_with_a_trip_is_scored_once_priced_within_the_cap_and_proje
     async def scenario() -> None:
         redis = create_redis(settings)
         pubsub = redis.pubsub()
-        await pubsub.psubscribe(f"ws:driver:{tag}-*")
+        await pubsub.psubscribe(driver_channel(f"{tag}-*"))
         heard: list[dict] = []
 
         async def listen() -> None:
@@ -437,11 +438,11 @@ async def check_redis(redis, every: dict, heard: list[dict]) -> None:
     for driver, trips in every.items():
         mine = [m["payload"]["trip_id"] for m in heard if m["type"] == "risk_scored" and m["driver_id"] == driver]
         assert mine == [str(t) for t, _ in trips], f"risk_scored messages of {driver}"
-        recent = [msgspec.json.decode(m) for m in await redis.zrange(f"ws:recent:{driver}", 0, -1)]
+        recent = [msgspec.json.decode(m) for m in await redis.zrange(recent_key(driver), 0, -1)]
         latest = str(trips[-1][0])
         held = [m for m in recent if m["type"] == "risk_scored" and m["payload"]["trip_id"] == latest]
         assert len(held) == 1 and held[0]["seq"] >= 0
-        assert await redis.exists(f"driver:{driver}:score") == 0
+        assert await redis.exists(f"driver:{driver}:score") == 0  # a key deleted in issue 10: never written again
     kinds = {m["type"] for m in heard}
     assert {"risk_scored", "premium_quoted", "position", "trip_ended"} <= kinds
 
@@ -519,9 +520,9 @@ async def check_new_model_version_is_scored_and_invalidates_caches(
     await asyncio.to_thread(risk_app.deploy, models_dir)
     new_version = await model_version()
     assert new_version != old_version
-    generations = {d: int(await redis.get(f"cache:gen:{d}") or 0) for d in trips}
+    generations = {d: int(await redis.get(generation_key(d)) or 0) for d in trips}
     pubsub = redis.pubsub()
-    await pubsub.subscribe("cache:invalidate")
+    await pubsub.subscribe(INVALIDATE_CHANNEL)
     before = await fetch(url, "SELECT score_id, trip_id, model_version FROM risk_scores")
     nexts = await add_next_trips(url, trips)
     resubmitted = [EndedTrip(d, t, e, 0) for d, (t, e) in trips.items()]
@@ -550,7 +551,7 @@ async def check_new_model_version_is_scored_and_invalidates_caches(
         await viewer.close()
     assert stats["scores_inserted"] == stats["scored"] == len(nexts) and stats["rounds"] == 1
     assert invalidated == set(trips)
-    assert {d: int(await redis.get(f"cache:gen:{d}")) for d in trips} == {d: g + 1 for d, g in generations.items()}
+    assert {d: int(await redis.get(generation_key(d))) for d in trips} == {d: g + 1 for d, g in generations.items()}
     after = await fetch(url, "SELECT score_id, trip_id, model_version FROM risk_scores")
     assert {tuple(r) for r in before} < {tuple(r) for r in after}, "earlier scores untouched"
     fresh = {r["trip_id"]: r["model_version"] for r in after}
@@ -579,13 +580,13 @@ async def check_rescoring_writes_nothing(settings, redis, trips: dict) -> None:
     nothing published."""
     url = settings.database_url
     before = await table_counts(url)
-    recent_before = {d: await redis.zrange(f"ws:recent:{d}", 0, -1) for d in trips}
+    recent_before = {d: await redis.zrange(recent_key(d), 0, -1) for d in trips}
     again = [EndedTrip(driver, trip_id, end_ms, 0) for driver, (trip_id, end_ms) in trips.items()]
     stats = await score_once(settings, again)
     assert (stats["scored"], stats["catchup_found"], stats["rounds"]) == (0, 0, 1)
     assert (stats["scores_inserted"], stats["events_inserted"], stats["policies_updated"]) == (0, 0, 0)
     assert await table_counts(url) == before
-    assert {d: await redis.zrange(f"ws:recent:{d}", 0, -1) for d in trips} == recent_before
+    assert {d: await redis.zrange(recent_key(d), 0, -1) for d in trips} == recent_before
 
 
 async def check_scores_are_reproducible(settings, every: dict, version: str) -> None:

@@ -1,4 +1,4 @@
-"""Pure pieces of the REST API: pagination, readable 422s, cache key names, factors, tariffs, demo logins."""
+"""Pure pieces of the REST API: pagination, readable 422s, factors, tariffs, demo logins."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from deployments.api.schemas import page_offset
 from deployments.api.schemas_admin import DriverCreate, DriverPatch, PolicyCreate, UserCreate
 from domain import pricing
 from domain.scoring import PolicyTerms, quote_policy
-from storage.redis.cache import generation_key, l2_key
 from usecases.driver_queries import top_factors
 
 
@@ -40,11 +39,6 @@ def test_validation_errors_keep_fastapis_shape_and_name_the_field():
         {"loc": ["body", "email"], "msg": "unknown domain", "type": "value_error", "field": "email"},
         {"loc": ["body", 0], "msg": "JSON decode error", "type": "json_invalid", "field": "body"},
     ]
-
-
-def test_l2_keys_name_the_driver_generation_and_resource():
-    assert generation_key("driver0001") == "cache:gen:driver0001"
-    assert l2_key("driver0001", 7, "trips:1:20") == "cache:v1:driver0001:7:trips:1:20"
 
 
 def test_top_factors_are_read_from_either_stored_shape_and_junk_is_skipped():

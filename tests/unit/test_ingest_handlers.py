@@ -14,6 +14,7 @@ from storage.event_store_contract import ConcurrencyConflict
 from storage.memory.event_store import InMemoryEventStore
 from storage.memory.projector import InMemoryProjector
 from tests.contracts.event_store_builders import batch, event, items
+from tests.contracts.projection_builders import newest_position_seq
 from usecases.ingest import PersistBatchHandler, ShardBatchHandler
 from usecases.ports.scorer_sink import RecordingScorerSink
 
@@ -143,7 +144,7 @@ async def test_a_retried_batch_is_stored_once_and_projected_without_moving_back(
     assert second.result.events_skipped == len(done.output.events)
     assert sum(len(r) for r in store.readings.values()) == len(chunk)
     newest = {live.driver_id: live.seq for live in done.output.live}
-    assert {d: projector.live(d).seq for d in newest} == newest
+    assert {d: newest_position_seq(projector.recent(d)) for d in newest} == newest
 
 
 async def test_a_conflicting_batch_leaves_nothing_and_is_neither_projected_nor_scored():

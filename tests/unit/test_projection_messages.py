@@ -89,25 +89,27 @@ def test_drivers_are_sorted_and_the_plan_does_not_depend_on_shard_order():
     assert first == second
 
 
-def test_the_newest_trip_ended_becomes_the_latest_trip():
+def test_a_batch_with_a_trip_ended_marks_the_driver_and_carries_the_summary_in_the_message():
     older_trip, newer_trip = uuid.uuid4(), uuid.uuid4()
     t = 1_767_225_600_000
     events = [_new(_ended("d1", t + 99_000, newer_trip), seq=90, version=4),
               _new(_ended("d1", t, older_trip), seq=30, version=2)]
     plan = plan_projection([ShardOutput(shard=0, events=events)])
-    seq, summary_json = plan.drivers[0].latest_trip
-    assert seq == 90
-    assert msgspec.json.decode(summary_json, type=TripSummary) == _ended("d1", t + 99_000, newer_trip).summary
+    (update,) = plan.drivers
+    assert update.trip_ended and plan.trips_ended == 1
+    summaries = [msgspec.json.decode(m)["payload"]["summary"] for _, m in update.messages]
+    assert [msgspec.convert(s, TripSummary) for s in summaries] == [
+        _ended("d1", t, older_trip).summary, _ended("d1", t + 99_000, newer_trip).summary]  # fmt: skip
 
 
-def test_a_batch_without_trip_ended_leaves_the_latest_trip_alone():
-    plan = plan_projection([ShardOutput(shard=0, live=[_live("d1", 3)])])
-    assert plan.drivers[0].latest_trip is None
+def test_a_batch_without_trip_ended_marks_no_driver():
+    plan = plan_projection([ShardOutput(shard=0, live=[_live("d1", 3)], events=[_new(_started("d1", 1_000), 2, 1)])])
+    assert not plan.drivers[0].trip_ended and plan.trips_ended == 0
 
 
 def test_of_two_positions_for_one_driver_the_higher_seq_wins():
     plan = plan_projection([ShardOutput(shard=0, live=[_live("d1", 5)]), ShardOutput(shard=1, live=[_live("d1", 8)])])
-    assert plan.drivers[0].live.seq == 8
+    assert [seq for seq, _ in plan.drivers[0].messages] == [8]
 
 
 def test_fleet_payloads_are_chunked_and_keep_message_order():

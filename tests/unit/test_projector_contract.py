@@ -27,14 +27,11 @@ class MemoryProjectorBackend:
     def drivers(self, n: int = 1) -> list[str]:
         return [f"projtest-{next(self._ids)}" for _ in range(n)]
 
-    async def live(self, driver_id: str):
-        return self.projector_state().live(driver_id)
-
-    async def latest_trip(self, driver_id: str):
-        return self.projector_state().latest_trip(driver_id)
-
     async def recent(self, driver_id: str, since_seq: int = -1) -> list[bytes]:
         return self.projector_state().recent(driver_id, since_seq)
+
+    async def generation(self, driver_id: str) -> int:
+        return self.projector_state().generation(driver_id)
 
     async def capture(self, channels: list[str], action: Callable[[], Awaitable]) -> dict[str, list[bytes]]:
         state = self.projector_state()

@@ -1,5 +1,6 @@
 """`POST /api/v1/auth/login`: username + password → a bearer JWT. Failed attempts are rate limited per
-username and client (Redis counters with a window, auth.failure_keys); successful logins never are."""
+username and client (Redis counters with a window, storage.redis.keys.login_failure_keys); successful logins
+never are."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from deployments.api.routers.common import ResourcesDep
 from deployments.api.schemas import ErrorOut, LoginRequest, TokenResponse
 from storage.postgres import users
 from storage.postgres.pool import acquire
+from storage.redis.keys import login_failure_keys
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -29,7 +31,7 @@ BAD_CREDENTIALS = "invalid username or password"
 async def login(body: LoginRequest, request: Request, resources: ResourcesDep) -> TokenResponse:
     settings = resources.settings
     client = request.client.host if request.client else "unknown"
-    keys = auth.failure_keys(body.username, client)
+    keys = login_failure_keys(body.username, client)
     await _refuse_if_limited(resources, keys)
     async with acquire(resources.pool, settings) as conn:
         row = await users.login_row(conn, body.username)
