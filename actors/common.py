@@ -29,6 +29,7 @@ class ActorContext:
         self.settings = settings
         self.name = name
         self.pid = os.getpid()
+        self.node_id = _node_id()  # where Ray placed this process: operators and the multi-node tests read it
         # A batch allocates ~30k tracked objects (readings, UUIDs, items); with the default threshold (700)
         # the cyclic GC ran dozens of times per batch over every driver's state: measured 4.0 s → 1.0 s of
         # decode per 1M readings in a shard, +25 % pipeline throughput (BENCHMARKS.md). Nothing here builds
@@ -77,3 +78,9 @@ class ActorContext:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+
+
+def _node_id() -> str | None:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None

@@ -240,4 +240,5 @@ class IngestConsumer:
             "first_poll_at": t.first_poll_at,
             "last_ack_at": t.last_ack_at,
             "pid": self.ctx.pid,
+            "node": self.ctx.node_id,
         }

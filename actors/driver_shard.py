@@ -96,6 +96,7 @@ class DriverShard:
             "activation_s": round(self.activation_s, 3),
             "fold_s": round(self.fold_s, 3),
             "pid": self.ctx.pid,
+            "node": self.ctx.node_id,
         }
 
     async def shutdown(self) -> None:

@@ -103,6 +103,7 @@ class Persistence:
             "project_s": round(self.project_s, 3),
             "trips_to_scorer": self.trips_handed,
             "pid": self.ctx.pid,
+            "node": self.ctx.node_id,
         }
 
     async def shutdown(self) -> None:

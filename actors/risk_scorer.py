@@ -116,7 +116,8 @@ class RiskScorer:
                 self._task.cancel()
 
     async def stats(self) -> dict:
-        return {**self.scorer.stats(), "running": self.running, "pid": self.ctx.pid}
+        return {**self.scorer.stats(), "running": self.running, "pid": self.ctx.pid,
+                "node": self.ctx.node_id}
 
     async def shutdown(self) -> None:
         await self.stop()

@@ -182,7 +182,9 @@ class PipelineSupervisor:
             with contextlib.suppress(Exception):
                 ray.kill(old, no_restart=True)
             await self._until_gone(spec.name)
-        options = {"name": spec.name, "namespace": self.namespace, "lifetime": "detached", "get_if_exists": True}
+        # SPREAD: across the cluster's nodes, so one node's loss takes a part of the pipeline, never all of it.
+        options = {"name": spec.name, "namespace": self.namespace, "lifetime": "detached", "get_if_exists": True,
+                   "scheduling_strategy": "SPREAD"}
         s = self.settings
         if spec.role is Role.SCORER:
             RiskScorer.options(**options).remote(s)
