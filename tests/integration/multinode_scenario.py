@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pathlib
 import sys
+import threading
 import time
 from collections import Counter
 
@@ -34,30 +36,35 @@ MB = 1024 * 1024
 def main() -> None:
     request = json.load(sys.stdin)
     settings = Settings.model_validate(request["settings"])
-    expected, http_port = request["expected"], request["http_port"]
+    http_port = request["http_port"]
+    payloads = pathlib.Path(request["payloads_file"]).read_bytes().splitlines()
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "object_store_memory": 150 * MB, "_system_config": FAST_NODE_DEATH})
     workers = [cluster.add_node(num_cpus=1, object_store_memory=100 * MB) for _ in range(2)]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, namespace="multinode", log_to_driver=False, configure_logging=False)
     try:
-        print(json.dumps(asyncio.run(scenario(settings, expected, http_port, cluster, workers))), flush=True)
+        print(json.dumps(asyncio.run(scenario(settings, payloads, http_port, cluster, workers))), flush=True)
     finally:
         ray.shutdown()
         cluster.shutdown()
 
 
-async def scenario(settings: Settings, expected: int, http_port: int, cluster: Cluster, workers: list) -> dict:
+async def scenario(settings: Settings, payloads: list[bytes], http_port: int, cluster: Cluster, workers: list) -> dict:
     from ray import serve
 
-    from config.names import API_APP, API_ROUTE
-    from deployments.builder import build_api_app
+    from config.names import API_APP
+    from deployments.builder import API_ROUTE, build_api_app
 
-    pipeline = start_pipeline(settings, prefix="mn-")
+    expected = len(payloads)
     serve.start(http_options={"host": "127.0.0.1", "port": http_port})
     serve.run(build_api_app(settings), name=API_APP, route_prefix=API_ROUTE)
+    pipeline = start_pipeline(settings, prefix="mn-")
     before = await placements(pipeline)
     replicas_before = replica_nodes()
+    # Paced production (about 2,000 readings/s) so that the node is lost while readings still arrive.
+    producing = threading.Thread(target=produce_paced, args=(settings, payloads), daemon=True)
+    producing.start()
     started = time.monotonic()
     while await durable_messages(settings) < expected // 5:
         assert time.monotonic() - started < 180, "no progress before the node loss"
@@ -86,6 +93,15 @@ async def scenario(settings: Settings, expected: int, http_port: int, cluster: C
         "resumed_after_s": round(resumed_after_s, 1), "api_ok_after_loss": api_ok,
         "replicas_before": replicas_before, "replicas_after": replica_nodes(), "lag": status["lag"],
     }
+
+
+def produce_paced(settings: Settings, payloads: list[bytes], chunk: int = 500, pause_s: float = 0.25) -> None:
+    from tests.integration.pipeline_support import key_of, produce
+
+    for start in range(0, len(payloads), chunk):
+        part = payloads[start : start + chunk]
+        produce(settings, part, [key_of(p) for p in part])
+        time.sleep(pause_s)
 
 
 async def placements(pipeline) -> dict[str, str]:

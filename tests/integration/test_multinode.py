@@ -17,9 +17,7 @@ from autoins.stack.processes import free_tcp_port
 from tests.integration.pipeline_support import (
     domain_event_set,
     drop,
-    key_of,
     make_migrated_database,
-    produce,
     stored_counts,
 )
 from tests.integration.test_pipeline import NOW, run_pipeline
@@ -28,7 +26,7 @@ pytestmark = pytest.mark.timeout(900)
 
 
 def test_a_worker_node_lost_mid_stream_moves_its_actors_and_loses_nothing(
-    ray_session, base_settings, kafka_topics, fleet
+    ray_session, base_settings, kafka_topics, fleet, tmp_path
 ):
     payloads, _ = fleet
     payloads = payloads[:20_000]
@@ -41,9 +39,10 @@ def test_a_worker_node_lost_mid_stream_moves_its_actors_and_loses_nothing(
                                          **kafka_topics, **shape)
             for url in urls
         )
-        produce(faulty, payloads, [key_of(p) for p in payloads])
+        payloads_file = tmp_path / "payloads.jsonl"
+        payloads_file.write_bytes(b"\n".join(payloads))
         secret = {"jwt_secret_key": faulty.jwt_secret_key.get_secret_value()}
-        request = {"settings": faulty.model_dump(mode="json") | secret, "expected": len(payloads),
+        request = {"settings": faulty.model_dump(mode="json") | secret, "payloads_file": str(payloads_file),
                    "http_port": free_tcp_port()}
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
         done = subprocess.run([sys.executable, "-m", "tests.integration.multinode_scenario"], input=json.dumps(request),
@@ -59,6 +58,7 @@ def test_a_worker_node_lost_mid_stream_moves_its_actors_and_loses_nothing(
         assert result["api_ok_after_loss"], result
         assert result["victim"] not in result["replicas_after"], result
 
+        # The scenario produced every reading to the topic: the fault-free run reads the same log.
         run_pipeline(clean, len(payloads), timeout_s=300)
         counts = asyncio.run(stored_counts(faulty.database_url))
         assert counts["readings"] == counts["distinct_readings"] == len(payloads)
