@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     cache_warm_budget_s: float = Field(default=5.0, ge=0)
     login_max_failures: int = Field(default=5, ge=1)  # per username and client, per window
     login_failure_window_s: int = Field(default=300, ge=1)
+    # One access line per request cost ~20 % of a replica's CPU (py-spy: structlog rendering plus Ray's stderr
+    # capture); by default only errors (status >= 400) and slow requests are logged, every one when true.
+    access_log_all: bool = False
+    access_log_slow_ms: float = Field(default=500.0, ge=0)
     ingest_max_readings: int = Field(default=1000, ge=1)
     ingest_kafka_timeout_s: float = Field(default=5.0, gt=0)
 

@@ -48,8 +48,10 @@ class PlatformMiddleware:
     `served_by()` names this replica (tests prove which replica answered)."""
 
     def __init__(self, app: ASGIApp, observe: Callable[[str, str, int, float], None],
-                 served_by: Callable[[], str], echo_request_id: Callable[[], bool] = lambda: True) -> None:
+                 served_by: Callable[[], str], echo_request_id: Callable[[], bool] = lambda: True,
+                 log_access: Callable[[int, float], bool] = lambda _status, _duration_s: True) -> None:
         self.app = app
+        self.log_access = log_access
         self.observe = observe
         self.served_by = served_by
         self.echo_request_id = echo_request_id
@@ -104,7 +106,8 @@ class PlatformMiddleware:
                 duration_s = time.perf_counter() - started
                 endpoint = route_template(scope)
                 self.observe(scope["method"], endpoint, status, duration_s)
-                _log.info("http_request", method=scope["method"], endpoint=endpoint, path=scope.get("path"),
-                          status=status, duration_ms=round(duration_s * 1000, 2))
+                if self.log_access(status, duration_s):
+                    _log.info("http_request", method=scope["method"], endpoint=endpoint, path=scope.get("path"),
+                              status=status, duration_ms=round(duration_s * 1000, 2))
             structlog.contextvars.reset_contextvars(**bound)
             request_id_var.reset(token)

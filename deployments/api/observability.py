@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from config.logging import configure_logging, get_logger
+from config.settings import Settings
 from deployments.api.middleware import PlatformMiddleware
 from deployments.api.resources import ApiResources
 from deployments.metrics import EventRate, platform_metrics
@@ -58,11 +59,19 @@ class HttpObservations:
             metrics.observe_http(method, endpoint, status, duration_s)
 
 
+def access_log_policy(settings: Settings) -> Callable[[int, float], bool]:
+    """Which requests get an access line: every one with ACCESS_LOG_ALL, else errors and slow requests."""
+    if settings.access_log_all:
+        return lambda _status, _duration_s: True
+    slow_s = settings.access_log_slow_ms / 1000
+    return lambda status, duration_s: status >= 400 or duration_s >= slow_s
+
+
 def install_observability(app: FastAPI) -> None:
     """Middleware (outermost) and the per-replica background tasks (pool sampler, business metrics)."""
     observations = app.state.http_observations = HttpObservations()
     app.add_middleware(PlatformMiddleware, observe=observations.observe, served_by=replica_name,
-                       echo_request_id=lambda: not in_replica())
+                       echo_request_id=lambda: not in_replica(), log_access=access_log_policy(app.state.settings))
     original = app.router.lifespan_context
 
     @asynccontextmanager

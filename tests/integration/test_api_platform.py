@@ -27,7 +27,7 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture(scope="module")
 def api(serve_session, migrated_settings, kafka_bootstrap, tmp_path_factory):
-    settings = settings_with_topics(migrated_settings, kafka_bootstrap, api_num_replicas=2,
+    settings = settings_with_topics(migrated_settings, kafka_bootstrap, api_num_replicas=2, access_log_all=True,
                                     models_dir=tmp_path_factory.mktemp("no-models"))
     driver_id = run_driver_ids(1)[0]
     insert_drivers(settings, [driver_id])

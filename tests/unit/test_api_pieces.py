@@ -135,3 +135,13 @@ def test_the_use_case_views_encode_the_fields_the_openapi_models_document():
              (views.QuoteView, schemas.QuoteOut), (views.FactorView, schemas.FactorOut)]
     for view, model in pairs:
         assert view.__struct_fields__ == tuple(model.model_fields), view.__name__
+
+
+def test_the_access_log_keeps_errors_and_slow_requests_unless_told_to_log_all():
+    from config.settings import Settings
+    from deployments.api.observability import access_log_policy
+
+    default = access_log_policy(Settings(access_log_slow_ms=500))
+    assert not default(200, 0.010) and not default(304, 0.499)
+    assert default(404, 0.001) and default(500, 0.001) and default(200, 0.5)
+    assert access_log_policy(Settings(access_log_all=True))(200, 0.001)
