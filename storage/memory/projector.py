@@ -35,7 +35,7 @@ class InMemoryProjector:
         self.batches += 1
         for update in plan.drivers:
             driver = update.driver_id
-            if update.trip_ended:
+            if update.cache_stale:
                 self.generations[driver] = self.generations.get(driver, 0) + 1
             if update.messages:
                 recent = self.recent_sets.setdefault(driver, {})
@@ -49,7 +49,7 @@ class InMemoryProjector:
         return ProjectionResult(
             drivers=len(plan.drivers),
             messages=plan.message_count,
-            trips_ended=plan.trips_ended,
+            trips_ended=plan.stale_drivers,
             fleet_publishes=len(plan.fleet_payloads),
         )
 

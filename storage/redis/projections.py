@@ -99,11 +99,11 @@ def event_message(event: NewEvent, payload: Any) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class DriverUpdate:
-    """What one batch changes for one driver. `messages` are (seq, JSON) in `message_order`; `trip_ended`:
-    the batch holds a `trip_ended` of the driver, so what the API caches for it is stale."""
+    """What one write changes for one driver. `messages` are (seq, JSON) in `message_order`; `cache_stale`: what
+    the API caches for the driver is stale (a trip ended, or a new score), so its cache generation moves."""
 
     driver_id: str
-    trip_ended: bool
+    cache_stale: bool
     messages: tuple[tuple[int, bytes], ...]
 
 
@@ -120,8 +120,8 @@ class ProjectionPlan:
         return sum(len(d.messages) for d in self.drivers)
 
     @property
-    def trips_ended(self) -> int:
-        return sum(1 for d in self.drivers if d.trip_ended)
+    def stale_drivers(self) -> int:
+        return sum(1 for d in self.drivers if d.cache_stale)
 
 
 def plan_projection(outputs: Sequence[ShardOutput], *, fleet_chunk: int = FLEET_CHUNK_MESSAGES) -> ProjectionPlan:
@@ -141,7 +141,7 @@ def plan_projection(outputs: Sequence[ShardOutput], *, fleet_chunk: int = FLEET_
     fleet = tuple(fleet_payloads([m for d in drivers for _, m in d.messages], fleet_chunk))
     # Only a trip end changes what the API caches (trips pages; scores invalidate on their own): a position
     # alone must not drop every driving driver's L1 entries every batch.
-    changed = [d.driver_id for d in drivers if d.trip_ended]
+    changed = [d.driver_id for d in drivers if d.cache_stale]
     return ProjectionPlan(drivers, fleet, invalidation_payload(changed) if changed else None)
 
 
@@ -158,7 +158,7 @@ def _driver_update(driver_id: str, live: LivePosition | None, events: Sequence[N
     keyed.sort(key=lambda item: item[0])
     return DriverUpdate(
         driver_id=driver_id,
-        trip_ended=any(event.event_type == "trip_ended" for event in events),
+        cache_stale=any(event.event_type == "trip_ended" for event in events),
         messages=tuple((key[0], message) for key, message in keyed),
     )
 
@@ -189,10 +189,11 @@ def invalidation_payload(driver_ids: Iterable[str]) -> bytes:
 # docs/PROJECTIONS.md). The script derives each driver's keys from its id (storage/redis/keys.py spells the
 # names once, for Python and Lua), so it targets a single Redis, not a Redis Cluster.
 # Drivers travel as ONE flat msgpack array of strings (nested per-driver arrays cost Redis ~2× the
-# unpacking time). Per driver: id, trip ended ('1' or ''), message count n, then n × (seq, message JSON).
+# unpacking time). Per driver: id, cache stale ('1' or ''), message count n, then n × (seq, message JSON).
 # ARGV: 1 keep (recent_per_driver), 2 ttl_s, 3 the msgpack array.
-# A driver whose trip ended gets `cache:gen:{id}` INCRed: storage/redis/cache.py's versioned L2 keys for that
-# driver go stale (positions alone change nothing the API caches). Returns the number of drivers written.
+# A driver whose cached data went stale (a trip ended, a new score) gets `cache:gen:{id}` INCRed: storage/redis/
+# cache.py's versioned L2 keys for that driver go stale (positions alone change nothing the API caches). Returns
+# the number of drivers written. The scoring round's plans go through this same script (write_plan).
 _BATCH_SCRIPT = LUA_KEYS + LUA_APPEND_RECENT + """
 local keep = tonumber(ARGV[1])
 local ttl = ARGV[2]
@@ -227,7 +228,7 @@ class ProjectionResult:
 
 def _append_driver(flat: list[str], update: DriverUpdate) -> None:
     # Text, not bytes: Redis's Lua cmsgpack predates the msgpack bin types. JSON is UTF-8, so lossless.
-    flat += (update.driver_id, "1" if update.trip_ended else "", str(len(update.messages)))
+    flat += (update.driver_id, "1" if update.cache_stale else "", str(len(update.messages)))
     for seq, message in update.messages:
         flat += (str(seq), message.decode())
 
@@ -248,11 +249,25 @@ async def publish_batch(
 ) -> ProjectionResult:
     """Project a committed batch into Redis in one pipeline round trip (two after a Redis restart, which
     forgets the script). Idempotent in effect; see the module docstring."""
+    plan = plan_projection(outputs)
+    drivers = await write_plan(redis, plan, recent_per_driver=recent_per_driver, recent_ttl_s=recent_ttl_s)
+    return ProjectionResult(
+        drivers=drivers,
+        messages=plan.message_count,
+        trips_ended=plan.stale_drivers,
+        fleet_publishes=len(plan.fleet_payloads),
+    )
+
+
+async def write_plan(
+    redis: aioredis.Redis, plan: ProjectionPlan, *, recent_per_driver: int = 200, recent_ttl_s: int = 86_400
+) -> int:
+    """Write any plan (a batch's, or a scoring round's: storage/redis/score_projection.py) with the one script;
+    returns the drivers written. Connection errors propagate (the callers retry the whole call)."""
     if recent_per_driver < 1 or recent_ttl_s < 1:
         raise ValueError("recent_per_driver and recent_ttl_s must be ≥ 1")
-    plan = plan_projection(outputs)
     if not plan.drivers:
-        return ProjectionResult(0, 0, 0, 0)
+        return 0
     chunks = range(0, len(plan.drivers), DRIVERS_PER_CALL)
     blobs = [_script_blob(plan.drivers[i : i + DRIVERS_PER_CALL]) for i in chunks]
     pipe = redis.pipeline(transaction=False)
@@ -275,12 +290,7 @@ async def publish_batch(
     for reply in (*script_replies, *replies[len(blobs) :]):
         if isinstance(reply, ResponseError):
             raise reply
-    return ProjectionResult(
-        drivers=sum(int(r) for r in script_replies),
-        messages=plan.message_count,
-        trips_ended=plan.trips_ended,
-        fleet_publishes=len(plan.fleet_payloads),
-    )
+    return sum(int(r) for r in script_replies)
 
 
 class RedisProjector:

@@ -96,7 +96,7 @@ def test_a_batch_with_a_trip_ended_marks_the_driver_and_carries_the_summary_in_t
               _new(_ended("d1", t, older_trip), seq=30, version=2)]
     plan = plan_projection([ShardOutput(shard=0, events=events)])
     (update,) = plan.drivers
-    assert update.trip_ended and plan.trips_ended == 1
+    assert update.cache_stale and plan.stale_drivers == 1
     summaries = [msgspec.json.decode(m)["payload"]["summary"] for _, m in update.messages]
     assert [msgspec.convert(s, TripSummary) for s in summaries] == [
         _ended("d1", t, older_trip).summary, _ended("d1", t + 99_000, newer_trip).summary]  # fmt: skip
@@ -104,7 +104,7 @@ def test_a_batch_with_a_trip_ended_marks_the_driver_and_carries_the_summary_in_t
 
 def test_a_batch_without_trip_ended_marks_no_driver():
     plan = plan_projection([ShardOutput(shard=0, live=[_live("d1", 3)], events=[_new(_started("d1", 1_000), 2, 1)])])
-    assert not plan.drivers[0].trip_ended and plan.trips_ended == 0
+    assert not plan.drivers[0].cache_stale and plan.stale_drivers == 0
 
 
 def test_of_two_positions_for_one_driver_the_higher_seq_wins():

@@ -76,6 +76,7 @@ def test_the_plan_is_sorted_deterministic_and_invalidates_the_scored_drivers():
     plan = plan_scores(trips)
     assert plan == plan_scores(list(reversed(trips)))
     assert [d.driver_id for d in plan.drivers] == ["a", "b"]
+    assert all(d.cache_stale for d in plan.drivers)  # a new score retires the driver's cached answers
     assert plan.invalidation == invalidation_payload(["a", "b"])
     (fleet,) = plan.fleet_payloads
     body = json.loads(fleet)
