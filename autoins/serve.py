@@ -60,16 +60,18 @@ async def live_counters(settings: Settings) -> dict:
 
 def status_table(status: dict, counters: dict, rate_per_s: float, elapsed_s: float) -> Table:
     table = Table(title=f"autoins pipeline — {elapsed_s:,.0f} s", show_header=True)
-    for column in ("events/s", "durable", "consumer lag", "DLQ", "trips", "harsh events", "rewinds"):
+    for column in ("events/s", "durable", "consumer lag", "DLQ", "trips", "harsh events", "rewinds", "actors"):
         table.add_column(column, justify="right")
+    restarting = status.get("restarting", 0)
     table.add_row(
-        f"{rate_per_s:,.0f}",
+        f"{max(rate_per_s, 0.0):,.0f}",
         f"{status['durable']:,}",
         f"{status['lag']:,}",
         f"{status['dead_lettered']:,}",
-        f"{counters.get('trips', 0):,}",
-        f"{counters.get('harsh_events', 0):,}",
+        f"{counters.get('trips', 0):,}" if counters else "?",
+        f"{counters.get('harsh_events', 0):,}" if counters else "?",
         f"{status['rewinds']}",
+        f"{restarting} restarting" if restarting else "all up",
     )
     return table
 
@@ -83,8 +85,11 @@ async def watch(settings: Settings, pipeline, until: Callable[[dict], bool] | No
     status: dict = {}
     with Live(console=console, refresh_per_second=2) as live:
         while not (stop_flag is not None and stop_flag.is_set()):
-            status = await pipeline_status(pipeline)
-            counters = await live_counters(settings)
+            status = await pipeline_status(pipeline)  # never raises: a down actor counts as restarting
+            try:
+                counters = await live_counters(settings)
+            except Exception:  # PostgreSQL away: the view goes on without its counters
+                counters = {}
             now = time.monotonic()
             rate = (status["durable"] - last_durable) / max(1e-6, now - last_t)
             last_durable, last_t = status["durable"], now
