@@ -18,7 +18,9 @@ from storage.postgres.pool import create_pool, drop_database
 from storage.postgres.read_models import PostgresDriverReadModels
 from storage.redis.cache import MultiLevelCache
 from storage.redis.client import create_redis
-from tests.contracts import admin_store, cache, read_models
+from tests.contracts import admin_store_contract as admin_store
+from tests.contracts import cache_contract as cache
+from tests.contracts import read_models_contract as read_models
 from tests.integration.fixtures_db import create_migrated_database
 from tests.integration.inprocess_api import api_settings
 from tests.unit.test_port_contracts import driver_row, policy_row, score_row, trip_row

@@ -17,7 +17,7 @@ from domain.scoring import EndedTrip, PolicyTerms, quote_policy, score_events, w
 from storage.memory.cache import InMemoryResponseCache
 from storage.memory.read_models import InMemoryDriverReadModels
 from storage.memory.risk_model import FakeRiskModel
-from tests.contracts.read_models import T0, ms
+from tests.contracts.read_models_contract import T0, ms
 from tests.unit.test_port_contracts import driver_row, policy_row, score_row, trip_row
 from usecases.driver_queries import DriverQueries, QueryTerms
 from usecases.ports.risk_model import RiskModelUnavailable
@@ -131,7 +131,7 @@ async def test_a_stored_quote_of_an_older_scoring_or_another_policy_is_not_serve
 
 
 def _stored(trip_id: uuid.UUID, policy_id: uuid.UUID):
-    from tests.contracts.read_models import quote_event
+    from tests.contracts.read_models_contract import quote_event
 
     return msgspec.structs.replace(quote_event(DRIVER, trip_id, policy_id, Decimal("900.00")), model_version="m1")
 

@@ -13,7 +13,9 @@ from domain.events import PremiumQuoted
 from storage.memory.admin_store import InMemoryAdminStore
 from storage.memory.cache import InMemoryResponseCache
 from storage.memory.read_models import InMemoryDriverReadModels
-from tests.contracts import admin_store, cache, read_models
+from tests.contracts import admin_store_contract as admin_store
+from tests.contracts import cache_contract as cache
+from tests.contracts import read_models_contract as read_models
 
 
 class MemoryWorld:
