@@ -121,6 +121,11 @@ class PipelineSupervisor:
         for handle in handles:
             with contextlib.suppress(Exception):
                 ray.kill(handle, no_restart=True)
+        # Let the reconcile loop end before the caller kills this actor: a run() still in flight would be retried
+        # (and Ray prints a warning on the driver's stdout) when the actor is killed.
+        deadline = time.monotonic() + self.tick_s + PROBE_TIMEOUT_S + 5
+        while self.running and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         self.log.info("supervisor_stopped")
         return {"stopped": len(handles)}
 
@@ -182,6 +187,8 @@ class PipelineSupervisor:
             with contextlib.suppress(Exception):
                 ray.kill(old, no_restart=True)
             await self._until_gone(spec.name)
+        if self.stopping:  # stop() began while this waited: create nothing it would then have to find and kill
+            return
         # SPREAD: across the cluster's nodes, so one node's loss takes a part of the pipeline, never all of it.
         options = {"name": spec.name, "namespace": self.namespace, "lifetime": "detached", "get_if_exists": True,
                    "scheduling_strategy": "SPREAD"}

@@ -45,6 +45,9 @@ def test_a_worker_node_lost_mid_stream_moves_its_actors_and_loses_nothing(
         request = {"settings": faulty.model_dump(mode="json") | secret, "payloads_file": str(payloads_file),
                    "http_port": free_tcp_port()}
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        # HAProxy's own listeners must not collide with the ones this test session's Serve holds.
+        env |= {"RAY_SERVE_HAPROXY_METRICS_PORT": str(free_tcp_port()),
+                "RAY_SERVE_HAPROXY_STATS_PORT": str(free_tcp_port())}
         done = subprocess.run([sys.executable, "-m", "tests.integration.multinode_scenario"], input=json.dumps(request),
                               capture_output=True, text=True, timeout=840, env=env)
         assert done.returncode == 0, done.stderr[-3000:]
