@@ -76,7 +76,7 @@ async def pipeline_status(pipeline: Pipeline, timeout_s: float = 5.0) -> dict:
         "consumers": consumers,
         "shards": shards,
         "persisters": persisters,
-        "scorer": await scorer_status(pipeline, timeout_s),
+        "scorer": (await _gather("stats", [pipeline.scorer], timeout_s))[0],
         "durable": sum(c.get("durable", 0) for c in answering),
         "dead_lettered": sum(c.get("dead_lettered", 0) for c in answering),
         "lag": sum(c.get("lag_total", 0) for c in answering),
@@ -95,16 +95,6 @@ async def _gather(method: str, actors: list, timeout_s: float) -> list[dict]:
             return {"available": False, "error": repr(error)[:200]}
 
     return list(await asyncio.gather(*(one(a) for a in actors)))
-
-
-async def scorer_status(pipeline: Pipeline, timeout_s: float = 5.0) -> dict:
-    """The scorer's counters (scored, pending, model_unavailable, …); {"available": False} while it restarts."""
-    if pipeline.scorer is None:
-        return {"available": False}
-    try:
-        return {"available": True, **await asyncio.wait_for(pipeline.scorer.stats.remote(), timeout_s)}
-    except Exception as error:
-        return {"available": False, "error": repr(error)[:200]}
 
 
 def _actor(name: str):

@@ -38,23 +38,7 @@ def test_serve_consumes_serves_the_api_and_stops_cleanly_on_sigint(base_settings
     settings = base_settings.with_overrides(database_url=url, kafka_consumer_group=group, **kafka_topics)
     asyncio.run(seed_demo(settings, 1))  # driver0001 / password0001
     http_port = free_tcp_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "KAFKA_CONSUMER_GROUP": group,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_topics["kafka_bootstrap_servers"],
-        "KAFKA_TOPIC_EVENTS": kafka_topics["kafka_topic_events"],
-        "KAFKA_TOPIC_DLQ": kafka_topics["kafka_topic_dlq"],
-        "NUM_SHARDS": "1",
-        "NUM_PERSISTENCE": "1",
-        "RAY_NAMESPACE": f"serve-test-{uuid.uuid4().hex[:6]}",
-        "HTTP_PORT": str(http_port),
-        "API_NUM_REPLICAS": "1",
-        # HAProxy's own listeners: not the ports this test session's Ray uses
-        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_tcp_port()),
-        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_tcp_port()),
-    }
-    env.pop("RAY_ADDRESS", None)
+    env = _serve_env(url, http_port, kafka_topics, group, "serve-test")
     produce(settings, payloads, [key_of(p) for p in payloads])
     proc = subprocess.Popen(
         [sys.executable, "-m", "autoins.cli", "serve"],
@@ -131,10 +115,7 @@ def test_serve_names_a_process_holding_its_port_and_exits_non_zero(base_settings
             squatter.bind(("127.0.0.1", 0))
             squatter.listen()
             port = squatter.getsockname()[1]
-            env = {**os.environ, "DATABASE_URL": url, "HTTP_PORT": str(port),
-                   "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_tcp_port()),
-                   "RAY_SERVE_HAPROXY_STATS_PORT": str(free_tcp_port())}
-            env.pop("RAY_ADDRESS", None)
+            env = _serve_env(url, port)
             done = subprocess.run([sys.executable, "-m", "autoins.cli", "serve"], env=env, cwd=tmp_path,
                                   capture_output=True, text=True, timeout=120)
         assert done.returncode == 1, done.stdout + done.stderr
@@ -165,15 +146,7 @@ def test_the_system_outlives_a_sigkilled_cli_and_status_and_stop_work_from_anoth
     group = f"orphan-{uuid.uuid4().hex[:8]}"
     settings = base_settings.with_overrides(database_url=url, kafka_consumer_group=group, **kafka_topics)
     http_port = free_tcp_port()
-    env = {
-        **os.environ, "DATABASE_URL": url, "KAFKA_CONSUMER_GROUP": group,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_topics["kafka_bootstrap_servers"],
-        "KAFKA_TOPIC_EVENTS": kafka_topics["kafka_topic_events"], "KAFKA_TOPIC_DLQ": kafka_topics["kafka_topic_dlq"],
-        "NUM_SHARDS": "1", "NUM_PERSISTENCE": "1", "RAY_NAMESPACE": f"orphan-{uuid.uuid4().hex[:6]}",
-        "HTTP_PORT": str(http_port), "API_NUM_REPLICAS": "1",
-        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_tcp_port()), "RAY_SERVE_HAPROXY_STATS_PORT": str(free_tcp_port()),
-    }
-    env.pop("RAY_ADDRESS", None)
+    env = _serve_env(url, http_port, kafka_topics, group, "orphan")
     produce(settings, first, [key_of(p) for p in first])
     proc = subprocess.Popen([sys.executable, "-m", "autoins.cli", "serve"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -219,3 +192,22 @@ def _kill_head(cwd, head=None) -> None:
     head = head or head_of(cwd)
     for process in head_processes(head) if head else ():
         process.kill()
+
+
+def _serve_env(url: str, http_port: int, kafka_topics: dict | None = None, group: str | None = None,
+               namespace: str = "serve-test") -> dict[str, str]:
+    """The whole configuration of an `autoins` process under test: its database, topics, a small pipeline, its
+    own HTTP port and HAProxy listener ports (never the ones this test session's Ray holds), no RAY_ADDRESS."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env |= {
+        "DATABASE_URL": url, "HTTP_PORT": str(http_port), "API_NUM_REPLICAS": "1", "NUM_SHARDS": "1",
+        "NUM_PERSISTENCE": "1", "RAY_NAMESPACE": f"{namespace}-{uuid.uuid4().hex[:6]}",
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_tcp_port()), "RAY_SERVE_HAPROXY_STATS_PORT": str(free_tcp_port()),
+    }
+    if kafka_topics is not None:
+        env |= {"KAFKA_BOOTSTRAP_SERVERS": kafka_topics["kafka_bootstrap_servers"],
+                "KAFKA_TOPIC_EVENTS": kafka_topics["kafka_topic_events"],
+                "KAFKA_TOPIC_DLQ": kafka_topics["kafka_topic_dlq"]}
+    if group is not None:
+        env["KAFKA_CONSUMER_GROUP"] = group
+    return env
