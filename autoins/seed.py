@@ -68,7 +68,7 @@ async def seed_demo(
     conn = await connect(settings, application_name="autoins-seed")
     try:
         today = datetime.now(UTC).date()
-        new_policies = await admin_queries.insert_missing_policies(conn, [_policy(d, today) for d in driver_ids])
+        new_policies = await admin_queries.insert_missing_policies(conn, [demo_policy(d, today) for d in driver_ids])
         wanted = [ADMIN_USERNAME, *driver_ids]
         missing = [u for u in wanted if u not in await users.existing_usernames(conn, wanted)]
         hashes = await _hash_all([_password(u) for u in missing], on_progress)
@@ -84,7 +84,8 @@ def _password(username: str) -> str:
     return ADMIN_PASSWORD if username == ADMIN_USERNAME else demo_password(username)
 
 
-def _policy(driver_id: str, today: date) -> tuple:
+def demo_policy(driver_id: str, today: date) -> tuple:
+    """An active one-year policy at the default rules' base premium (the row insert_missing_policies takes)."""
     base = DEFAULT_RULES.base_annual_premium
     return (driver_id, policy_number(driver_id), base, DEFAULT_RULES.per_km_rate, DEFAULT_RULES.currency, today,
             today + timedelta(days=365))

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from autoins.cli_support import console, settings_from_env, user_errors
 from autoins.errors import UserFacingError
+from autoins.ingress import ingress_environment
 from autoins.ray_head import RayHead
 from config.settings import Settings
 
@@ -125,8 +126,8 @@ def join_system(settings: Settings, *, start: bool) -> System:
         return System(None, started=False)
     # A local head for development: no token to hand around. Serve reads the ingress choice when it starts.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    if settings.serve_haproxy:  # PERF_NOTES: HAProxy ingress, p95 2.8 ms vs 9 ms
-        os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
+    for name, value in ingress_environment(settings.serve_haproxy).items():
+        os.environ.setdefault(name, value)
     head, started = running_head(settings), False
     if head is None:
         if not start:

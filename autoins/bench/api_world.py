@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from autoins.bench.scratch import Scratch
+from autoins.ingress import ingress_environment
 from config.settings import Settings
 
 NOOP_ROUTE = "/noop"
@@ -39,7 +40,8 @@ class ApiWorld:
     def open(self) -> str:
         """Build everything; returns the base URL. `close()` undoes it (also after a failure half-way)."""
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
+        for name, value in ingress_environment(self.base.serve_haproxy).items():
+            os.environ.setdefault(name, value)
         self.scratch = Scratch(self.base)
         self.tmp = tempfile.TemporaryDirectory(prefix="autoins-bench-api-")
         with self.out.status("scratch database, private Redis and broker …"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -23,6 +25,24 @@ _SERVICE_CHOICES = ("private", "configured")
 def _positive(name: str, value: int | None) -> None:
     if value is not None and value <= 0:
         raise UserFacingError(f"{name} must be a positive number, got {value}")
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool):
+    """File descriptor 1 points at stderr meanwhile (what threads and C code print too): `--json` keeps stdout for
+    its one line."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _report(result: dict, name: str, output: Path | None, as_json: bool, out, markdown: str, begin: str, end: str,
@@ -169,3 +189,49 @@ def ml_command(
                               command="autoins " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     _report(result, "ml", output if write else None, as_json, out, section_markdown(result), BEGIN, END,
             json_line, render_table)
+
+
+@bench_app.command("chaos")
+@user_errors
+def chaos_command(
+    events: Annotated[int, typer.Option("--events", help="Readings of the fixed fleet.")] = 60_000,
+    drivers: Annotated[int, typer.Option("--drivers", help="Simulated drivers.")] = 200,
+    rate: Annotated[float, typer.Option("--rate", help="Readings/s produced during the faulty run.")] = 2_000.0,
+    kills: Annotated[int, typer.Option("--kills", help="Processes to SIGKILL, drawn at random (seeded).")] = 3,
+    kinds: Annotated[str | None, typer.Option(
+        "--kinds", help="Comma-separated kinds to draw from (default: all): consumer, shard, persistence, scorer, "
+                        "supervisor, api, risk, controller.")] = None,
+    each: Annotated[bool, typer.Option("--each", help="Kill each of --kinds once, in order, instead of --kills "
+                                                      "random ones.")] = False,
+    node_loss: Annotated[bool, typer.Option("--node-loss", help="Also remove a worker node mid-stream (the "
+                                                                "cluster gets a head and 2 worker nodes).")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Fleet and fault plan seed.")] = 7,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed for each run.")] = 300.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line instead of tables.")] = False,
+    output: Annotated[Path, typer.Option("--output", help="Markdown file to write the run's section into.")
+                      ] = PROJECT_ROOT / "BENCHMARKS.md",
+    write: Annotated[bool, typer.Option("--write/--no-write", help="Write the BENCHMARKS.md section.")] = True,
+) -> None:
+    """A fixed fleet through the whole system while random processes are SIGKILLed (and with --node-loss a worker
+    node is lost), compared with a fault-free run in the same command: lost, duplicated, trips and scores equal,
+    recovery per fault, failed API requests."""
+    from autoins.bench.chaos import ChaosOptions, run_chaos_benchmark
+    from autoins.bench.chaos_faults import FAULT_KINDS
+    from autoins.bench.chaos_report import BEGIN, END, json_line, render_table, section_markdown
+
+    for name, value in (("--events", events), ("--drivers", drivers), ("--timeout", timeout), ("--rate", rate)):
+        _positive(name, value)
+    if kills < 0:
+        raise UserFacingError(f"--kills must be ≥ 0, got {kills}")
+    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else FAULT_KINDS
+    settings = settings_from_env()
+    options = ChaosOptions(events=events, drivers=drivers, rate=rate, kills=kills, kinds=chosen, explicit=each,
+                           node_loss=node_loss, seed=seed, timeout_s=timeout,
+                           command="autoins " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    out = err_console if as_json else console
+    with _stdout_to_stderr(as_json):  # Ray prints its nodes' worker-death notices on stdout
+        result = run_chaos_benchmark(settings, options, out)
+    _report(result, "chaos", output if write else None, as_json, out, section_markdown(result), BEGIN, END,
+            json_line, render_table)
+    if not result["verified"]:
+        raise fail("the faulty run differs from the fault-free one, or a fault was not recovered (see above)")

@@ -13,7 +13,6 @@ import math
 import time
 from dataclasses import dataclass
 
-import numpy as np
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -25,12 +24,12 @@ from rich.progress import (
 )
 
 from autoins.errors import UserFacingError
-from autoins.simulate import TRIP_TAIL_ALLOWANCE_S
+from autoins.simulate import TRIP_TAIL_ALLOWANCE_S, wire_keys
 from config.rules import validation_rules
 from config.settings import Settings
 from domain.partition_calendar import retention_start_ms
 from domain.rules import ValidationRules
-from domain.simulator import Population, driver_id, simulate, to_wire_json
+from domain.simulator import Population, simulate, to_wire_json
 from storage.kafka.producer import ProduceError, ReadingProducer
 
 READINGS_PER_DRIVER_DAY = 3_600  # docs/SIMULATOR.md: typical output
@@ -62,28 +61,28 @@ def window_for(events: int, drivers: int, now_ms: int, rules: ValidationRules) -
     return now_ms - round((duration_s + TRIP_TAIL_ALLOWANCE_S) * 1000), float(duration_s)
 
 
-def _keys(batch: np.ndarray) -> list[str]:
-    numbers, inverse = np.unique(batch["driver_no"], return_inverse=True)
-    names = np.array([driver_id(int(n)) for n in numbers.tolist()], dtype=object)
-    return names[inverse].tolist()
-
-
 def preload(settings: Settings, population: Population, events: int, seed: int, now_ms: int,
-            console: Console) -> Preloaded:
+            console: Console, *, rate: float | None = None, label: str = "preloading Kafka") -> Preloaded:
     """Produce the first `events` readings of the fleet's stream (keyed by driver id) and wait for every
-    acknowledgement; a progress bar on `console`."""
+    acknowledgement; a progress bar on `console`. `rate` (readings/s) paces the production (chaos runs feed a
+    running pipeline); None produces as fast as the broker takes them."""
     start_ms, duration_s = window_for(events, len(population.profiles), now_ms, validation_rules(settings))
     producer = ReadingProducer(settings, log_level=2)
     produced, first_ts, last_ts = 0, None, None
     started = time.monotonic()
     try:
-        with Progress(TextColumn("preloading Kafka"), BarColumn(), MofNCompleteColumn(), TextColumn("readings"),
+        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("readings"),
                       TextColumn("{task.fields[per_s]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                       console=console, transient=False) as progress:
             task = progress.add_task("preload", total=events, per_s="")
-            for batch in simulate(population, start_ms, duration_s, seed, batch_size=10_000):
+            chunk = max(1, int(rate / 10)) if rate else 10_000  # paced: ~0.1 s of readings per chunk
+            for batch in simulate(population, start_ms, duration_s, seed, batch_size=chunk):
                 part = batch[: events - produced]
-                produced += producer.produce_many(to_wire_json(part), _keys(part))
+                produced += producer.produce_many(to_wire_json(part), wire_keys(part))
+                if rate:
+                    ahead_s = produced / rate - (time.monotonic() - started)
+                    if ahead_s > 0:
+                        time.sleep(ahead_s)
                 first_ts = int(part["ts_ms"][0]) if first_ts is None else first_ts
                 last_ts = int(part["ts_ms"][-1])
                 elapsed = max(time.monotonic() - started, 1e-9)
