@@ -108,6 +108,7 @@ def run_chaos_benchmark(base: Settings, options: ChaosOptions, console: Console)
                          asyncio.run(_stored(clean)))
         unequal = [name for name, c in result["compared"].items() if not c["equal"]]
         result["differences"] = asyncio.run(_differences(faulty, clean, unequal))
+        result["run_id"] = scratch.run_id  # names its databases (autoins_bench_*_<run_id>) and topic
         return result
     finally:
         _stop_cluster(cluster)

@@ -35,6 +35,7 @@ class ApiProber:
     clients: int = 4  # concurrent clients, each with its own keep-alive connection
     every_s: float = 0.05  # each client's pause between requests
     timeout_s: float = 10.0
+    transport: httpx.BaseTransport | None = None  # tests answer in-process
     sent: int = 0
     failures: list[ProbeFailure] = field(default_factory=list)  # failed twice: the user saw it
     first_try_failures: list[ProbeFailure] = field(default_factory=list)  # failed once, answered on the retry
@@ -67,7 +68,8 @@ class ApiProber:
 
     def _loop(self, first: int) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
-        with httpx.Client(base_url=self.base_url, headers=headers, timeout=self.timeout_s) as client:
+        with httpx.Client(base_url=self.base_url, headers=headers, timeout=self.timeout_s,
+                          transport=self.transport) as client:
             turn = first
             while not self._stop.is_set():
                 route = ROUTES[turn % len(ROUTES)]

@@ -34,3 +34,16 @@ def test_no_ray_port_collides_with_the_services_on_the_nodes():
     commands = " ".join(prepared["head_start_ray_commands"] + prepared["worker_start_ray_commands"])
     ports = {int(p) for p in re.findall(r"(?:--port=|:)(\d{4,5})\b", commands)}
     assert ports and not ports & {5432, 6379, 9092, 8000}
+
+
+def test_every_node_starts_with_the_ingress_environment_autoins_serve_uses():
+    import shlex
+
+    from autoins.ingress import ingress_environment
+
+    wanted = ingress_environment(haproxy=True)
+    prepared = load()
+    for command in prepared["head_start_ray_commands"] + prepared["worker_start_ray_commands"]:
+        words = [word for word in shlex.split(command) if word.startswith("RAY_") and "=" in word]
+        assignments = dict(word.split("=", 1) for word in words)
+        assert {k: assignments.get(k) for k in wanted} == wanted, command
