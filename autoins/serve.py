@@ -170,6 +170,8 @@ async def stop_system(settings: Settings, pipeline, system: System) -> None:
     await asyncio.to_thread(remove_apps)
     if pipeline is not None:
         await stop_pipeline(pipeline)
+    if system.head is None:  # a cluster we joined stays up, without our Serve (its ingress would hold the port)
+        await asyncio.to_thread(shutdown_serve)
     if system.head is not None:
         import ray
 
@@ -219,6 +221,16 @@ def remove_apps() -> None:
         delete_all()
     except Exception as error:  # shutting down anyway: report, never mask the pipeline's clean stop
         console.print(f"[yellow]removing the Serve apps failed:[/yellow] {escape(str(error))}")
+
+
+def shutdown_serve() -> None:
+    """Serve's controller, proxies and HAProxy ingress off the cluster (the apps are already removed)."""
+    from ray import serve
+
+    try:
+        serve.shutdown()
+    except Exception as error:  # shutting down anyway: report, never mask the pipeline's clean stop
+        console.print(f"[yellow]shutting Serve down failed:[/yellow] {escape(str(error))}")
 
 
 def print_addresses(urls: dict[str, str], dashboard: str | None) -> None:
@@ -287,8 +299,13 @@ def status_command() -> None:
     if pipeline is None:
         raise UserFacingError("no pipeline is running in this Ray namespace")
     import ray
+    from ray.exceptions import RayError
 
-    status = ray.get(pipeline.supervisor.status.remote(), timeout=30)
+    try:
+        status = ray.get(pipeline.supervisor.status.remote(), timeout=30)
+    except RayError as error:  # its node was lost, or it is restarting: Ray brings it back
+        raise UserFacingError(f"the pipeline supervisor does not answer ({type(error).__name__}): it is being "
+                              "restarted (a lost node takes ~30 s to detect); try again shortly") from None
     apps = serve_apps()
     console.print(status_view(status, apps))
     healthy = status["health"]["status"] == "ok" and all(state == "RUNNING" for state in apps.values())
@@ -320,19 +337,21 @@ def serve_apps() -> dict[str, str]:
 
 
 def status_view(status: dict, apps: dict[str, str]) -> Table:
+    """One row per actor (node: the first 8 hex digits of its Ray node id, as `ray status` lists them)."""
     health = status["health"]
     table = Table(title=f"autoins — pipeline {health['status']}", show_header=True)
-    for column in ("actor", "role", "state", "pid", "restarts", "durable", "lag", "last error"):
+    for column in ("actor", "role", "state", "node", "pid", "restarts", "durable", "lag", "last error"):
         table.add_column(column)
     restarts = health.get("restarts", {})
     for name, actor in status["actors"].items():
         table.add_row(
-            escape(name), actor["role"], actor["state"], str(actor.get("pid", "")), str(restarts.get(name, 0)),
+            escape(name), actor["role"], actor["state"], str(actor.get("node", ""))[:8], str(actor.get("pid", "")),
+            str(restarts.get(name, 0)),
             _count(actor.get("durable", actor.get("readings"))), _count(actor.get("lag_total")),
             escape(str(actor.get("last_error") or ""))[:80],
         )
     for name, state in apps.items():
-        table.add_row(escape(name), "serve app", escape(state), "", "", "", "", "")
+        table.add_row(escape(name), "serve app", escape(state), "", "", "", "", "", "")
     return table
 
 
