@@ -147,7 +147,11 @@ class IngestConsumer:
             self.shards[s].process.remote(blob, *((ids[s],) if s in ids else ()))
             for s, blob in prepared.shard_blobs.items()
         ]
-        ref = self.persister.write.remote(prepared.persist, *shard_refs)
+        # Ray runs an async actor's calls as their arguments resolve, not in submission order: a small batch that
+        # reached one fast shard could commit before the batch ahead of it (a stream version gap, a conflict). The
+        # previous write's ref as an argument makes this write start only once that one is done.
+        after = self.inflight[-1].ref if self.inflight else None
+        ref = self.persister.write.remote(prepared.persist, after, *shard_refs)
         self.inflight.append(InFlight(ref=ref, prepared=prepared, polled_at=polled_at))
         self.totals.polled += len(messages)
         self.totals.valid += len(prepared.persist.readings)
