@@ -13,7 +13,6 @@ import math
 import time
 from dataclasses import dataclass
 
-import numpy as np
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -25,12 +24,12 @@ from rich.progress import (
 )
 
 from autoins.errors import UserFacingError
-from autoins.simulate import TRIP_TAIL_ALLOWANCE_S
+from autoins.simulate import TRIP_TAIL_ALLOWANCE_S, driver_keys
 from config.rules import validation_rules
 from config.settings import Settings
 from domain.partition_calendar import retention_start_ms
 from domain.rules import ValidationRules
-from domain.simulator import Population, driver_id, simulate, to_wire_json
+from domain.simulator import Population, simulate, to_wire_json
 from storage.kafka.producer import ProduceError, ReadingProducer
 
 READINGS_PER_DRIVER_DAY = 3_600  # docs/SIMULATOR.md: typical output
@@ -62,12 +61,6 @@ def window_for(events: int, drivers: int, now_ms: int, rules: ValidationRules) -
     return now_ms - round((duration_s + TRIP_TAIL_ALLOWANCE_S) * 1000), float(duration_s)
 
 
-def _keys(batch: np.ndarray) -> list[str]:
-    numbers, inverse = np.unique(batch["driver_no"], return_inverse=True)
-    names = np.array([driver_id(int(n)) for n in numbers.tolist()], dtype=object)
-    return names[inverse].tolist()
-
-
 def preload(settings: Settings, population: Population, events: int, seed: int, now_ms: int,
             console: Console) -> Preloaded:
     """Produce the first `events` readings of the fleet's stream (keyed by driver id) and wait for every
@@ -83,7 +76,7 @@ def preload(settings: Settings, population: Population, events: int, seed: int, 
             task = progress.add_task("preload", total=events, per_s="")
             for batch in simulate(population, start_ms, duration_s, seed, batch_size=10_000):
                 part = batch[: events - produced]
-                produced += producer.produce_many(to_wire_json(part), _keys(part))
+                produced += producer.produce_many(to_wire_json(part), driver_keys(part))
                 first_ts = int(part["ts_ms"][0]) if first_ts is None else first_ts
                 last_ts = int(part["ts_ms"][-1])
                 elapsed = max(time.monotonic() - started, 1e-9)
