@@ -85,7 +85,7 @@ def run_ingest_benchmark(base: Settings, options: IngestOptions, console: Consol
         ray_started = ensure_ray(base, scratch.run_id)
         console.print(f"draining {options.events:,} readings through the pipeline "
                       f"({pipe.kafka_num_consumers} consumer(s), {pipe.num_shards} shards, "
-                      f"{pipe.num_persistence} persistence, batches of {pipe.consumer_batch_size:,}) …",
+                      f"{pipe.num_persistence} persistence, batches of up to {pipe.consumer_batch_size:,}) …",
                       highlight=False)
         run = asyncio.run(drain(
             pipe, options.events, prefix=f"bench-{scratch.run_id}-", service_pids=scratch.pids(),
