@@ -27,6 +27,8 @@ from actors.common import ActorContext
 from actors.consumer_metrics import ConsumerMetrics
 from actors.ingest_batch import PreparedBatch, prepare_batch
 from actors.kafka_source import KafkaSource
+from config.rules import batch_sizing_rules
+from domain.batch_sizing import BatchTarget, PollObservation, caught_up_target, next_target
 from storage.postgres.event_store import PostgresEventStore
 
 
@@ -74,7 +76,10 @@ class IngestConsumer:
         self.running = False
         self.stopping = False
         self.consecutive_failures = 0
-        self.metrics = ConsumerMetrics(self.topic, self.group)
+        self.metrics = ConsumerMetrics(self.topic, self.group, index)
+        self.sizing = batch_sizing_rules(settings)
+        self.target: BatchTarget = caught_up_target(self.sizing)
+        self.backlog = 0
 
     # -- the loop ------------------------------------------------------------------------------------
     @ray.method(max_task_retries=-1)
@@ -85,15 +90,17 @@ class IngestConsumer:
             return {"already_running": True}
         self.running = True
         settings = self.ctx.settings
-        linger_s = settings.consumer_linger_ms / 1000
         try:
             self.partitions = await self.kafka.call(self.kafka.open)
             await self._evict_my_partitions()
             await self._seek_to_stored_offsets()
             self.ctx.log.info("consumer_started", topic=self.topic, partitions=self.partitions)
+            messages: list = []
             while not self.stopping:
                 poll_started, poll_started_at = time.perf_counter(), time.time()
-                messages = await self.kafka.call(self.kafka.poll, settings.consumer_batch_size, linger_s)
+                target = await self._next_target(len(messages))
+                messages = await self.kafka.call(self.kafka.poll, target.max_messages, target.linger_s,
+                                                 target.first_wait_s)
                 self.totals.poll_s += time.perf_counter() - poll_started
                 if messages and self.totals.first_poll_at is None:
                     self.totals.first_poll_at = poll_started_at
@@ -114,6 +121,14 @@ class IngestConsumer:
             self.running = False
         return self._summary()
 
+    async def _next_target(self, last_polled: int) -> BatchTarget:
+        """Size the next poll by what waits in Kafka now (domain.batch_sizing decides)."""
+        self.backlog = await self.kafka.call(self.kafka.backlog)
+        self.target = next_target(self.target, PollObservation(self.backlog, last_polled, len(self.inflight)),
+                                  self.sizing)
+        self.metrics.batch_target(self.target.max_messages)
+        return self.target
+
     async def _submit(self, messages: list) -> None:
         polled_at = time.perf_counter()
         prepared = await self.kafka.call(
@@ -132,7 +147,11 @@ class IngestConsumer:
             self.shards[s].process.remote(blob, *((ids[s],) if s in ids else ()))
             for s, blob in prepared.shard_blobs.items()
         ]
-        ref = self.persister.write.remote(prepared.persist, *shard_refs)
+        # Ray runs an async actor's calls as their arguments resolve, not in submission order: a small batch that
+        # reached one fast shard could commit before the batch ahead of it (a stream version gap, a conflict). The
+        # previous write's ref as an argument makes this write start only once that one is done.
+        after = self.inflight[-1].ref if self.inflight else None
+        ref = self.persister.write.remote(prepared.persist, after, *shard_refs)
         self.inflight.append(InFlight(ref=ref, prepared=prepared, polled_at=polled_at))
         self.totals.polled += len(messages)
         self.totals.valid += len(prepared.persist.readings)
@@ -204,6 +223,7 @@ class IngestConsumer:
         stored = await self.ctx.retry(lambda: store.stored_offsets(self.group, self.topic), what="read offsets")
         self.next_offsets = {p: stored.get(p, 0) for p in self.partitions}
         await self.kafka.call(self.kafka.assign, stored)
+        self.target = caught_up_target(self.sizing)  # the backlog after the seek resizes it on the next poll
 
     # -- control and observation -----------------------------------------------------------------------
     async def stop(self) -> None:
@@ -237,6 +257,9 @@ class IngestConsumer:
             "prepare_s": round(t.prepare_s, 3),
             "dlq_s": round(t.dlq_s, 3),
             "ack_wait_s": round(t.ack_wait_s, 3),
+            "batch_target": self.target.max_messages,
+            "linger_ms": round(self.target.linger_s * 1000, 1),
+            "backlog": self.backlog,
             "first_poll_at": t.first_poll_at,
             "last_ack_at": t.last_ack_at,
             "pid": self.ctx.pid,

@@ -1,7 +1,8 @@
 """The IngestConsumer's Prometheus families (plan §5.1, §5.2), recorded with ray.util.metrics: each node's
 agent exports them (as `ray_kafka_*`) and the API's /metrics merges every node (docs/OPERATIONS.md).
 
-Tags are topic, partition and consumer group: bounded by the topic's partition count, never per driver.
+Tags are topic, partition, consumer group and consumer index: bounded by the topic's partition count and the
+consumer count, never per driver.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ LAG_EVERY_S = 5.0  # lag comes from cached fetch watermarks (KAFKA_NOTES), but t
 
 
 class ConsumerMetrics:
-    def __init__(self, topic: str, group: str) -> None:
-        self.topic, self.group = topic, group
+    def __init__(self, topic: str, group: str, consumer: int = 0) -> None:
+        self.topic, self.group, self.consumer = topic, group, str(consumer)
         self.lag = Gauge("kafka_consumer_lag", description="Messages behind the high watermark, per partition",
                          tag_keys=("topic", "partition", "consumer_group"))
         self.processed = Counter("kafka_messages_processed", description="Messages made durable (valid) or "
@@ -25,7 +26,13 @@ class ConsumerMetrics:
             "kafka_message_processing_seconds", description="Poll to durable ack of one consumer batch",
             boundaries=BATCH_SECONDS_BOUNDARIES, tag_keys=("topic",),
         )
+        self.batch_target_gauge = Gauge(
+            "kafka_consumer_batch_target", description="Messages the consumer's next poll asks for at most "
+            "(adaptive batching: small when caught up, up to CONSUMER_BATCH_SIZE when behind)",
+            tag_keys=("topic", "consumer"),
+        )
         self._lag_at = float("-inf")
+        self._batch_target: int | None = None
 
     def durable(self, valid: int, batch_s: float) -> None:
         if valid:
@@ -35,6 +42,11 @@ class ConsumerMetrics:
     def dead_lettered(self, count: int) -> None:
         if count:
             self.processed.inc(count, tags={"topic": self.topic, "status": "dlq"})
+
+    def batch_target(self, max_messages: int) -> None:
+        if max_messages != self._batch_target:  # it moves with every backlog change: record changes only
+            self._batch_target = max_messages
+            self.batch_target_gauge.set(max_messages, tags={"topic": self.topic, "consumer": self.consumer})
 
     def lag_due(self) -> bool:
         now = time.monotonic()

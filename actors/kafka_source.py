@@ -28,6 +28,7 @@ class KafkaSource:
         self.consumer: Consumer | None = None
         self.dlq: ReadingProducer | None = None
         self.partitions: list[int] = []
+        self.positions: dict[int, int] = {}  # partition -> next offset this consumer will poll
 
     async def call(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.thread, fn, *args)
@@ -46,10 +47,18 @@ class KafkaSource:
     def assign(self, offsets: dict[int, int]) -> None:
         """(Re)assign with explicit start offsets: also drops whatever was fetched but not consumed."""
         self.consumer.assign([TopicPartition(self.topic, p, offsets.get(p, OFFSET_BEGINNING)) for p in self.partitions])
+        self.positions = {p: offsets.get(p, 0) for p in self.partitions}
 
-    def poll(self, max_messages: int, linger_s: float) -> list[Message]:
-        """Up to `max_messages`: wait briefly for the first, then at most `linger_s` to fill the batch."""
-        out: list[Message] = list(self.consumer.consume(num_messages=max_messages, timeout=0.2))
+    def poll(self, max_messages: int, linger_s: float, first_wait_s: float = 0.2) -> list[Message]:
+        """Up to `max_messages`: what is already fetched at once; if nothing is, wait up to `first_wait_s` for
+        the first message; then at most `linger_s` more to fill the batch. (`consume(n, timeout)` blocks until
+        it has n messages or the timeout ends, so asking it for a full batch would hold a caught-up stream
+        for the whole timeout.)"""
+        out: list[Message] = list(self.consumer.consume(num_messages=max_messages, timeout=0))
+        if not out and first_wait_s > 0:
+            out = list(self.consumer.consume(num_messages=1, timeout=first_wait_s))
+            if out and max_messages > 1:
+                out.extend(self.consumer.consume(num_messages=max_messages - 1, timeout=0))
         deadline = time.monotonic() + linger_s
         while out and len(out) < max_messages:
             remaining = deadline - time.monotonic()
@@ -65,6 +74,7 @@ class KafkaSource:
                 self.log.warning("kafka_message_error", error=str(message.error()))
                 continue
             good.append(message)
+            self.positions[message.partition()] = message.offset() + 1
         return good
 
     def commit(self, offsets: dict[int, int]) -> None:
@@ -85,6 +95,16 @@ class KafkaSource:
             if high is not None and high >= 0:
                 lag[p] = max(0, high - next_offsets.get(p, 0))
         return lag
+
+    def backlog(self) -> int:
+        """Messages past what this consumer has polled, summed over its partitions (fetch watermarks, as `lag`);
+        what the adaptive batching sizes the next poll by. 0 for a partition not fetched yet."""
+        total = 0
+        for p in self.partitions:
+            low, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)
+            if high is not None and high >= 0:
+                total += max(0, high - max(low or 0, self.positions.get(p, 0)))
+        return total
 
     def close(self) -> None:
         if self.consumer is not None:

@@ -5,7 +5,8 @@ compare-and-set and their request ids, due snapshots, ended trips, the consumer 
 projections, then hands the ended trips to the risk scorer. While PostgreSQL or Redis is away the call waits
 and retries (`ActorContext.retry`); the consumer waits on it, so an outage becomes Kafka lag, not loss. A
 `ConcurrencyConflict` is not retried: it means another writer owns the stream, and the consumer rewinds.
-`max_concurrency=1` keeps one consumer's batches committing in order.
+`max_concurrency=1` runs one batch at a time; the order is the consumer's: each write takes the previous write's
+ObjectRef as an argument (Ray starts an async actor's calls as their arguments resolve, not in submission order).
 """
 
 from __future__ import annotations
@@ -66,9 +67,10 @@ class Persistence:
             )
         return self._handler
 
-    async def write(self, batch: PersistBatch, *outputs: ShardOutput) -> dict:
+    async def write(self, batch: PersistBatch, after: dict | None, *outputs: ShardOutput) -> dict:
         """Make `batch` (with the shards' outputs, resolved by Ray from their ObjectRefs) durable and
-        visible. Returns timing and counts; raises ConcurrencyConflict when the stream moved."""
+        visible. `after` is the previous batch's answer (unused): passed as its ObjectRef, it orders the
+        writes. Returns timing and counts; raises ConcurrencyConflict when the stream moved."""
         batch = PersistBatch(
             consumer_group=batch.consumer_group,
             readings=batch.readings,

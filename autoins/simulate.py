@@ -160,8 +160,8 @@ class Produced:
     future_readings: int
 
 
-def wire_keys(batch: np.ndarray) -> list[str]:
-    """The Kafka key of each simulated reading: its driver id (a driver's readings share a partition)."""
+def driver_keys(batch: np.ndarray) -> list[str]:
+    """Each row's driver id: the Kafka key, so one driver's readings stay in one partition, in order."""
     numbers, inverse = np.unique(batch["driver_no"], return_inverse=True)
     names = np.array([driver_id(int(n)) for n in numbers.tolist()], dtype=object)
     return names[inverse].tolist()
@@ -178,7 +178,7 @@ def produce_stream(producer: ReadingProducer, population: Population, start_ms: 
     for batch in simulate(population, start_ms, duration_s, seed, batch_size=batch_size):
         for lo in range(0, len(batch), chunk):
             part = batch[lo : lo + chunk]
-            produced += producer.produce_many(to_wire_json(part), wire_keys(part))
+            produced += producer.produce_many(to_wire_json(part), driver_keys(part))
             if rate:
                 ahead_s = produced / rate - (time.monotonic() - started)
                 if ahead_s > 0:

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from config.settings import Settings
+from domain.batch_sizing import BatchSizingRules
 from domain.rules import ValidationRules
 
 
 def validation_rules(settings: Settings) -> ValidationRules:
     """What the API and the pipeline accept: the clock skew and the retention of these settings."""
     return ValidationRules(max_future_skew_s=settings.max_future_skew_s, retention_months=settings.retention_months)
+
+
+def batch_sizing_rules(settings: Settings) -> BatchSizingRules:
+    """The consumer's adaptive batching bounds; the caught-up size never exceeds the largest batch."""
+    return BatchSizingRules(
+        min_messages=min(settings.consumer_min_batch_size, settings.consumer_batch_size),
+        max_messages=settings.consumer_batch_size,
+        max_linger_s=settings.consumer_linger_ms / 1000,
+        idle_wait_s=settings.consumer_idle_wait_ms / 1000,
+    )

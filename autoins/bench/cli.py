@@ -47,8 +47,8 @@ def _stdout_to_stderr(active: bool):
 
 def _report(result: dict, name: str, output: Path | None, as_json: bool, out, markdown: str, begin: str, end: str,
             json_line, render_table) -> None:
-    """What `api` and `ml` do with a result: its BENCHMARKS.md section (unless `output` is None), then one JSON
-    line on stdout or the table."""
+    """What `api`, `ml` and the steady state do with a result: its BENCHMARKS.md section (unless `output` is
+    None), then one JSON line on stdout or the table."""
     from autoins.bench.report import write_marked_section
 
     if output is not None:
@@ -64,7 +64,14 @@ def _report(result: dict, name: str, output: Path | None, as_json: bool, out, ma
 @bench_app.command("ingest")
 @user_errors
 def ingest_command(
-    events: Annotated[int, typer.Option("--events", help="Readings to preload and drain (N).")],
+    events: Annotated[int | None, typer.Option("--events", help="Drain: readings to preload and drain (N).")] = None,
+    rate: Annotated[float | None, typer.Option("--rate", help="Steady state: readings/s to produce (default 10000).")
+                    ] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="Steady state: seconds to produce (default 120).")
+                        ] = None,
+    probes: Annotated[int, typer.Option("--probes", help="Steady state: probe drivers with a WebSocket each.")] = 5,
+    warmup: Annotated[float, typer.Option("--warmup", help="Steady state: seconds produced before the measured "
+                                                           "window.")] = 5.0,
     drivers: Annotated[int, typer.Option("--drivers", help="Simulated drivers.")] = 2_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line instead of tables.")] = False,
     consumers: Annotated[int | None, typer.Option("--consumers", help="Consumer actors (default: settings).")] = None,
@@ -88,12 +95,16 @@ def ingest_command(
     timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds allowed per drain (default 120 + N/2000).")
                        ] = None,
 ) -> None:
-    """Preload N simulated readings, drain them through the Ray pipeline and through one plain process
-    (the raw limit), verify what was stored, report events/s, latency, lag, memory and where time went."""
+    """Drain (`--events N`): preload N simulated readings, drain them through the Ray pipeline and through one
+    plain process (the raw limit), verify, report events/s, latency, lag, memory and where time went. Steady
+    state (`--rate R --duration S`, the default): produce R readings/s for S seconds while the pipeline
+    consumes, report consumer lag and event → WebSocket delay against the goals."""
     from autoins.bench.ingest import IngestOptions, run_ingest_benchmark
     from autoins.bench.plot import throughput_png
     from autoins.bench.report import json_line, render_table, section_markdown, write_section
 
+    if events is not None and (rate is not None or duration is not None):
+        raise UserFacingError("--events (a drain) and --rate/--duration (steady state) are two modes: give one")
     _positive("--events", events)
     for name, value in (("--drivers", drivers), ("--consumers", consumers), ("--shards", shards),
                         ("--persistence", persistence), ("--batch-size", batch_size), ("--partitions", partitions)):
@@ -101,6 +112,10 @@ def ingest_command(
     for name, value in (("--broker", broker), ("--redis", redis)):
         if value not in _SERVICE_CHOICES:
             raise UserFacingError(f"{name} must be one of {', '.join(_SERVICE_CHOICES)}, got {value!r}")
+    if events is None:
+        _steady(rate, duration, probes, warmup, drivers, as_json, consumers, shards, persistence, batch_size,
+                partitions, output if write else None, broker, redis, seed, timeout)
+        return
     settings = settings_from_env()
     options = IngestOptions(
         events=events, drivers=drivers, seed=seed, consumers=consumers, shards=shards, persistence=persistence,
@@ -128,6 +143,36 @@ def ingest_command(
         raise fail(f"verification failed: {result['rows_stored']:,} rows, {result['distinct_event_ids']:,} distinct "
                    f"event ids, {result['durable_messages']:,} covered by offsets, final lag {result['final_lag']} "
                    f"(expected {events:,}, {events:,}, {events:,}, 0)")
+
+
+def _steady(rate: float | None, duration: float | None, probes: int, warmup: float, drivers: int, as_json: bool,
+            consumers: int | None, shards: int | None, persistence: int | None, batch_size: int | None,
+            partitions: int | None, output: Path | None, broker: str, redis: str, seed: int,
+            timeout: float | None) -> None:
+    """`bench ingest --rate R --duration S`: docs/BENCHMARKING.md, "Steady state"."""
+    from autoins.bench.steady import SteadyOptions, run_steady_benchmark
+    from autoins.bench.steady_report import json_line, markers, render_table, section_markdown
+
+    rate = 10_000.0 if rate is None else rate
+    duration = 120.0 if duration is None else duration
+    if rate <= 0 or duration <= 0 or probes < 0 or warmup < 0:
+        raise UserFacingError(f"--rate and --duration must be positive, --probes and --warmup ≥ 0; got {rate:g}, "
+                              f"{duration:g}, {probes}, {warmup:g}")
+    options = SteadyOptions(
+        rate=rate, duration_s=duration, warmup_s=warmup, drivers=drivers, probes=probes, seed=seed,
+        consumers=consumers, shards=shards, persistence=persistence, batch_size=batch_size, partitions=partitions,
+        private_broker=broker == "private",
+        private_redis=redis == "private", timeout_s=timeout or 120.0,
+        command="autoins " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    out = err_console if as_json else console
+    result = run_steady_benchmark(settings_from_env(), options, out)
+    _report(result, "steady-state", output, as_json, out, section_markdown(result), *markers(rate), json_line,
+            render_table)
+    if not result["verified"]:
+        raise fail(f"verification failed: {result['rows_stored']:,} rows, {result['distinct_event_ids']:,} distinct "
+                   f"event ids, {result['durable_messages']:,} covered by offsets, final lag {result['final_lag']} "
+                   f"(expected {result['readings'] + result['probes_sent']:,} each, lag 0)")
 
 
 @bench_app.command("api")

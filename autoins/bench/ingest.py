@@ -66,15 +66,15 @@ def run_ingest_benchmark(base: Settings, options: IngestOptions, console: Consol
     try:
         postgres = asyncio.run(scratch.postgres_version())
         now = datetime.now(UTC)
-        kafka = _kafka_overrides(scratch, options)
+        kafka = kafka_overrides(scratch, options.private_broker)
         redis_url = scratch.start_redis(options.private_redis)
-        shape = _shape_overrides(options)
+        shape = shape_overrides(options)
         pipe = base.with_overrides(
             database_url=asyncio.run(scratch.create_database("pipeline", now)), redis_url=redis_url,
             kafka_consumer_group=f"bench-pipeline-{scratch.run_id}", **kafka, **shape,
         )
         scratch.create_topics(pipe)
-        machine = {**machine_info(postgres, _redis_version(redis_url)), "loadavg_1m_before": loadavg_before,
+        machine = {**machine_info(postgres, redis_version(redis_url)), "loadavg_1m_before": loadavg_before,
                    "cpu_busy_pct_before": busy_before}
 
         population = Population.generate(options.drivers, options.seed)
@@ -82,10 +82,10 @@ def run_ingest_benchmark(base: Settings, options: IngestOptions, console: Consol
         loaded = preload(pipe, population, options.events, options.seed, int(now.timestamp() * 1000), console)
         timeout_s = options.timeout_s or 120.0 + options.events / 2_000
 
-        ray_started = _ensure_ray(base, scratch.run_id)
+        ray_started = ensure_ray(base, scratch.run_id)
         console.print(f"draining {options.events:,} readings through the pipeline "
                       f"({pipe.kafka_num_consumers} consumer(s), {pipe.num_shards} shards, "
-                      f"{pipe.num_persistence} persistence, batches of {pipe.consumer_batch_size:,}) …",
+                      f"{pipe.num_persistence} persistence, batches of up to {pipe.consumer_batch_size:,}) …",
                       highlight=False)
         run = asyncio.run(drain(
             pipe, options.events, prefix=f"bench-{scratch.run_id}-", service_pids=scratch.pids(),
@@ -94,7 +94,7 @@ def run_ingest_benchmark(base: Settings, options: IngestOptions, console: Consol
         stored = asyncio.run(_stored(pipe))
         if ray_started:
             ray_processes = ray_descendants(set(scratch.pids().values()))
-            _shutdown_ray()
+            shutdown_ray()
             ray_started = False
             wait_exited(ray_processes, timeout_s=20.0)
 
@@ -113,21 +113,23 @@ def run_ingest_benchmark(base: Settings, options: IngestOptions, console: Consol
         return IngestOutcome(result, run.timeline, raw.timeline if raw else None)
     finally:
         if ray_started:
-            _shutdown_ray()
+            shutdown_ray()
         for problem in scratch.close():
             console.print(f"[yellow]cleanup:[/yellow] {escape(str(problem))}", highlight=False)
 
 
-def _kafka_overrides(scratch: Scratch, options: IngestOptions) -> dict:
+def kafka_overrides(scratch: Scratch, private_broker: bool) -> dict:
+    """A topic (and DLQ) named after the run, on the private broker or the configured one."""
     topic = f"bench.events.{scratch.run_id}"
     return {
-        "kafka_bootstrap_servers": scratch.start_broker(options.private_broker),
+        "kafka_bootstrap_servers": scratch.start_broker(private_broker),
         "kafka_topic_events": topic,
         "kafka_topic_dlq": f"{topic}.dlq",
     }
 
 
-def _shape_overrides(options: IngestOptions) -> dict:
+def shape_overrides(options) -> dict:
+    """The pipeline-shape options that were given (None: the settings' value)."""
     shape = {
         "kafka_num_consumers": options.consumers,
         "num_shards": options.shards,
@@ -139,7 +141,7 @@ def _shape_overrides(options: IngestOptions) -> dict:
     return {k: v for k, v in shape.items() if v is not None}
 
 
-def _redis_version(url: str) -> str:
+def redis_version(url: str) -> str:
     import redis
 
     client = redis.Redis.from_url(url, socket_timeout=5)
@@ -151,7 +153,7 @@ def _redis_version(url: str) -> str:
         client.close()
 
 
-def _ensure_ray(base: Settings, run_id: str) -> bool:
+def ensure_ray(base: Settings, run_id: str) -> bool:
     """Use a Ray this process already joined; else join RAY_ADDRESS; else start a local one (2 CPUs, no
     dashboard, auth off). True when we connected and must shut it down."""
     import ray
@@ -164,14 +166,15 @@ def _ensure_ray(base: Settings, run_id: str) -> bool:
                      log_to_driver=False)
         else:
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # RAY_NOTES.md: local clusters need no token
-            ray.init(num_cpus=2, include_dashboard=False, namespace=f"autoins-bench-{run_id}",
+            # address="local": never join a head another user started on this machine (ray.init would)
+            ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=f"autoins-bench-{run_id}",
                      object_store_memory=RAY_OBJECT_STORE_BYTES, configure_logging=False, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise UserFacingError(f"cannot start or join Ray ({base.ray_address or 'local'}): {error}") from None
     return True
 
 
-def _shutdown_ray() -> None:
+def shutdown_ray() -> None:
     import ray
 
     ray.shutdown()

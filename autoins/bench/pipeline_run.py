@@ -73,7 +73,7 @@ async def drain(settings: Settings, events: int, *, prefix: str, service_pids: d
         graceful = True
         return run
     finally:
-        await _stop(pipeline, graceful)
+        await stop_after_run(pipeline, graceful)
         await pool.close()
 
 
@@ -81,7 +81,7 @@ async def _watch(pipeline: Pipeline, store: PostgresEventStore, events: int, sta
                  service_pids: dict[str, int], ray_root: int | None, timeout_s: float,
                  interval_s: float) -> PipelineRun:
     settings = pipeline.settings
-    pids = await _actor_pids(pipeline)
+    pids = await actor_pids(pipeline)
     rss = RssPeaks(pids)
     roles = {pid: name for name, pid in pids.items()} | {pid: role for role, pid in service_pids.items()}
     durable_at: list[tuple[float, int]] = []
@@ -134,7 +134,7 @@ async def _watch(pipeline: Pipeline, store: PostgresEventStore, events: int, sta
     for kind, key, _ in STAGES:
         rows = {"consumer": status["consumers"], "shard": status["shards"], "persistence": status["persisters"]}[kind]
         stages[f"{kind}.{key}"] = round(sum(r.get(key, 0.0) for r in rows), 2)
-    cpu_roles, cpu_actor = _group_actor_cpu(cpu_s)
+    cpu_roles, cpu_actor = group_actor_cpu(cpu_s)
     return PipelineRun(
         events_per_s=events / elapsed_s,
         elapsed_s=elapsed_s,
@@ -160,7 +160,7 @@ def _worst(statuses: list[dict], key: str) -> float | None:
     return max(values) if values else None
 
 
-def _group_actor_cpu(cpu: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+def group_actor_cpu(cpu: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
     """(by role: consumer-0 + consumer-1 … → consumer; per actor)."""
     grouped: dict[str, float] = {}
     per_actor: dict[str, float] = {}
@@ -174,7 +174,7 @@ def _group_actor_cpu(cpu: dict[str, float]) -> tuple[dict[str, float], dict[str,
     return grouped, per_actor
 
 
-async def _actor_pids(pipeline: Pipeline) -> dict[str, int]:
+async def actor_pids(pipeline: Pipeline) -> dict[str, int]:
     """Waits until every actor answers (their processes are up)."""
     consumers = await asyncio.gather(*(c.status.remote() for c in pipeline.consumers))
     shards = await asyncio.gather(*(s.stats.remote() for s in pipeline.shards))
@@ -185,7 +185,7 @@ async def _actor_pids(pipeline: Pipeline) -> dict[str, int]:
     return pids
 
 
-async def _stop(pipeline: Pipeline, graceful: bool) -> None:
+async def stop_after_run(pipeline: Pipeline, graceful: bool) -> None:
     """Graceful after a finished run; after a failure or Ctrl-C the actors are killed at once."""
     if graceful:
         try:

@@ -24,7 +24,7 @@ from rich.progress import (
 )
 
 from autoins.errors import UserFacingError
-from autoins.simulate import TRIP_TAIL_ALLOWANCE_S, wire_keys
+from autoins.simulate import TRIP_TAIL_ALLOWANCE_S, driver_keys
 from config.rules import validation_rules
 from config.settings import Settings
 from domain.partition_calendar import retention_start_ms
@@ -78,7 +78,7 @@ def preload(settings: Settings, population: Population, events: int, seed: int, 
             chunk = max(1, int(rate / 10)) if rate else 10_000  # paced: ~0.1 s of readings per chunk
             for batch in simulate(population, start_ms, duration_s, seed, batch_size=chunk):
                 part = batch[: events - produced]
-                produced += producer.produce_many(to_wire_json(part), wire_keys(part))
+                produced += producer.produce_many(to_wire_json(part), driver_keys(part))
                 if rate:
                     ahead_s = produced / rate - (time.monotonic() - started)
                     if ahead_s > 0:

@@ -39,6 +39,7 @@ def consumer_config(settings: Settings, group_id: str | None = None, **extra: An
         "heartbeat.interval.ms": max(500, settings.kafka_session_timeout_ms // 3),
         "fetch.max.bytes": max(settings.kafka_max_message_bytes, 52_428_800),
         "max.partition.fetch.bytes": settings.kafka_max_message_bytes,
+        "fetch.wait.max.ms": settings.kafka_fetch_wait_max_ms,  # KAFKA_NOTES: a caught-up consumer's latency
         "partition.assignment.strategy": "cooperative-sticky",
         **extra,
     }

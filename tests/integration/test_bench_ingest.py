@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from config.settings import PROJECT_ROOT
+from storage.postgres.pool import with_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -34,7 +35,7 @@ def bench(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 async def bench_databases(base_url: str, run_id: str) -> list[str]:
-    conn = await asyncpg.connect(base_url)
+    conn = await asyncpg.connect(with_database(base_url, "postgres"))  # the configured database may not exist
     try:
         rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", f"autoins_bench_%_{run_id}")
     finally:
