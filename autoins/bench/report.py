@@ -118,6 +118,15 @@ def _markers(events: int) -> tuple[str, str]:
     return f"<!-- bench:ingest events={events} begin -->", f"<!-- bench:ingest events={events} end -->"
 
 
+def machine_line(result: dict) -> str:
+    """The machine and services a pipeline run had, and how busy the machine was before it (ingest, steady)."""
+    m = result["machine"]
+    return (f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM; Python {m['python']}, "
+            f"Ray {m['ray']}, {m['postgres']}, Redis {m['redis']} ({result['services']['redis']}), tansu broker "
+            f"({result['services']['broker']}); before the run the machine was {m.get('cpu_busy_pct_before', '?')}% "
+            f"busy (load average {m['loadavg_1m_before']}).")
+
+
 def section_markdown(result: dict, png: Path | None, md_path: Path) -> str:
     m, raw, shape = result["machine"], result.get("raw") or {}, result["shape"]
     begin, end = _markers(result["events"])
@@ -129,10 +138,7 @@ def section_markdown(result: dict, png: Path | None, md_path: Path) -> str:
         "",
         f"Command: `{result['command']}`",
         "",
-        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM; Python {m['python']}, "
-        f"Ray {m['ray']}, {m['postgres']}, Redis {m['redis']} ({result['services']['redis']}), tansu broker "
-        f"({result['services']['broker']}); before the run the machine was {m.get('cpu_busy_pct_before', '?')}% busy "
-        f"(load average {m['loadavg_1m_before']}).",
+        machine_line(result),
         f"Pipeline: {shape['consumers']} consumer(s), {shape['shards']} shards, {shape['persistence']} persistence "
         f"actor(s), batches of {shape['batch_size']:,}, {shape['partitions']} partitions. Preload: "
         f"{result['preload_s']:.1f} s; actors up to first poll: {result['startup_s']:.1f} s (not timed).",

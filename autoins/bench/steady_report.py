@@ -6,6 +6,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from autoins.bench.report import machine_line
+
 JSON_HEAD = ("rate", "achieved_rate", "durable_rate", "lag_p50", "lag_p95", "ws_p50_ms", "ws_p95_ms", "goals_met")
 
 
@@ -72,10 +74,7 @@ def section_markdown(result: dict) -> str:
         "",
         f"Command: `{result['command']}`",
         "",
-        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM; Python {m['python']}, "
-        f"Ray {m['ray']}, {m['postgres']}, Redis {m['redis']} ({result['services']['redis']}), tansu broker "
-        f"({result['services']['broker']}); before the run the machine was {m.get('cpu_busy_pct_before', '?')}% busy "
-        f"(load average {m['loadavg_1m_before']}).",
+        machine_line(result),
         f"Pipeline: {shape['consumers']} consumer(s), {shape['shards']} shards, {shape['persistence']} persistence "
         f"actor(s), batches of {shape['min_batch_size']:,}–{shape['batch_size']:,} (linger up to "
         f"{shape['linger_ms']} ms), {shape['partitions']} partitions, supervised; the WebSocket app on Serve in "
