@@ -117,7 +117,8 @@ class Settings(BaseSettings):
     models_dir: Path = Path(".autoins/models")
     model_version: str | None = None  # None: the newest artifact in models_dir
     ml_batch_wait_s: float = Field(default=0.002, ge=0)
-    ml_num_replicas: int = Field(default=1, ge=1)
+    # two, so a replica crash leaves one answering (the API's prior, the scorer) while Serve replaces it
+    ml_num_replicas: int = Field(default=2, ge=1)
     ml_max_ongoing_requests: int = Field(default=256, ge=1)  # >= ml_batch_size × concurrent batches
     credibility_k_trips: float = Field(default=40.0, gt=0)  # Z = n / (n + k), n = trips in the window
     scoring_window_days: int = Field(default=365, ge=1)

@@ -6,7 +6,7 @@ is a process on this machine and no other cluster is touched. Both runs read the
 group and database each) with the same risk model (a small artifact trained into the scratch directory), so a
 correct system stores the same readings, trips, domain events, risk scores and premiums in both.
 
-The faulty run produces the fleet at a steady rate while the pipeline, the risk model and the API (2 replicas,
+The faulty run produces the fleet at a steady rate while the pipeline, the risk model and the API (2 replicas each,
 behind the configured ingress) run, kills one process at a time at evenly spaced moments (the next only once the
 last is over), and probes the API throughout (autoins.bench.chaos_probe). Per fault it reports how long until
 ingest resumed and until the role answered from a new process, and the API requests that failed meanwhile.
@@ -59,7 +59,7 @@ FAST_NODE_DEATH = {"health_check_period_ms": 500, "health_check_failure_threshol
 # ones moving), two API replicas (the ingress has somewhere to send a retry), and small batches (a kill always
 # lands on work in flight).
 SHAPE = {"kafka_num_consumers": 2, "num_shards": 2, "num_persistence": 2, "consumer_batch_size": 2_000,
-         "persistence_batch_size": 2_000, "kafka_partitions": 4, "api_num_replicas": 2, "ml_num_replicas": 1,
+         "persistence_batch_size": 2_000, "kafka_partitions": 4, "api_num_replicas": 2, "ml_num_replicas": 2,
          "db_pool_size": 2, "db_max_overflow": 2, "cache_warm_budget_s": 0}
 
 
@@ -230,7 +230,7 @@ def _deploy(settings: Settings, console: Console) -> None:
     from deployments.builder import API_ROUTE, absolute_paths, build_api_app, build_risk
 
     settings = absolute_paths(settings)
-    with console.status("deploying the risk model and the API (2 replicas) …"):
+    with console.status("deploying the risk model and the API (2 replicas each) …"):
         serve.start(http_options={"host": settings.http_host, "port": settings.http_port})
         serve.run(build_risk(settings), name=RISK_APP, route_prefix=None)
         serve.run(build_api_app(settings), name=API_APP, route_prefix=API_ROUTE)

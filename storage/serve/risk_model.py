@@ -2,7 +2,8 @@
 
 The one place that looks the deployment up (the scorer, the API and the benches all come here). The handle
 is found lazily, so a process starts while the model is not deployed; after any failure it is looked up again
-(the app may have been redeployed or moved to another node). Every failure becomes RiskModelUnavailable.
+(the app may have been redeployed or moved to another node). A call whose replica died under it is sent once
+more (to another replica: the deployment runs two). Every failure becomes RiskModelUnavailable.
 """
 
 from __future__ import annotations
@@ -41,9 +42,14 @@ class ServeRiskModel:
 
     async def _call(self, method: str, argument: Any, timeout_s: float) -> Any:
         try:
-            if self._handle is None:
-                self._handle = await asyncio.to_thread(_deployment_handle, self._app_name)
-            return await asyncio.wait_for(getattr(self._handle, method).remote(argument), timeout_s)
+            try:
+                return await self._once(method, argument, timeout_s)
+            except Exception as error:
+                if not _replica_died(error):
+                    raise
+                # the replica that took the call died under it (assessing is pure, so a second call is safe);
+                # Serve's router has dropped it, so the retry reaches a live replica when there is one
+                return await self._once(method, argument, timeout_s)
         except TimeoutError:
             self._handle = None
             raise RiskModelUnavailable(f"the risk model did not answer within {timeout_s:g} s") from None
@@ -54,6 +60,19 @@ class ServeRiskModel:
             lines = _ANSI.sub("", str(error)).splitlines()
             reason = f"{type(error).__name__}: {lines[0] if lines else ''}"
             raise RiskModelUnavailable(f"the risk model is unavailable: {reason[:200]}") from None
+
+
+    async def _once(self, method: str, argument: Any, timeout_s: float) -> Any:
+        if self._handle is None:
+            self._handle = await asyncio.to_thread(_deployment_handle, self._app_name)
+        return await asyncio.wait_for(getattr(self._handle, method).remote(argument), timeout_s)
+
+
+def _replica_died(error: BaseException) -> bool:
+    """The call's replica process is gone (SIGKILL, its node lost): not the model's answer, nor a timeout."""
+    from ray.exceptions import RayActorError  # ActorDiedError and ActorUnavailableError derive from it
+
+    return isinstance(error, RayActorError)
 
 
 def _deployment_handle(app_name: str) -> Any:

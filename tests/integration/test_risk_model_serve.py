@@ -1,11 +1,14 @@
 """The RiskModel deployment on a real Serve: single and batched calls, real batching under concurrency,
-the prediction cache, a version switch through `user_config` without a restart, and a replica that
-stays up (not ready, with the reason) without an artifact or with a corrupted one."""
+the prediction cache, a version switch through `user_config` without a restart, a replica that
+stays up (not ready, with the reason) without an artifact or with a corrupted one, and a replica SIGKILLed
+under load while the adapter keeps answering from the other."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 
 import msgspec
 import pytest
@@ -37,9 +40,10 @@ def models(tmp_path_factory):
     return models_dir, versions, data
 
 
-def deploy(settings, models_dir, user_config=None):
+def deploy(settings, models_dir, user_config=None, replicas=1):
+    """One replica unless asked: most tests here look at one replica's state (pid, cache, version)."""
     settings = settings.with_overrides(models_dir=models_dir, model_version=None, credibility_k_trips=K_TRIPS,
-                                       ml_batch_size=16, ml_batch_wait_s=0.05)
+                                       ml_batch_size=16, ml_batch_wait_s=0.05, ml_num_replicas=replicas)
     return serve.run(build_risk_app(settings, user_config=user_config), name=RISK_APP, route_prefix=None)
 
 
@@ -153,10 +157,34 @@ async def test_without_an_artifact_the_replica_runs_not_ready_and_assess_raises(
             await handle.assess_many.remote([ZERO])
         assert serve.status().applications[RISK_APP].status == "RUNNING"
         # Once an artifact is there, a user_config change loads it in place.
-        handle = serve.run(build_risk_app(base_settings.with_overrides(
-            models_dir=tmp_path, model_version=None, credibility_k_trips=K_TRIPS, ml_batch_size=16,
-            ml_batch_wait_s=0.05), user_config={"models_dir": str(models_dir)}), name=RISK_APP, route_prefix=None)
+        handle = deploy(base_settings, tmp_path, user_config={"models_dir": str(models_dir)})
         assert (await handle.assess.remote(ZERO)).model_version == versions[1]  # the newest
         assert (await handle.model_info.remote())["pid"] == info["pid"]
+    finally:
+        serve.delete(RISK_APP)
+
+
+async def test_a_killed_replica_costs_no_call_while_another_answers(base_settings, serve_session, models):
+    """Two replicas (the default); one is SIGKILLed while calls wait in both replicas' batch queues: the calls
+    that died with it are sent again by the adapter and answered by the other, none fails."""
+    models_dir, versions, data = models
+    handle = deploy(base_settings, models_dir, {"model_version": versions[0]}, replicas=2)
+    try:
+        pids = set()
+        for _ in range(40):
+            pids.add((await handle.model_info.remote())["pid"])
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2, pids
+        adapter = ServeRiskModel(timeout_s=10.0)
+        requests = requests_of(data, "k")
+        calls = asyncio.gather(*(adapter.assess(r) for r in requests), return_exceptions=True)
+        await asyncio.sleep(0.03)  # the calls are in the replicas' batch queues (50 ms wait) when one dies
+        os.kill(min(pids), signal.SIGKILL)
+        answers = await calls
+        failures = [a for a in answers if isinstance(a, BaseException)]
+        assert not failures, failures[:3]
+        assert [a.driver_id for a in answers] == [r.driver_id for r in requests]
+        assert {a.model_version for a in answers} == {versions[0]}
     finally:
         serve.delete(RISK_APP)

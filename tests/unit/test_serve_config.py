@@ -40,6 +40,7 @@ def test_serve_config_slots_match_the_settings_defaults():
     assert by_name[API_APP].max_ongoing_requests == defaults.api_max_ongoing_requests
     assert by_name[WS_APP].num_replicas == defaults.ws_num_replicas
     assert by_name[WS_APP].max_ongoing_requests == defaults.ws_max_ongoing_requests
+    assert by_name[RISK_APP].num_replicas == defaults.ml_num_replicas
 
 
 def test_serve_config_import_paths_are_callable_builders():
