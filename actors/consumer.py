@@ -29,6 +29,7 @@ from actors.ingest_batch import PreparedBatch, prepare_batch
 from actors.kafka_source import KafkaSource
 from config.rules import batch_sizing_rules
 from domain.batch_sizing import BatchTarget, PollObservation, caught_up_target, next_target
+from domain.log_time import LogClock
 from storage.postgres.event_store import PostgresEventStore
 
 
@@ -71,6 +72,7 @@ class IngestConsumer:
         self.kafka = KafkaSource(settings, index, count, self.ctx.log)
         self.partitions: list[int] = []
         self.next_offsets: dict[int, int] = {}
+        self.clock = LogClock()  # the partitions' log times (domain.log_time), restored at every seek
         self.inflight: deque[InFlight] = deque()
         self.totals = ConsumerTotals()
         self.running = False
@@ -132,7 +134,7 @@ class IngestConsumer:
     async def _submit(self, messages: list) -> None:
         polled_at = time.perf_counter()
         prepared = await self.kafka.call(
-            prepare_batch, messages, len(self.shards), self.group, self.ctx.validation_rules, time.time()
+            prepare_batch, messages, len(self.shards), self.group, self.ctx.validation_rules, time.time(), self.clock
         )
         prepared_at = time.perf_counter()
         self.totals.prepare_s += prepared_at - polled_at
@@ -143,8 +145,9 @@ class IngestConsumer:
             self.metrics.dead_lettered(len(prepared.dead_letters))
         # a shard gets the request ids of its readings only when there are some (bench traffic has none)
         ids = prepared.shard_request_ids
+        # every shard hears every batch (log time passes for its open drivers), most with no readings
         shard_refs = [
-            self.shards[s].process.remote(blob, *((ids[s],) if s in ids else ()))
+            self.shards[s].process.remote(blob, prepared.log_times, *((ids[s],) if s in ids else ()))
             for s, blob in prepared.shard_blobs.items()
         ]
         # Ray runs an async actor's calls as their arguments resolve, not in submission order: a small batch that
@@ -222,6 +225,8 @@ class IngestConsumer:
         store = PostgresEventStore(pool)
         stored = await self.ctx.retry(lambda: store.stored_offsets(self.group, self.topic), what="read offsets")
         self.next_offsets = {p: stored.get(p, 0) for p in self.partitions}
+        log_times = await self.ctx.retry(lambda: store.stored_log_times(self.group, self.topic), what="read log times")
+        self.clock = LogClock({p: ms for p, ms in log_times.items() if p in self.partitions})
         await self.kafka.call(self.kafka.assign, stored)
         self.target = caught_up_target(self.sizing)  # the backlog after the seek resizes it on the next poll
 

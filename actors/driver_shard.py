@@ -40,6 +40,9 @@ class _LazyPostgresEventStore:
     async def write_batch(self, batch: PersistBatch) -> WriteResult:
         return await (await self._get()).write_batch(batch)
 
+    async def open_drivers(self) -> list[str]:
+        return await (await self._get()).open_drivers()
+
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1)
 class DriverShard:
@@ -50,6 +53,7 @@ class DriverShard:
             _LazyPostgresEventStore(self.ctx),
             self.ctx.trip_rules,
             shard=index,
+            shards=settings.num_shards,
             snapshot_every_events=settings.snapshot_every_events,
             idle_batches=settings.shard_idle_batches,
             retry=self.ctx.retry,
@@ -62,13 +66,16 @@ class DriverShard:
         self.activation_s = 0.0
         self.fold_s = 0.0
 
-    async def process(self, items_blob: bytes, request_ids: tuple[str, ...] = ()) -> ShardOutput:
-        """Fold one batch's readings for this shard's drivers (msgpack list of ShardItem, offset order);
-        `request_ids`: the API requests those readings came from (bound to the batch's log lines)."""
+    async def process(
+        self, items_blob: bytes, log_times: dict[int, int] | None = None, request_ids: tuple[str, ...] = ()
+    ) -> ShardOutput:
+        """Fold one batch's readings for this shard's drivers (msgpack list of ShardItem, offset order; may be
+        empty: every shard hears every batch's `log_times`, partition -> log time after it); `request_ids`: the
+        API requests those readings came from (bound to the batch's log lines)."""
         started = time.perf_counter()
         items = decode_shard_items(items_blob)
         self.decode_s += time.perf_counter() - started
-        done = await self.handler.handle(items, request_ids)
+        done = await self.handler.handle(items, request_ids, log_times)
         self.decode_s += done.group_s
         self.activations += done.activated
         self.passivations += done.passivated

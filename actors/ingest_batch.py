@@ -23,6 +23,7 @@ from domain.batches import (
     ShardItem,
     encode_shard_items,
 )
+from domain.log_time import LogClock
 from domain.rules import ValidationRules
 from domain.shard_core import shard_of
 from domain.validation import Rejection, decode_batch
@@ -47,12 +48,17 @@ class PreparedBatch:
     shard_blobs: dict[int, bytes]
     drivers: frozenset[str]
     dead_letters: list[DeadLetter]
+    log_times: dict[int, int] = field(default_factory=dict)  # partition -> log time after this batch
     shard_request_ids: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 def prepare_batch(
-    messages: Sequence[Message], shards: int, consumer_group: str, rules: ValidationRules, now_s: float
+    messages: Sequence[Message], shards: int, consumer_group: str, rules: ValidationRules, now_s: float,
+    clock: LogClock | None = None,
 ) -> PreparedBatch:
+    """`clock`: the consumer's log clock, advanced here over the batch's valid readings in offset order (each
+    reading carries the log time it arrived at; the offsets carry the log time they reach)."""
+    clock = LogClock() if clock is None else clock
     values = [m.value() or b"" for m in messages]
     readings, rejects = decode_batch(values, int(now_s * 1000), rules)
     rejected = {i: r for i, r in rejects}
@@ -62,12 +68,14 @@ def prepare_batch(
     offsets = [m.offset() for m in accepted]
     request_of_message = [request_id(m) for m in messages]
     request_of = [request_of_message[i] for i in kept]  # per reading, so per (partition, offset)
+    before = clock.advance(zip(partitions, (r.ts_ms for r in readings), strict=True))
+    arrived = [r.ts_ms if b is None else b for r, b in zip(readings, before, strict=True)]
 
     items_by_shard: dict[int, list[ShardItem]] = defaultdict(list)
     ids_by_shard: dict[int, set[str]] = defaultdict(set)
-    for reading, partition, offset, rid in zip(readings, partitions, offsets, request_of, strict=True):
+    for reading, partition, offset, rid, at in zip(readings, partitions, offsets, request_of, arrived, strict=True):
         shard = shard_of(reading.driver_id, shards)
-        items_by_shard[shard].append(ShardItem(reading=reading, partition=partition, offset=offset))
+        items_by_shard[shard].append(ShardItem(reading=reading, partition=partition, offset=offset, arrived_ms=at))
         if rid is not None:
             ids_by_shard[shard].add(rid)
     next_offsets: dict[tuple[str, int], int] = {}
@@ -77,14 +85,17 @@ def prepare_batch(
     request_ids = tuple(sorted({rid for rid in request_of_message if rid is not None}))
     persist = PersistBatch(
         consumer_group=consumer_group,
-        readings=ReadingColumns.from_readings(readings, partitions, offsets),
-        offsets=tuple(PartitionOffset(topic, p, o) for (topic, p), o in sorted(next_offsets.items())),
+        readings=ReadingColumns.from_readings(readings, partitions, offsets, arrived),
+        offsets=tuple(
+            PartitionOffset(topic, p, o, clock.times.get(p)) for (topic, p), o in sorted(next_offsets.items())
+        ),
         request_ids=request_ids,
         **({"request_id_index": _index_of(request_of, request_ids)} if ids_by_shard else {}),
     )
     return PreparedBatch(
         persist=persist,
-        shard_blobs={s: encode_shard_items(items) for s, items in sorted(items_by_shard.items())},
+        shard_blobs={s: encode_shard_items(items_by_shard.get(s, ())) for s in range(shards)},
+        log_times=clock.of(p for _, p in next_offsets),
         drivers=frozenset(r.driver_id for r in readings),
         dead_letters=[_dead_letter(messages[i], r) for i, r in sorted(rejected.items())],
         shard_request_ids={s: tuple(sorted(ids)) for s, ids in sorted(ids_by_shard.items())},

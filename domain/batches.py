@@ -29,9 +29,11 @@ _TYPE_CODE = {t: i for i, t in enumerate(READING_TYPES)}
 class ReadingColumns:
     """Validated readings as columns (Ray ships numpy arrays without copying them element-wise).
 
-    `driver_id` is ASCII bytes (validation allows only [A-Za-z0-9_.-]); `speed_limit_kmh` and
-    `lateral_accel_ms2` use NaN for NULL; `data_json` holds the optional `data` object per row as
-    JSON bytes (None for none, the usual case). `source_partition/offset` are the Kafka position.
+    `driver_id` is ASCII bytes (validation allows only [A-Za-z0-9_.-]); the optional reals (speed,
+    acceleration, heading when unknown; `speed_limit_kmh`, `lateral_accel_ms2`) use NaN for NULL; `data_json`
+    holds the optional `data` object per row as JSON bytes (None for none, the usual case).
+    `source_partition/offset` are the Kafka position, `source_watermark_ms` the partition's log time when the
+    reading arrived (`domain.log_time`): what the silence rule measures, kept so a replay measures the same.
     """
 
     event_id: np.ndarray  # (n, 16) uint8: UUID bytes
@@ -40,13 +42,14 @@ class ReadingColumns:
     type_code: np.ndarray  # uint8 index into READING_TYPES
     lat: np.ndarray  # float64
     lon: np.ndarray  # float64
-    speed_kmh: np.ndarray  # float32
-    accel_ms2: np.ndarray  # float32
-    heading: np.ndarray  # float32
+    speed_kmh: np.ndarray  # float32, NaN = NULL (unknown)
+    accel_ms2: np.ndarray  # float32, NaN = NULL (unknown)
+    heading: np.ndarray  # float32, NaN = NULL (unknown)
     speed_limit_kmh: np.ndarray  # float32, NaN = NULL
     lateral_accel_ms2: np.ndarray  # float32, NaN = NULL
     source_partition: np.ndarray  # int32
     source_offset: np.ndarray  # int64
+    source_watermark_ms: np.ndarray  # int64
     data_json: tuple[bytes | None, ...] = ()
 
     def __len__(self) -> int:
@@ -54,8 +57,10 @@ class ReadingColumns:
 
     @classmethod
     def from_readings(
-        cls, readings: Sequence[Reading], partitions: Sequence[int], offsets: Sequence[int]
+        cls, readings: Sequence[Reading], partitions: Sequence[int], offsets: Sequence[int],
+        watermarks: Sequence[int] | None = None,
     ) -> ReadingColumns:
+        """`watermarks`: each reading's log time on arrival; None = its own device time (tools, tests)."""
         n = len(readings)
         nan = float("nan")
         has_data = any(r.data is not None for r in readings)
@@ -66,9 +71,9 @@ class ReadingColumns:
             type_code=np.fromiter((_TYPE_CODE[r.type] for r in readings), np.uint8, n),
             lat=np.fromiter((r.lat for r in readings), np.float64, n),
             lon=np.fromiter((r.lon for r in readings), np.float64, n),
-            speed_kmh=np.fromiter((r.speed_kmh for r in readings), np.float32, n),
-            accel_ms2=np.fromiter((r.accel_ms2 for r in readings), np.float32, n),
-            heading=np.fromiter((r.heading for r in readings), np.float32, n),
+            speed_kmh=np.fromiter((nan if r.speed_kmh is None else r.speed_kmh for r in readings), np.float32, n),
+            accel_ms2=np.fromiter((nan if r.accel_ms2 is None else r.accel_ms2 for r in readings), np.float32, n),
+            heading=np.fromiter((nan if r.heading is None else r.heading for r in readings), np.float32, n),
             speed_limit_kmh=np.fromiter(
                 (nan if r.speed_limit_kmh is None else r.speed_limit_kmh for r in readings), np.float32, n
             ),
@@ -77,6 +82,9 @@ class ReadingColumns:
             ),
             source_partition=np.asarray(partitions, dtype=np.int32).reshape(n),
             source_offset=np.asarray(offsets, dtype=np.int64).reshape(n),
+            source_watermark_ms=np.fromiter((r.ts_ms for r in readings), np.int64, n)
+            if watermarks is None
+            else np.asarray(watermarks, dtype=np.int64).reshape(n),
             data_json=tuple(None if r.data is None else msgspec.json.encode(r.data) for r in readings)
             if has_data
             else (),
@@ -88,6 +96,7 @@ class ReadingColumns:
         for i in range(len(self)):
             limit = float(self.speed_limit_kmh[i])
             lateral = float(self.lateral_accel_ms2[i])
+            speed, accel, heading = float(self.speed_kmh[i]), float(self.accel_ms2[i]), float(self.heading[i])
             out.append(
                 Reading(
                     event_id=uuid.UUID(bytes=self.event_id[i].tobytes()),
@@ -96,9 +105,9 @@ class ReadingColumns:
                     type=READING_TYPES[int(self.type_code[i])],
                     lat=float(self.lat[i]),
                     lon=float(self.lon[i]),
-                    speed_kmh=float(self.speed_kmh[i]),
-                    accel_ms2=float(self.accel_ms2[i]),
-                    heading=float(self.heading[i]),
+                    speed_kmh=None if speed != speed else speed,
+                    accel_ms2=None if accel != accel else accel,
+                    heading=None if heading != heading else heading,
                     speed_limit_kmh=None if limit != limit else limit,
                     lateral_accel_ms2=None if lateral != lateral else lateral,
                     data=None
@@ -114,11 +123,13 @@ def empty_reading_columns() -> ReadingColumns:
 
 
 class ShardItem(msgspec.Struct, frozen=True, array_like=True):
-    """One reading routed to a shard, with its Kafka position (the per-driver replay order)."""
+    """One reading routed to a shard, with its Kafka position (the per-driver replay order) and the partition's
+    log time when it arrived (`domain.log_time`; None for readings stored before log time was kept)."""
 
     reading: Reading
     partition: int
     offset: int
+    arrived_ms: int | None = None
 
 
 _SHARD_ITEMS_ENCODER = msgspec.msgpack.Encoder(uuid_format="bytes")
@@ -160,6 +171,7 @@ class SnapshotRow(msgspec.Struct, frozen=True, array_like=True):
     last_ts_ms: int
     source_partition: int
     source_offset: int
+    open: bool = False  # DriverState.is_open: the shard keeps (and after a restart reloads) this driver
 
 
 class LivePosition(msgspec.Struct, frozen=True, array_like=True):
@@ -173,8 +185,8 @@ class LivePosition(msgspec.Struct, frozen=True, array_like=True):
     ts_ms: int
     lat: float
     lon: float
-    speed_kmh: float
-    heading: float
+    speed_kmh: float | None
+    heading: float | None
     trip_id: uuid.UUID | None
 
 
@@ -199,6 +211,7 @@ class PartitionOffset:
     topic: str
     partition: int
     next_offset: int
+    log_ms: int | None = None  # the partition's log time at next_offset (domain.log_time); None: none yet
 
 
 @dataclass(frozen=True, slots=True)

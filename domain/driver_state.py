@@ -59,6 +59,7 @@ class OpenTrip(msgspec.Struct, kw_only=True):
     speeding: SpeedingEpisode | None = None
     phone: PhoneEpisode | None = None
     recent: list[Reading] = []  # crash pre-buffer: this trip's last `crash_pre_s` of readings
+    quality_flags: list[str] = []  # TripSummary.quality_flags, in the order first seen
 
     def emit(self, event: DomainEvent, out: list[DomainEvent]) -> None:
         """Emit an event of this trip; until the trip is announced it waits in `held` (in order)."""
@@ -87,12 +88,20 @@ class DriverState(msgspec.Struct, kw_only=True):
     late_readings: int = 0
     duplicate_readings: int = 0
     unconfirmed_trips: int = 0  # motion-started trips that ended before being confirmed (no events)
+    # log time (domain.log_time) when the newest reading arrived: silence is measured from here
+    arrival_ms: int = NEVER_MS
 
     @classmethod
     def initial(cls, driver_id: str, timezone: str = "UTC") -> DriverState:
         """A driver never seen before. `timezone` is an IANA name (checked now: night exposure needs it)."""
         zone(timezone)
         return cls(driver_id=driver_id, timezone=timezone)
+
+    @property
+    def is_open(self) -> bool:
+        """Something waits for more readings or for log time: a trip, the reorder buffer, a crash's post window.
+        Such a driver stays active in its shard (log time must be able to close it)."""
+        return self.trip is not None or bool(self.pending) or self.crash is not None
 
     @property
     def open_trip_id(self) -> uuid.UUID | None:

@@ -32,9 +32,9 @@ class WireReading(msgspec.Struct, forbid_unknown_fields=False, kw_only=True):
     type: str
     lat: float
     lon: float
-    speed_kmh: float
-    accel_ms2: float
-    heading: float
+    speed_kmh: float | None = None
+    accel_ms2: float | None = None
+    heading: float | None = None
     speed_limit_kmh: float | None = None
     lateral_accel_ms2: float | None = None
     data: dict[str, Any] | None = None
@@ -43,6 +43,8 @@ class WireReading(msgspec.Struct, forbid_unknown_fields=False, kw_only=True):
 class Reading(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """A validated reading. Units in names; `ts_ms` is device time in epoch milliseconds (UTC).
 
+    `speed_kmh`, `accel_ms2` and `heading` are None when the device did not know them (docs/DOMAIN.md §1: the
+    sentinels accepted); the detectors then derive what they can from positions and times.
     `lateral_accel_ms2` is None when the device gives none (cornering is then derived from heading
     rate × speed). `array_like` keeps the msgpack form compact for snapshots and Ray calls.
     """
@@ -53,9 +55,9 @@ class Reading(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     type: ReadingType
     lat: float
     lon: float
-    speed_kmh: float
-    accel_ms2: float
-    heading: float
+    speed_kmh: float | None
+    accel_ms2: float | None
+    heading: float | None
     speed_limit_kmh: float | None = None
     lateral_accel_ms2: float | None = None
     data: dict[str, Any] | None = None

@@ -50,6 +50,9 @@ class TripRules(msgspec.Struct, frozen=True, kw_only=True):
     # backdated to its first moving reading, so nothing is lost.
     start_motion_s: float = 60.0
     start_motion_m: float = 200.0
+    # Our choice: an ignition_off at this speed or more is a recording cut off while driving (a phone app
+    # stopped, a device lost power), flagged on the trip as a data-quality fact; the trip still ends there.
+    ignition_off_moving_kmh: float = 30.0
 
     # --- harsh driving (longitudinal and lateral acceleration) ---------------------------------------
     # ±3.0 m/s² (≈0.3 g) longitudinal and 3.5 m/s² lateral are thresholds that recur in telematics

@@ -23,7 +23,7 @@ from domain.batches import LivePosition, NewEvent, ShardItem, ShardOutput, Snaps
 from domain.driver_state import NEVER_MS, DriverState
 from domain.events import TripDiscarded, TripEnded, encode_event, event_type
 from domain.rules import SNAPSHOT_FORMAT_VERSION, TripRules
-from domain.trip_machine import step
+from domain.trip_machine import pass_log_time, step_arrived
 
 
 def shard_of(driver_id: str, shards: int) -> int:
@@ -40,6 +40,7 @@ class DriverSlot(msgspec.Struct, kw_only=True):
     source_offset: int = -1
     since_snapshot: int = 0
     last_batch: int = 0  # shard batch counter when last touched (passivation)
+    snapshot_open: bool = False  # the `open` of the newest snapshot: a change makes the next one due
 
 
 def activate(
@@ -57,13 +58,14 @@ def activate(
             stream_version=snapshot.stream_version,
             source_partition=snapshot.source_partition,
             source_offset=snapshot.source_offset,
+            snapshot_open=snapshot.open,
         )
     else:
         slot = DriverSlot(state=DriverState.initial(driver_id, timezone))
     for item in replay:
         if item.offset <= slot.source_offset and item.partition == slot.source_partition:
             continue  # already folded into the snapshot
-        slot.state, events = step(slot.state, item.reading, rules)
+        slot.state, events = step_arrived(slot.state, item.reading, item.arrived_ms, rules)
         slot.stream_version += len(events)
         slot.source_partition, slot.source_offset = item.partition, item.offset
         slot.since_snapshot += 1
@@ -88,29 +90,12 @@ def fold(slot: DriverSlot, items: Sequence[ShardItem], rules: TripRules, snapsho
     trip_closed = False
     stream_id = slot.state.driver_id
     for item in items:
-        slot.state, events = step(slot.state, item.reading, rules)
-        for event in events:
-            slot.stream_version += 1
-            new_events.append(
-                NewEvent(
-                    event_id=event.event_id,
-                    stream_id=stream_id,
-                    stream_version=slot.stream_version,
-                    event_type=event_type(event),
-                    occurred_at_ms=event.occurred_at_ms,
-                    payload_json=encode_event(event),
-                    seq=item.offset,
-                )
-            )
-            if isinstance(event, TripEnded):
-                trips.append(event.summary)
-                trip_closed = True
-            elif isinstance(event, TripDiscarded):
-                trip_closed = True
+        slot.state, events = step_arrived(slot.state, item.reading, item.arrived_ms, rules)
+        trip_closed |= _append_events(slot, events, item.offset, new_events, trips)
         slot.source_partition, slot.source_offset = item.partition, item.offset
         slot.since_snapshot += 1
     snapshot = None
-    if items and (trip_closed or slot.since_snapshot >= snapshot_every):
+    if items and (trip_closed or slot.since_snapshot >= snapshot_every or slot.state.is_open != slot.snapshot_open):
         snapshot = snapshot_of(slot)
         slot.since_snapshot = 0
     live = None
@@ -136,10 +121,58 @@ def fold(slot: DriverSlot, items: Sequence[ShardItem], rules: TripRules, snapsho
     )
 
 
+def _append_events(slot: DriverSlot, events, seq: int, new_events: list[NewEvent], trips: list) -> bool:
+    """Number the events in the driver's stream; True when one of them closed a trip."""
+    closed = False
+    stream_id = slot.state.driver_id
+    for event in events:
+        slot.stream_version += 1
+        new_events.append(
+            NewEvent(
+                event_id=event.event_id,
+                stream_id=stream_id,
+                stream_version=slot.stream_version,
+                event_type=event_type(event),
+                occurred_at_ms=event.occurred_at_ms,
+                payload_json=encode_event(event),
+                seq=seq,
+            )
+        )
+        if isinstance(event, TripEnded):
+            trips.append(event.summary)
+            closed = True
+        elif isinstance(event, TripDiscarded):
+            closed = True
+    return closed
+
+
+def pass_log_times(slots: dict[str, DriverSlot], log_times: dict[int, int], rules: TripRules) -> ShardOutput:
+    """The end of a batch: every open driver of these partitions learns its partition's log time (a silent device's
+    trip closes). The events carry the seq of the driver's last reading; a driver that emitted any gets a snapshot,
+    so an activation never has to replay a batch end (docs/DOMAIN.md §3)."""
+    events: list[NewEvent] = []
+    trips: list = []
+    snapshots: list[SnapshotRow] = []
+    if not log_times:
+        return ShardOutput(shard=-1)
+    for driver_id in sorted(slots):
+        slot = slots[driver_id]
+        log_ms = log_times.get(slot.source_partition)
+        if log_ms is None or not slot.state.is_open or log_ms <= slot.state.arrival_ms:
+            continue
+        slot.state, emitted = pass_log_time(slot.state, log_ms, rules)
+        if emitted:
+            _append_events(slot, emitted, slot.source_offset, events, trips)
+            snapshots.append(snapshot_of(slot))
+            slot.since_snapshot = 0
+    return ShardOutput(shard=-1, events=events, snapshots=snapshots, trips=trips)
+
+
 def snapshot_of(slot: DriverSlot) -> SnapshotRow:
     """`last_ts_ms` is the reorder watermark: a reading stored later with an older ts is late anyway,
     so activation may skip it (the event store prunes partitions with it)."""
     watermark = slot.state.watermark_ms
+    slot.snapshot_open = slot.state.is_open
     return SnapshotRow(
         driver_id=slot.state.driver_id,
         stream_version=slot.stream_version,
@@ -148,6 +181,7 @@ def snapshot_of(slot: DriverSlot) -> SnapshotRow:
         last_ts_ms=watermark if watermark != NEVER_MS else 0,
         source_partition=slot.source_partition,
         source_offset=slot.source_offset,
+        open=slot.snapshot_open,
     )
 
 
@@ -188,5 +222,6 @@ def fold_batch(
 
 
 def idle_drivers(slots: dict[str, DriverSlot], batch_no: int, idle_batches: int) -> list[str]:
-    """Drivers untouched for `idle_batches` batches: candidates to passivate (they reactivate from storage)."""
-    return [d for d, slot in slots.items() if batch_no - slot.last_batch >= idle_batches]
+    """Drivers untouched for `idle_batches` batches and waiting for nothing: candidates to passivate (they
+    reactivate from storage). An open driver stays: only log time passing in this shard can close it."""
+    return [d for d, slot in slots.items() if batch_no - slot.last_batch >= idle_batches and not slot.state.is_open]

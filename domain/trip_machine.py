@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from domain.detectors import crash as crash_detector
 from domain.detectors import harsh
-from domain.driver_state import DriverState, OpenTrip
+from domain.driver_state import NEVER_MS, DriverState, OpenTrip
 from domain.events import DomainEvent, TripDiscarded, TripEnded, TripStarted
 from domain.ids import trip_event_id, trip_id
 from domain.readings import Reading, ReadingType
@@ -27,8 +27,9 @@ from domain.trip_interval import advance, close_phone, close_speeding
 from domain.trip_summary import TripSummary
 
 DISCARD_REASON = "below_min_distance_and_duration"
+IGNITION_OFF_WHILE_MOVING = "ignition_off_while_moving"
 
-__all__ = ["DISCARD_REASON", "DriverState", "TripRules", "step", "step_many", "tick"]
+__all__ = ["DISCARD_REASON", "DriverState", "TripRules", "pass_log_time", "step", "step_arrived", "step_many", "tick"]
 
 
 def step(state: DriverState, reading: Reading, rules: TripRules) -> tuple[DriverState, list[DomainEvent]]:
@@ -53,7 +54,13 @@ def tick(state: DriverState, now_ms: int, rules: TripRules) -> tuple[DriverState
     if the device has been silent for a whole window, emit a crash whose post window is over, and close
     a trip parked for `parking_s` or silent for more than `gap_s`. Deterministic in `now_ms`.
     """
-    out: list[DomainEvent] = []
+    return _tick(state, now_ms, rules, "data_gap")
+
+
+def _tick(
+    state: DriverState, now_ms: int, rules: TripRules, gap_reason: str, out: list[DomainEvent] | None = None
+) -> tuple[DriverState, list[DomainEvent]]:
+    out = [] if out is None else out
     pending = state.pending
     if pending and now_ms - state.newest_ms >= rules.reorder_window_ms:
         if state.newest_ms > state.watermark_ms:
@@ -68,7 +75,33 @@ def tick(state: DriverState, now_ms: int, rules: TripRules) -> tuple[DriverState
         if trip.stop_since_ms is not None and now_ms - trip.stop_since_ms >= rules.parking_s * 1000.0:
             _close(state, trip.stop_since_ms, "parked", rules, out)
         elif now_ms - state.last.ts_ms > rules.gap_s * 1000.0:
-            _close(state, state.last.ts_ms, "data_gap", rules, out)
+            _close(state, state.last.ts_ms, gap_reason, rules, out)
+    return state, out
+
+
+def pass_log_time(state: DriverState, log_ms: int, rules: TripRules) -> tuple[DriverState, list[DomainEvent]]:
+    """Log time has reached `log_ms` (docs/DOMAIN.md §3, "Silence"): the device has sent nothing for
+    `log_ms - state.arrival_ms`. That silence counts as device time after its newest reading, so `tick` decides
+    (release the buffer, emit a crash, close a parked trip), and a silence of more than `gap_s` closes the trip
+    at its last reading as `device_silent`. A function of the log alone, so replays and any batching agree."""
+    if state.arrival_ms == NEVER_MS or log_ms <= state.arrival_ms:
+        return state, []
+    return _tick(state, state.newest_ms + (log_ms - state.arrival_ms), rules, "device_silent")
+
+
+def step_arrived(
+    state: DriverState, reading: Reading, arrived_ms: int | None, rules: TripRules
+) -> tuple[DriverState, list[DomainEvent]]:
+    """`step` for a reading that arrived when its partition's log time was `arrived_ms` (None: unknown, its own
+    time): first the silence up to that moment (`pass_log_time`), then the reading; it becomes the newest arrival.
+    What the pipeline folds, live and on a replay from storage."""
+    out: list[DomainEvent] = []
+    if arrived_ms is not None and state.arrival_ms != NEVER_MS and arrived_ms > state.arrival_ms:
+        _tick(state, state.newest_ms + (arrived_ms - state.arrival_ms), rules, "device_silent", out)
+    _accept(state, reading, rules, out)
+    arrival = reading.ts_ms if arrived_ms is None or arrived_ms < reading.ts_ms else arrived_ms
+    if arrival > state.arrival_ms:
+        state.arrival_ms = arrival
     return state, out
 
 
@@ -149,6 +182,10 @@ def _process(state: DriverState, r: Reading, rules: TripRules, out: list[DomainE
 
     if r.type == ReadingType.IGNITION_OFF:
         state.last = r
+        if r.speed_kmh is not None and r.speed_kmh >= rules.ignition_off_moving_kmh and (
+            IGNITION_OFF_WHILE_MOVING not in trip.quality_flags
+        ):
+            trip.quality_flags.append(IGNITION_OFF_WHILE_MOVING)  # a recording cut off at speed, not a stop
         _close(state, ts, "ignition_off", rules, out)
         return
     if not trip.announced and (
@@ -162,7 +199,7 @@ def _process(state: DriverState, r: Reading, rules: TripRules, out: list[DomainE
 
 def _open(state: DriverState, r: Reading, rules: TripRules, out: list[DomainEvent]) -> OpenTrip | None:
     ignition = r.type == ReadingType.IGNITION_ON
-    moving = r.speed_kmh >= rules.motion_speed_kmh
+    moving = r.speed_kmh is not None and r.speed_kmh >= rules.motion_speed_kmh
     if not ignition and not moving:
         return None
     trip = OpenTrip(
@@ -172,7 +209,7 @@ def _open(state: DriverState, r: Reading, rules: TripRules, out: list[DomainEven
         start_lat=r.lat,
         start_lon=r.lon,
         announced=False,
-        max_speed_kmh=r.speed_kmh,
+        max_speed_kmh=r.speed_kmh or 0.0,
         stop_since_ms=None if moving else r.ts_ms,
     )
     state.trip = trip
@@ -299,6 +336,7 @@ def _close(state: DriverState, end_ms: int, reason: str, rules: TripRules, out: 
         idle_s=trip.idle_s,
         crash_count=trip.crash_count,
         end_reason=reason,
+        quality_flags=tuple(trip.quality_flags),
     )
     out.append(
         TripEnded(

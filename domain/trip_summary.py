@@ -28,4 +28,6 @@ class TripSummary(msgspec.Struct, frozen=True, kw_only=True):
     phone_use_moving_s: float = 0.0
     idle_s: float = 0.0
     crash_count: int = 0
-    end_reason: str = "ignition_off"  # ignition_off | parked | data_gap
+    end_reason: str = "ignition_off"  # ignition_off | parked | data_gap | device_silent (docs/DOMAIN.md §3)
+    # what the data says about itself, e.g. "ignition_off_while_moving" (the recording was cut off at speed)
+    quality_flags: tuple[str, ...] = ()

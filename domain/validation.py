@@ -89,9 +89,9 @@ class _FastWire(msgspec.Struct, forbid_unknown_fields=False):
     type: ReadingType
     lat: _Lat
     lon: _Lon
-    speed_kmh: _Speed
-    accel_ms2: _Accel
-    heading: _Heading
+    speed_kmh: _Speed | None = None
+    accel_ms2: _Accel | None = None
+    heading: _Heading | None = None
     speed_limit_kmh: _SpeedLimit | None = None
     lateral_accel_ms2: _Accel | None = None
     data: dict[str, Any] | None = None
@@ -109,9 +109,9 @@ class _WireOut(msgspec.Struct, omit_defaults=True):
     type: ReadingType
     lat: float
     lon: float
-    speed_kmh: float
-    accel_ms2: float
-    heading: float
+    speed_kmh: float | None = None
+    accel_ms2: float | None = None
+    heading: float | None = None
     speed_limit_kmh: float | None = None
     lateral_accel_ms2: float | None = None
     data: dict[str, Any] | None = None
@@ -201,9 +201,9 @@ def _finish(w: _FastWire, now_ms: int, rules: ValidationRules) -> Reading | None
         type=w.type,
         lat=w.lat,
         lon=w.lon,
-        speed_kmh=f32(w.speed_kmh),
-        accel_ms2=f32(w.accel_ms2),
-        heading=f32(w.heading),
+        speed_kmh=None if w.speed_kmh is None else f32(w.speed_kmh),
+        accel_ms2=None if w.accel_ms2 is None else f32(w.accel_ms2),
+        heading=None if w.heading is None else f32(w.heading),
         speed_limit_kmh=None if w.speed_limit_kmh is None else f32(w.speed_limit_kmh),
         lateral_accel_ms2=None if w.lateral_accel_ms2 is None else f32(w.lateral_accel_ms2),
         data=w.data,
@@ -268,32 +268,45 @@ def _slow_decode(raw: bytes, now_ms: int, rules: ValidationRules) -> Reading | R
     return _validate_mapping(obj, now_ms, rules)
 
 
-def _refuse_unreadable(raw: bytes, error: str, now_ms: int, rules: ValidationRules) -> Rejection:
-    """msgspec refused the bytes. If the lenient standard parser reads them (1e400, NaN, Infinity), name
-    the offending field; a payload msgspec cannot read is never accepted."""
+def _refuse_unreadable(raw: bytes, error: str, now_ms: int, rules: ValidationRules) -> Reading | Rejection:
+    """msgspec refused the bytes. If the lenient standard parser reads them (NaN, Infinity, 1e400) the
+    fields decide: NaN is a documented "unknown" for speed, acceleration and heading (devices send it), and
+    anywhere else it, or an infinity, is out of range and the offending field is named."""
     try:
         obj = json.loads(bytes(raw))
     except (ValueError, RecursionError):
         return Rejection(reason=RejectReason.INVALID_JSON, field=None, message=f"invalid JSON: {error}")
     result = _validate_mapping(obj, now_ms, rules)
-    if isinstance(result, Rejection):
-        return result
-    return Rejection(
-        reason=RejectReason.INVALID_JSON,
-        field=None,
-        message=f"invalid JSON: {error}",
-        event_id=str(result.event_id),
-        driver_id=result.driver_id,
-    )
+    if isinstance(result, Reading) and result.data is not None and not _finite(result.data):
+        # `data` is stored as jsonb, which has no NaN or infinity: a payload with them there is not JSON for us
+        return Rejection(reason=RejectReason.INVALID_JSON, field="data", message=f"invalid JSON: {error}",
+                         event_id=str(result.event_id), driver_id=result.driver_id)
+    return result
 
 
-_REQUIRED = ("event_id", "driver_id", "ts", "type", "lat", "lon", "speed_kmh", "accel_ms2", "heading")
+def _finite(value: object) -> bool:
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
+
+
+_REQUIRED = ("event_id", "driver_id", "ts", "type", "lat", "lon")
 _FLOAT_FIELDS = {
     "lat": (LAT_RANGE, RejectReason.LAT_OUT_OF_RANGE),
     "lon": (LON_RANGE, RejectReason.LON_OUT_OF_RANGE),
-    "speed_kmh": (SPEED_RANGE_KMH, RejectReason.SPEED_OUT_OF_RANGE),
-    "accel_ms2": (ACCEL_RANGE_MPS2, RejectReason.ACCEL_OUT_OF_RANGE),
-    "heading": (HEADING_RANGE_DEG, RejectReason.HEADING_OUT_OF_RANGE),
+}
+# What a device may not know. Each value listed, a missing field and null mean "unknown" (None): iOS Core
+# Location reports a negative `speed` and `course` when invalid, Android leaves them out (`hasSpeed()`,
+# `hasBearing()` false), NMEA receivers send an empty field, and phone apps write -1 or NaN. -1 is a real
+# acceleration, so only NaN is its sentinel. Any other value outside the range is refused with the reason.
+_UNKNOWABLE_FIELDS = {
+    "speed_kmh": (SPEED_RANGE_KMH, RejectReason.SPEED_OUT_OF_RANGE, (-1,)),
+    "accel_ms2": (ACCEL_RANGE_MPS2, RejectReason.ACCEL_OUT_OF_RANGE, ()),
+    "heading": (HEADING_RANGE_DEG, RejectReason.HEADING_OUT_OF_RANGE, (-1,)),
 }
 
 
@@ -364,6 +377,19 @@ def _validate_mapping(obj: object, now_ms: int, rules: ValidationRules) -> Readi
             return reject(RejectReason.WRONG_TYPE, name, f"{name} must be a number")
         if not (lo <= value <= hi):  # also false for NaN
             return reject(reason, name, f"{name} must be a finite number within {lo:g}..{hi:g}, got {value!r}")
+    known: dict[str, float | None] = {}
+    for name, ((lo, hi), reason, sentinels) in _UNKNOWABLE_FIELDS.items():
+        value = obj.get(name)
+        if value is not None and not _is_number(value):
+            return reject(RejectReason.WRONG_TYPE, name, f"{name} must be a number or null")
+        if value is None or value != value or value in sentinels:  # unknown: missing, null, NaN, a sentinel
+            known[name] = None
+        elif lo <= value <= hi:
+            known[name] = f32(float(value))
+        else:
+            unknown = ", ".join(["null", "NaN", *(f"{v:g}" for v in sentinels)])
+            return reject(reason, name, f"{name} must be a finite number within {lo:g}..{hi:g} or unknown "
+                                        f"({unknown}), got {value!r}")
 
     limit = obj.get("speed_limit_kmh")
     if limit is not None:
@@ -397,9 +423,9 @@ def _validate_mapping(obj: object, now_ms: int, rules: ValidationRules) -> Readi
         type=reading_type,
         lat=float(obj["lat"]),
         lon=float(obj["lon"]),
-        speed_kmh=f32(float(obj["speed_kmh"])),
-        accel_ms2=f32(float(obj["accel_ms2"])),
-        heading=f32(float(obj["heading"])),
+        speed_kmh=known["speed_kmh"],
+        accel_ms2=known["accel_ms2"],
+        heading=known["heading"],
         speed_limit_kmh=None if limit is None else f32(float(limit)),
         lateral_accel_ms2=None if lateral is None else f32(float(lateral)),
         data=data,

@@ -187,11 +187,13 @@ def snapshot_is_newer(new: SnapshotRow, old: SnapshotRow) -> bool:
 
 def highest_offsets(offsets: Iterable[PartitionOffset]) -> list[PartitionOffset]:
     """One entry per (topic, partition), the highest `next_offset`, sorted (a fixed lock order)."""
-    best: dict[tuple[str, int], int] = {}
+    best: dict[tuple[str, int], PartitionOffset] = {}
     for o in offsets:
         key = (o.topic, o.partition)
-        best[key] = max(best.get(key, o.next_offset), o.next_offset)
-    return [PartitionOffset(topic, partition, best[(topic, partition)]) for topic, partition in sorted(best)]
+        held = best.get(key)
+        if held is None or (o.next_offset, o.log_ms or 0) > (held.next_offset, held.log_ms or 0):
+            best[key] = o
+    return [best[key] for key in sorted(best)]
 
 
 def unique_in_order(values: Iterable[str]) -> list[str]:

@@ -24,7 +24,7 @@ from config.logging import get_logger
 from domain.batches import PersistBatch, ShardItem, ShardOutput
 from domain.rules import TripRules
 from domain.scoring import ended_trips
-from domain.shard_core import DriverSlot, activate, fold_batch, group_by_driver, idle_drivers
+from domain.shard_core import DriverSlot, activate, fold_batch, group_by_driver, idle_drivers, pass_log_times, shard_of
 from usecases.ports.event_store import EventStore, WriteResult
 from usecases.ports.projector import Projector
 from usecases.ports.scorer_sink import ScorerSink
@@ -65,6 +65,7 @@ class ShardBatchHandler:
         rules: TripRules,
         *,
         shard: int,
+        shards: int = 1,
         snapshot_every_events: int,
         idle_batches: int,
         retry: Retry = run_once,
@@ -79,14 +80,26 @@ class ShardBatchHandler:
         self.retry = retry
         self.slots: dict[str, DriverSlot] = {}
         self.batch_no = 0
+        self.shards = shards
+        # After a start or an eviction, the open drivers (waiting for log time) that are not in memory are
+        # loaded with the next batch, so a silent device's trip still closes (docs/DOMAIN.md §3).
+        self.reload_open = True
 
-    async def handle(self, items: Sequence[ShardItem], request_ids: Sequence[str] = ()) -> ShardBatchDone:
-        """Fold one batch (items in Kafka offset order); raises what the store raises after its retries."""
+    async def handle(
+        self, items: Sequence[ShardItem], request_ids: Sequence[str] = (), log_times: dict[int, int] | None = None
+    ) -> ShardBatchDone:
+        """Fold one batch (items in Kafka offset order), then let the batch's partitions' log times pass for the
+        open drivers (`log_times`: partition -> log time after the batch); raises what the store raises after
+        its retries."""
         with _bound(request_ids):
             self.batch_no += 1
             started = time.perf_counter()
             by_driver = group_by_driver(items)
             missing = [d for d in by_driver if d not in self.slots]
+            if self.reload_open:
+                open_ids = await self.retry(self.store.open_drivers, what="list open drivers")
+                mine = {d for d in open_ids if shard_of(d, self.shards) == self.shard and d not in self.slots}
+                missing = sorted(set(missing) | mine)
             grouped = time.perf_counter()
             if missing:
                 stored = await self.retry(lambda: self.store.load_drivers(missing), what="load drivers")
@@ -100,9 +113,12 @@ class ShardBatchHandler:
                         self.rules,
                     )
             activated = time.perf_counter()
+            self.reload_open = False
             output = fold_batch(
                 self.slots, by_driver, self.rules, self.snapshot_every_events, self.shard, self.batch_no
             )
+            if log_times:
+                output = _merged(output, pass_log_times(self.slots, log_times, self.rules))
             idle = idle_drivers(self.slots, self.batch_no, self.idle_batches)
             for driver_id in idle:
                 del self.slots[driver_id]
@@ -117,6 +133,7 @@ class ShardBatchHandler:
     def evict(self, driver_ids: Iterable[str] | None = None) -> int:
         """Forget drivers whose state may be ahead of what is durable (a failed batch); None forgets everyone.
         They reactivate from the store on their next reading."""
+        self.reload_open = True
         if driver_ids is None:
             count = len(self.slots)
             self.slots.clear()
@@ -125,6 +142,7 @@ class ShardBatchHandler:
 
     def evict_partitions(self, partitions: Iterable[int]) -> int:
         """Forget the drivers last fed from these Kafka partitions (their consumer restarted)."""
+        self.reload_open = True
         wanted = set(partitions)
         gone = [d for d, slot in self.slots.items() if slot.source_partition in wanted]
         for driver_id in gone:
@@ -195,6 +213,17 @@ class PersistBatchHandler:
             self.log.warning("scorer_unreachable", error=repr(error)[:200], trips=len(trips))
             return 0
         return len(trips)
+
+
+def _merged(folded: ShardOutput, passed: ShardOutput) -> ShardOutput:
+    """The batch's fold, then what log time closed: per stream the versions stay ascending."""
+    if not (passed.events or passed.snapshots):
+        return folded
+    newest = {s.driver_id: s for s in (*folded.snapshots, *passed.snapshots)}
+    return ShardOutput(
+        shard=folded.shard, events=[*folded.events, *passed.events], snapshots=[newest[d] for d in sorted(newest)],
+        trips=[*folded.trips, *passed.trips], live=folded.live, late_readings=folded.late_readings,
+    )
 
 
 def _bound(request_ids: Sequence[str]):

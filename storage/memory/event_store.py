@@ -43,6 +43,7 @@ class InMemoryEventStore:
         self.snapshots: dict[str, SnapshotRow] = {}
         self.trips: dict[uuid.UUID, TripSummary] = {}
         self.offsets: dict[tuple[str, str, int], int] = {}
+        self.log_times: dict[tuple[str, str, int], int] = {}
         self.timezones: dict[str, str] = {}
         self.request_ids: dict[uuid.UUID, str] = {}  # event id -> request id (domain_events.request_id)
 
@@ -79,7 +80,10 @@ class InMemoryEventStore:
                     trips += 1
         for o in highest_offsets(batch.offsets):
             key = (batch.consumer_group, o.topic, o.partition)
-            self.offsets[key] = max(self.offsets.get(key, o.next_offset), o.next_offset)
+            if o.next_offset > self.offsets.get(key, -1):
+                self.offsets[key] = o.next_offset
+                if o.log_ms is not None:
+                    self.log_times[key] = max(self.log_times.get(key, o.log_ms), o.log_ms)
         return WriteResult(
             readings_inserted=inserted,
             readings_duplicate=len(items) - inserted,
@@ -135,6 +139,12 @@ class InMemoryEventStore:
     async def stored_offsets(self, consumer_group: str, topic: str) -> dict[int, int]:
         return {p: o for (g, t, p), o in self.offsets.items() if g == consumer_group and t == topic}
 
+    async def stored_log_times(self, consumer_group: str, topic: str) -> dict[int, int]:
+        return {p: ms for (g, t, p), ms in self.log_times.items() if g == consumer_group and t == topic}
+
+    async def open_drivers(self) -> list[str]:
+        return sorted(d for d, snap in self.snapshots.items() if snap.open)
+
     async def stream_head(self, stream_id: str) -> int:
         return len(self.streams.get(stream_id, []))
 
@@ -159,4 +169,5 @@ def _items(batch: PersistBatch) -> list[ShardItem]:
         return []
     partitions = columns.source_partition.tolist()
     offsets = columns.source_offset.tolist()
-    return [ShardItem(r, partitions[i], offsets[i]) for i, r in enumerate(columns.to_readings())]
+    arrived = columns.source_watermark_ms.tolist()
+    return [ShardItem(r, partitions[i], offsets[i], arrived[i]) for i, r in enumerate(columns.to_readings())]

@@ -5,7 +5,7 @@ Pure: no I/O. `encode_readings(columns)` returns the whole `COPY … FROM STDIN 
 
 Layout (PostgreSQL docs, "COPY — Binary Format"): each tuple is an int16 field count, then per field an
 int32 byte length (-1 = NULL, no data follows) and the value in the type's binary send format, all
-big-endian. The column order is ours to choose, so the nine NOT NULL fixed-width columns come first
+big-endian. The column order is ours to choose, so the seven NOT NULL fixed-width columns come first
 and the variable ones (nullable reals, driver id, reading type, jsonb data) last. Each row is written
 into a padded fixed-width record of a numpy structured array, column by column; one boolean mask of
 the bytes each row really uses squeezes the padding out (`np.compress`). No per-row Python loop, except
@@ -13,7 +13,8 @@ one `b"".join` over the rare `data` objects.
 
 Value encodings: uuid = its 16 bytes; timestamptz = int64 microseconds since 2000-01-01 UTC; float8 /
 float4 = IEEE big-endian; text = the bytes; jsonb = version byte 1 followed by the JSON text. A NaN in
-`speed_limit_kmh` / `lateral_accel_ms2` is NULL; `data_json` None (or an empty tuple) is NULL.
+`speed_kmh`, `accel_ms2`, `heading` (the device did not know), `speed_limit_kmh` or `lateral_accel_ms2` is
+NULL; `data_json` None (or an empty tuple) is NULL.
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ READING_COPY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("ts", "timestamptz"),
     ("lat", "double precision"),
     ("lon", "double precision"),
+    ("source_partition", "integer"),
+    ("source_offset", "bigint"),
+    ("source_watermark_ms", "bigint"),
     ("speed_kmh", "real"),
     ("accel_ms2", "real"),
     ("heading", "real"),
-    ("source_partition", "integer"),
-    ("source_offset", "bigint"),
     ("speed_limit_kmh", "real"),
     ("lateral_accel_ms2", "real"),
     ("driver_id", "text"),
@@ -54,11 +56,9 @@ _PREFIX_FIELDS: list[tuple[str, str]] = [
     ("ts_len", ">i4"), ("ts", ">i8"),
     ("lat_len", ">i4"), ("lat", ">f8"),
     ("lon_len", ">i4"), ("lon", ">f8"),
-    ("speed_len", ">i4"), ("speed", ">f4"),
-    ("accel_len", ">i4"), ("accel", ">f4"),
-    ("heading_len", ">i4"), ("heading", ">f4"),
     ("partition_len", ">i4"), ("partition", ">i4"),
     ("offset_len", ">i4"), ("offset", ">i8"),
+    ("watermark_len", ">i4"), ("watermark", ">i8"),
 ]  # fmt: skip
 _NULL = np.array([-1], dtype=">i4").view(np.uint8)
 
@@ -89,6 +89,9 @@ def encode_readings(columns: ReadingColumns) -> bytes:
     data = _data_part(columns.data_json, n)
     data_width = 4 if data is None else 5 + data[1].shape[1]
     tail = [
+        ("speed_len", ">i4"), ("speed", ">f4"),
+        ("accel_len", ">i4"), ("accel", ">f4"),
+        ("heading_len", ">i4"), ("heading", ">f4"),
         ("limit_len", ">i4"), ("limit", ">f4"),
         ("lateral_len", ">i4"), ("lateral", ">f4"),
         ("id_len", ">i4"), ("id", f"S{id_width}"),
@@ -101,21 +104,21 @@ def encode_readings(columns: ReadingColumns) -> bytes:
 
     rows["nfields"] = len(READING_COPY_COLUMNS)
     for name, width in (
-        ("event_id", 16), ("ts", 8), ("lat", 8), ("lon", 8), ("speed", 4),
-        ("accel", 4), ("heading", 4), ("partition", 4), ("offset", 8),
+        ("event_id", 16), ("ts", 8), ("lat", 8), ("lon", 8), ("partition", 4), ("offset", 8), ("watermark", 8),
     ):  # fmt: skip
         rows[f"{name}_len"] = width
     rows["event_id"] = np.ascontiguousarray(columns.event_id, dtype=np.uint8).view("V16").reshape(n)
     rows["ts"] = (columns.ts_ms.astype(np.int64) - PG_EPOCH_MS) * 1000
     rows["lat"] = columns.lat
     rows["lon"] = columns.lon
-    rows["speed"] = columns.speed_kmh
-    rows["accel"] = columns.accel_ms2
-    rows["heading"] = columns.heading
     rows["partition"] = columns.source_partition
     rows["offset"] = columns.source_offset
+    rows["watermark"] = columns.source_watermark_ms
 
-    for field, values in (("limit", columns.speed_limit_kmh), ("lateral", columns.lateral_accel_ms2)):
+    for field, values in (
+        ("speed", columns.speed_kmh), ("accel", columns.accel_ms2), ("heading", columns.heading),
+        ("limit", columns.speed_limit_kmh), ("lateral", columns.lateral_accel_ms2),
+    ):  # fmt: skip
         null = np.isnan(values)
         rows[f"{field}_len"] = np.where(null, -1, 4)
         rows[field] = values
@@ -176,7 +179,7 @@ def _check_shapes(columns: ReadingColumns, n: int) -> None:
         raise ValueError(f"event_id must have shape ({n}, 16), got {columns.event_id.shape}")
     for name in (
         "driver_id", "type_code", "lat", "lon", "speed_kmh", "accel_ms2", "heading",
-        "speed_limit_kmh", "lateral_accel_ms2", "source_partition", "source_offset",
+        "speed_limit_kmh", "lateral_accel_ms2", "source_partition", "source_offset", "source_watermark_ms",
     ):  # fmt: skip
         shape = getattr(columns, name).shape
         if shape != (n,):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -129,6 +130,7 @@ class PostgresEventStore:
                     [o.topic for o in offsets],
                     [o.partition for o in offsets],
                     [o.next_offset for o in offsets],
+                    [o.log_ms for o in offsets],
                 )
         return counts
 
@@ -216,6 +218,7 @@ class PostgresEventStore:
             [s.last_ts_ms for s in snapshots],
             [s.source_partition for s in snapshots],
             [s.source_offset for s in snapshots],
+            [s.open for s in snapshots],
         )
         return _rowcount(status)
 
@@ -263,6 +266,15 @@ class PostgresEventStore:
             rows = await conn.fetch(sql.STORED_OFFSETS, consumer_group, topic)
         return {r["partition"]: r["next_offset"] for r in rows}
 
+    async def stored_log_times(self, consumer_group: str, topic: str) -> dict[int, int]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(sql.STORED_LOG_TIMES, consumer_group, topic)
+        return {r["partition"]: r["watermark_ms"] for r in rows}
+
+    async def open_drivers(self) -> list[str]:
+        async with self._pool.acquire() as conn:
+            return [r["driver_id"] for r in await conn.fetch(sql.OPEN_DRIVERS)]
+
     async def stream_head(self, stream_id: str) -> int:
         """The stream's version (its last event's), 0 when it has none."""
         async with self._pool.acquire() as conn:
@@ -307,6 +319,7 @@ def _snapshot(r: asyncpg.Record) -> SnapshotRow | None:
         last_ts_ms=r["last_ts_ms"],
         source_partition=r["source_partition"],
         source_offset=r["source_offset"],
+        open=r["open"],
     )
 
 
@@ -326,7 +339,8 @@ def _shard_item(r: asyncpg.Record) -> ShardItem:
         data=None if r["data"] is None else msgspec.json.decode(r["data"]),
     )
     partition, offset = r["source_partition"], r["source_offset"]
-    return ShardItem(reading, -1 if partition is None else partition, -1 if offset is None else offset)
+    return ShardItem(reading, -1 if partition is None else partition, -1 if offset is None else offset,
+                     r["source_watermark_ms"])
 
 
 async def append_events(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> tuple[int, int]:
@@ -340,5 +354,17 @@ async def insert_trips(conn: asyncpg.Connection, trips: Sequence[TripSummary]) -
     """Insert trip rows (one statement); a trip already stored is left alone. Returns how many were new."""
     if not trips:
         return 0
-    columns = [[getattr(t, name) for t in trips] for name, _ in sql.TRIP_COLUMNS]
+    columns = [[_trip_value(t, name) for t in trips] for name, _ in sql.TRIP_COLUMNS]
     return _rowcount(await conn.execute(sql.INSERT_TRIPS, *columns))
+
+
+def _trip_value(trip: TripSummary, name: str) -> Any:
+    value = getattr(trip, name)
+    return ",".join(value) if name == "quality_flags" else value
+
+
+def trip_summary_of(row: asyncpg.Record) -> TripSummary:
+    """A `trips` row (selected as TRIP_COLUMNS, times as ms) as the TripSummary it was stored from."""
+    fields = {name: plain(row[name]) for name, _ in sql.TRIP_COLUMNS}
+    fields["quality_flags"] = tuple(fields["quality_flags"] or ())
+    return TripSummary(**fields)

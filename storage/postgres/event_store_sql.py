@@ -76,16 +76,16 @@ SELECT (SELECT count(*) FROM appended) AS events, (SELECT count(*) FROM heads) A
 # stream version); a snapshot stored without a position (before migration 0005) is always replaced.
 UPSERT_SNAPSHOTS = f"""
 INSERT INTO driver_snapshots AS d
-    (driver_id, stream_version, state, state_format, last_ts, source_partition, source_offset, updated_at)
+    (driver_id, stream_version, state, state_format, last_ts, source_partition, source_offset, open, updated_at)
 SELECT s.driver_id, s.stream_version, s.state, s.state_format, {ms_to_ts("s.last_ts_ms")},
-       s.source_partition, s.source_offset, now()
-FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::int[], $5::bigint[], $6::int[], $7::bigint[])
-     AS s(driver_id, stream_version, state, state_format, last_ts_ms, source_partition, source_offset)
+       s.source_partition, s.source_offset, s.open, now()
+FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::int[], $5::bigint[], $6::int[], $7::bigint[], $8::boolean[])
+     AS s(driver_id, stream_version, state, state_format, last_ts_ms, source_partition, source_offset, open)
 ORDER BY s.driver_id
 ON CONFLICT (driver_id) DO UPDATE SET
     stream_version = EXCLUDED.stream_version, state = EXCLUDED.state, state_format = EXCLUDED.state_format,
     last_ts = EXCLUDED.last_ts, source_partition = EXCLUDED.source_partition,
-    source_offset = EXCLUDED.source_offset, updated_at = now()
+    source_offset = EXCLUDED.source_offset, open = EXCLUDED.open, updated_at = now()
 WHERE d.source_offset IS NULL
    OR EXCLUDED.source_offset > d.source_offset
    OR (EXCLUDED.source_offset = d.source_offset AND EXCLUDED.stream_version > d.stream_version)
@@ -110,9 +110,15 @@ TRIP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("idle_s", "float8"),
     ("crash_count", "int"),
     ("end_reason", "text"),
+    ("quality_flags", "text"),  # text[] in the table; crosses unnest as one comma-joined text per trip
 )
 _TRIP_TARGETS = [("start_time" if n == "start_ms" else "end_time" if n == "end_ms" else n) for n, _ in TRIP_COLUMNS]
-_TRIP_VALUES = [ms_to_ts(f"t.{n}") if n in ("start_ms", "end_ms") else f"t.{n}" for n, _ in TRIP_COLUMNS]
+_TRIP_VALUES = [
+    ms_to_ts(f"t.{n}") if n in ("start_ms", "end_ms")
+    else "coalesce(string_to_array(nullif(t.quality_flags, ''), ','), '{}')" if n == "quality_flags"
+    else f"t.{n}"
+    for n, _ in TRIP_COLUMNS
+]  # fmt: skip
 
 # Trips are immutable facts keyed by their deterministic id: a replay inserts nothing.
 INSERT_TRIPS = (
@@ -124,12 +130,13 @@ INSERT_TRIPS = (
 # Monotonic: two transactions of one partition can commit out of order (PERF_NOTES.md §3); an older
 # offset never moves the stored one back. Rows in (topic, partition) order: a fixed lock order.
 UPSERT_OFFSETS = """
-INSERT INTO consumer_offsets AS o (consumer_group, topic, partition, next_offset)
-SELECT $1, p.topic, p.partition, p.next_offset
-FROM unnest($2::text[], $3::int[], $4::bigint[]) AS p(topic, partition, next_offset)
+INSERT INTO consumer_offsets AS o (consumer_group, topic, partition, next_offset, watermark_ms)
+SELECT $1, p.topic, p.partition, p.next_offset, p.watermark_ms
+FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS p(topic, partition, next_offset, watermark_ms)
 ORDER BY p.topic, p.partition
 ON CONFLICT (consumer_group, topic, partition) DO UPDATE
-    SET next_offset = GREATEST(o.next_offset, EXCLUDED.next_offset), updated_at = now()
+    SET next_offset = GREATEST(o.next_offset, EXCLUDED.next_offset),
+        watermark_ms = GREATEST(o.watermark_ms, EXCLUDED.watermark_ms), updated_at = now()
     WHERE EXCLUDED.next_offset > o.next_offset
 """
 
@@ -137,7 +144,7 @@ ON CONFLICT (consumer_group, topic, partition) DO UPDATE
 LOAD_DRIVERS = f"""
 SELECT i.driver_id, coalesce(d.timezone, 'UTC') AS timezone, coalesce(st.version, 0) AS stream_head,
        s.stream_version, s.state, s.state_format, {ts_to_ms("s.last_ts")} AS last_ts_ms,
-       s.source_partition, s.source_offset
+       s.source_partition, s.source_offset, coalesce(s.open, false) AS open
 FROM unnest($1::text[]) AS i(driver_id)
 LEFT JOIN drivers d ON d.driver_id = i.driver_id
 LEFT JOIN driver_snapshots s ON s.driver_id = i.driver_id
@@ -157,7 +164,7 @@ SELECT r.* FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS w(driver_id, f
 CROSS JOIN LATERAL (
     SELECT t.event_id, t.driver_id, {ts_to_ms("t.ts")} AS ts_ms, t.event_type, t.lat, t.lon, t.speed_kmh,
            t.accel_ms2, t.heading, t.speed_limit_kmh, t.lateral_accel_ms2, t.data::text AS data,
-           t.source_partition, t.source_offset
+           t.source_partition, t.source_offset, t.source_watermark_ms
     FROM telematics_events t
     WHERE t.driver_id = w.driver_id
       AND t.ts >= coalesce({ms_to_ts("w.from_ms")}, '-infinity')
@@ -168,6 +175,11 @@ ORDER BY r.driver_id, r.source_offset NULLS FIRST, r.ts_ms, r.event_id
 """
 
 STORED_OFFSETS = "SELECT partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2"
+STORED_LOG_TIMES = """
+SELECT partition, watermark_ms FROM consumer_offsets
+WHERE consumer_group = $1 AND topic = $2 AND watermark_ms IS NOT NULL
+"""
+OPEN_DRIVERS = "SELECT driver_id FROM driver_snapshots WHERE open ORDER BY driver_id"
 
 STREAM_HEAD = "SELECT version FROM streams WHERE stream_id = $1"
 

@@ -18,6 +18,7 @@ from config.settings import Settings
 from domain.events import PremiumQuoted, decode_event
 from domain.scoring import PolicyTerms, risk_stream_id
 from domain.trip_summary import TripSummary
+from storage.postgres.event_store import trip_summary_of
 from storage.postgres.event_store_sql import TRIP_COLUMNS as STORED_TRIP_COLUMNS
 from storage.postgres.event_store_sql import ts_to_ms
 from storage.postgres.policies import ACTIVE_POLICIES, POLICY_RANK
@@ -123,7 +124,7 @@ async def quote_basis(conn: asyncpg.Connection, driver_id: str) -> tuple[bool, Q
 async def window_trips(conn: asyncpg.Connection, driver_id: str, from_ms: int, to_ms: int) -> list[TripSummary]:
     """Trips ended in (from_ms, to_ms], start order: the scorer's own window query (score_store.LOAD_WINDOWS)."""
     rows = await conn.fetch(LOAD_WINDOWS, [driver_id], [from_ms], [to_ms])
-    return [TripSummary(**{n: plain(r[n]) for n in _TRIP_FIELDS}) for r in rows]  # type: ignore[arg-type]
+    return [trip_summary_of(r) for r in rows]
 
 
 # -- risk scores ------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from domain.events import PremiumQuoted, RiskScored, decode_event, encode_event,
 from domain.scoring import UNKNOWN_SEQ, EndedTrip, PolicyTerms, ScoringOutcome, risk_stream_id
 from domain.trip_summary import TripSummary
 from storage.postgres import event_store_sql as es
-from storage.postgres.event_store import append_events
+from storage.postgres.event_store import append_events, trip_summary_of
 from storage.postgres.event_store_sql import ms_to_ts, ts_to_ms
 from storage.postgres.partitions import PartitionCache, ensure_for_timestamps
 from storage.postgres.policies import active_policies
@@ -180,7 +180,7 @@ class PostgresScoreStore:
         by_driver: dict[str, list[TripSummary]] = {d: [] for d in ids}
         for r in rows:
             by_driver[r["driver_id"]].append(
-                TripSummary(**{n: plain(r[n]) for n in _TRIP_FIELDS})  # type: ignore[arg-type]
+                trip_summary_of(r)
             )
         policies = {
             r["driver_id"]: PolicyTerms(

@@ -42,8 +42,8 @@ class PositionMessage(msgspec.Struct, frozen=True):
     ts_ms: int
     lat: float
     lon: float
-    speed_kmh: float
-    heading: float
+    speed_kmh: float | None  # None: the device did not know (docs/DOMAIN.md §1)
+    heading: float | None
     trip_id: uuid.UUID | None
 
 

@@ -60,14 +60,16 @@ def columns(shard_items: list[ShardItem]) -> ReadingColumns:
     if not shard_items:
         return empty_reading_columns()
     return ReadingColumns.from_readings(
-        [i.reading for i in shard_items], [i.partition for i in shard_items], [i.offset for i in shard_items]
+        [i.reading for i in shard_items], [i.partition for i in shard_items], [i.offset for i in shard_items],
+        [i.reading.ts_ms if i.arrived_ms is None else i.arrived_ms for i in shard_items],
     )
 
 
 def as_stored(shard_items: list[ShardItem]) -> list[ShardItem]:
     """What a store hands back: `real` columns rounded to float32."""
     readings = columns(shard_items).to_readings()
-    return [ShardItem(r, i.partition, i.offset) for r, i in zip(readings, shard_items, strict=True)]
+    return [ShardItem(r, i.partition, i.offset, r.ts_ms if i.arrived_ms is None else i.arrived_ms)
+            for r, i in zip(readings, shard_items, strict=True)]
 
 
 def event(

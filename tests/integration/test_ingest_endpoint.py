@@ -106,13 +106,13 @@ def test_accepted_readings_are_in_kafka_keyed_by_driver_with_the_request_id(inge
 
 def test_invalid_readings_are_rejected_one_by_one_with_reason_and_field(ingest):
     client, settings, (driver, _), _ = ingest
-    batch = [reading(driver), reading(driver, lat=200.0), reading(driver, heading=None)]
+    batch = [reading(driver), reading(driver, lat=200.0), reading(driver, lon=None), reading(driver, heading=-7)]
     response = client.post(URL, json={"readings": batch}, headers=bearer(driver_token(settings, driver)))
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["accepted"] == 1
     assert [(r["index"], r["reason"], r["field"]) for r in body["rejected"]] == [
-        (1, "lat_out_of_range", "lat"), (2, "missing_field", "heading")]
+        (1, "lat_out_of_range", "lat"), (2, "missing_field", "lon"), (3, "heading_out_of_range", "heading")]
     assert all(r["message"] for r in body["rejected"])
 
 
@@ -139,6 +139,8 @@ def test_an_admin_may_post_any_drivers_readings(ingest):
         (b'{"readings": "no"}', 422),
         (b'{"readings": [1, 2]}', 422),  # nothing valid
         (b'{"readings": [', 400),
+        (b'{"readings": ' + b"[" * 3000 + b"]" * 3000 + b"}", 400),  # nested too deeply: not a 500
+        (b"[" * 3000 + b"]" * 3000, 422),  # not an object: refused before its depth matters
         (None, 413),
     ],
 )
@@ -150,6 +152,27 @@ def test_bad_batches_get_a_clear_4xx(ingest, body, status):
                                                        "content-type": "application/json"})
     assert response.status_code == status, response.text
     assert response.json()["detail"]
+
+
+def test_unknown_heading_speed_and_acceleration_as_devices_send_them_are_accepted(ingest):
+    """Issue 12: a phone's heading -1 without a course, a literal NaN (not strict JSON, but what apps write),
+    null and an absent field are "unknown" and keep the reading; it reaches Kafka with the field left out."""
+    client, settings, (driver, _), _ = ingest
+    batch = [reading(driver, type="ignition_on", heading=-1, speed_kmh=-1), reading(driver, accel_ms2=None),
+             reading(driver, heading=12345.5)]
+    request_id = f"sentinel-{uuid.uuid4().hex}"
+    body = msgspec.json.encode({"readings": batch}).replace(b"12345.5", b"NaN")
+    response = client.post(URL, content=body, headers={**bearer(driver_token(settings, driver)),
+                                                       "X-Request-ID": request_id,
+                                                       "content-type": "application/json"})
+    assert response.status_code == 202, response.text
+    assert response.json() == {"accepted": 3, "rejected": []}
+    mine = [msgspec.json.decode(m.value()) for m in consumed(settings)
+            if dict(m.headers() or ()).get("x-request-id") == request_id.encode()]
+    by_id = {m["event_id"]: m for m in mine}
+    assert "heading" not in by_id[batch[0]["event_id"]] and "speed_kmh" not in by_id[batch[0]["event_id"]]
+    assert "accel_ms2" not in by_id[batch[1]["event_id"]] and "heading" not in by_id[batch[2]["event_id"]]
+    assert by_id[batch[1]["event_id"]]["heading"] == 180.0
 
 
 def test_posting_without_a_token_is_401(ingest):

@@ -649,3 +649,56 @@ async def finish(scorer, run) -> None:
 
 async def _truthy(awaitable) -> bool:
     return bool(await awaitable)
+
+
+def test_a_trip_cut_off_at_90_kmh_is_closed_by_silence_stored_and_scored(ray_session, risk_app, scoring_settings):
+    """Issue 12: a phone stops recording mid-drive (no ignition_off, then silence). Other devices in the same
+    partition move its log time past `gap_s`; the trip ends as `device_silent` at its last reading, is stored
+    with that reason, and is scored."""
+    from domain.readings import Reading, ReadingType
+    from domain.rules import TripRules
+    from domain.validation import encode_reading
+
+    settings = scoring_settings
+    tag = f"q{secrets.token_hex(3)}"
+    cut, others = f"{tag}-cut", [f"{tag}-other{n}" for n in range(3)]
+    asyncio.run(seed_drivers(settings.database_url, [cut, *others], set()))
+    risk_app.ready()
+    start = int(NOW.timestamp() * 1000) - 3 * 3600_000
+    gap_ms = int(TripRules().gap_s * 1000)  # what the shards use (actors/common.py)
+
+    def reading(driver: str, ts_ms: int, speed: float, kind=ReadingType.POSITION) -> bytes:
+        east = (ts_ms - start) / 1000 * speed / 3.6
+        return encode_reading(Reading(event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{driver}/{ts_ms}"), driver_id=driver,
+                                      ts_ms=ts_ms, type=kind, lat=38.7, lon=-9.1 + east / 87_000, speed_kmh=speed,
+                                      accel_ms2=0.0, heading=90.0))
+
+    drive = [reading(cut, start, 0.0, ReadingType.IGNITION_ON)]
+    drive += [reading(cut, start + s * 1000, 90.0) for s in range(1, 601)]  # 10 min at 90 km/h, then nothing
+    filler = [reading(d, start + s * 20_000, 40.0) for s in range(1, (600_000 + gap_ms) // 20_000 + 20)
+              for d in others]
+    payloads = sorted(drive + filler, key=lambda p: msgspec.json.decode(p)["ts"])
+    last_ms = start + 600_000
+
+    async def scenario() -> None:
+        url = settings.database_url
+        pipeline = start_pipeline(settings, prefix=f"{uuid.uuid4().hex[:6]}-")
+        try:
+            # one key for all: one partition, so the others' readings are the cut driver's log time
+            produce(settings, payloads, [cut.encode()] * len(payloads))
+            await wait_until_drained(pipeline, len(payloads), timeout_s=120)
+            rows = await fetch(url, "SELECT trip_id, end_reason, (extract(epoch FROM end_time) * 1000)::bigint AS e,"
+                                    " distance_m FROM trips WHERE driver_id = $1", cut)
+            assert len(rows) == 1, rows
+            assert (rows[0]["end_reason"], rows[0]["e"]) == ("device_silent", last_ms)
+            assert rows[0]["distance_m"] > 14_000
+            trip_id = uuid.UUID(str(rows[0]["trip_id"]))
+
+            async def scored() -> bool:
+                return trip_id in await scored_trip_ids(url)
+
+            await wait_for(scored, 60, "the cut-off trip to be scored")
+        finally:
+            await stop_pipeline(pipeline)
+
+    asyncio.run(scenario())

@@ -75,9 +75,9 @@ def reading(i: int, **overrides) -> Reading:
         "type": list(ReadingType)[i % len(ReadingType)],
         "lat": 48.1 + i * 1e-6,
         "lon": -11.5 - i * 1e-6,
-        "speed_kmh": 10.5 + i,
-        "accel_ms2": -1.25,
-        "heading": float(i % 360),
+        "speed_kmh": None if i % 7 == 3 else 10.5 + i,  # unknown to the device: NULL
+        "accel_ms2": None if i % 11 == 4 else -1.25,
+        "heading": None if i % 5 == 1 else float(i % 360),
         "speed_limit_kmh": None if i % 3 == 0 else 50.0,
         "lateral_accel_ms2": None if i % 2 == 0 else 0.5,
         "data": None,
@@ -103,6 +103,7 @@ def expected_row(r: Reading, partition: int, offset: int) -> dict:
         "heading": f32(r.heading),
         "source_partition": partition,
         "source_offset": offset,
+        "source_watermark_ms": r.ts_ms,  # ReadingColumns' default: the reading's own time
         "speed_limit_kmh": f32(r.speed_limit_kmh),
         "lateral_accel_ms2": f32(r.lateral_accel_ms2),
         "driver_id": r.driver_id,
@@ -155,7 +156,7 @@ def test_timestamps_before_2000_and_far_ahead_encode_exactly():
 
 def test_the_column_list_matches_the_payload_order():
     assert COLUMN_NAMES[:2] == ("event_id", "ts") and COLUMN_NAMES[-1] == "data"
-    assert len(set(COLUMN_NAMES)) == len(COLUMN_NAMES) == 14
+    assert len(set(COLUMN_NAMES)) == len(COLUMN_NAMES) == 15
 
 
 def test_mismatched_column_lengths_are_refused():

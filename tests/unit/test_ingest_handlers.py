@@ -7,6 +7,7 @@ import pytest
 from structlog.contextvars import get_contextvars
 
 from domain.batches import PartitionOffset, PersistBatch, ReadingColumns, ShardItem
+from domain.log_time import LogClock
 from domain.rules import TripRules
 from domain.scoring import ended_trips
 from domain.simulator import Population, simulate_all, to_readings
@@ -27,7 +28,19 @@ def stream() -> list[ShardItem]:
     """Four drivers, half a day (~10k readings, five trips end in it), as one partition's items in offset order."""
     population = Population.generate(4, seed=5)
     readings = to_readings(simulate_all(population, START_MS, duration_s=12 * 3600, seed=5))
-    return [ShardItem(reading=r, partition=0, offset=i) for i, r in enumerate(readings)]
+    return arrived_in_one_partition(readings)
+
+
+def arrived_in_one_partition(readings) -> list[ShardItem]:
+    """Readings as one partition's items in offset order, each with the log time it arrived at (as a consumer
+    stamps them: domain.log_time)."""
+    before = LogClock().advance((0, r.ts_ms) for r in readings)
+    pairs = enumerate(zip(readings, before, strict=True))
+    return [ShardItem(r, 0, i, r.ts_ms if b is None else b) for i, (r, b) in pairs]
+
+
+def log_time_after(chunk: list[ShardItem]) -> dict[int, int]:
+    return {0: max(max(i.reading.ts_ms, i.arrived_ms) for i in chunk)}
 
 
 class CountingStore(InMemoryEventStore):
@@ -75,7 +88,8 @@ def persist_batch(chunk: list[ShardItem], output, request_ids: dict[tuple[int, i
         extra = {"request_ids": ids, "request_id_index": np.array(index, dtype=np.int32)}
     return PersistBatch(
         consumer_group=GROUP,
-        readings=ReadingColumns.from_readings([i.reading for i in chunk], [0] * len(chunk), [i.offset for i in chunk]),
+        readings=ReadingColumns.from_readings([i.reading for i in chunk], [0] * len(chunk), [i.offset for i in chunk],
+                                              [i.arrived_ms for i in chunk]),
         offsets=(PartitionOffset(TOPIC, 0, chunk[-1].offset + 1),),
         outputs=(output,),
         **extra,
@@ -88,7 +102,7 @@ async def run(stream, store, projector, sink, batch_size: int, idle_batches: int
     dones = []
     for start in range(0, len(stream), batch_size):
         chunk = stream[start : start + batch_size]
-        done = await folder.handle(chunk)
+        done = await folder.handle(chunk, log_times=log_time_after(chunk))
         await persister.handle(persist_batch(chunk, done.output))
         dones.append(done)
     return folder, dones
@@ -207,7 +221,7 @@ async def test_store_calls_go_through_the_given_retry(stream):
     folder = ShardBatchHandler(store, TripRules(), shard=0, snapshot_every_events=500, idle_batches=10, retry=retry)
     done = await folder.handle(stream[:100])
     await PersistBatchHandler(store, InMemoryProjector(), retry=retry).handle(persist_batch(stream[:100], done.output))
-    assert calls == ["load drivers", "write batch to PostgreSQL", "publish projections to Redis"]
+    assert calls == ["list open drivers", "load drivers", "write batch to PostgreSQL", "publish projections to Redis"]
 
 
 async def test_events_and_log_lines_carry_the_request_ids_of_their_readings(stream):

@@ -117,7 +117,12 @@ INVALID = [
     ("accel_ms2", 50.01, RejectReason.ACCEL_OUT_OF_RANGE),
     ("accel_ms2", -60, RejectReason.ACCEL_OUT_OF_RANGE),
     ("heading", 360.01, RejectReason.HEADING_OUT_OF_RANGE),
-    ("heading", -1, RejectReason.HEADING_OUT_OF_RANGE),
+    ("heading", -2, RejectReason.HEADING_OUT_OF_RANGE),  # -1 is "no course"; other negatives are refused
+    ("heading", -0.5, RejectReason.HEADING_OUT_OF_RANGE),
+    ("speed_kmh", -2, RejectReason.SPEED_OUT_OF_RANGE),
+    ("heading", "north", RejectReason.WRONG_TYPE),
+    ("speed_kmh", "fast", RejectReason.WRONG_TYPE),
+    ("accel_ms2", "1.0", RejectReason.WRONG_TYPE),
     ("speed_limit_kmh", 0, RejectReason.SPEED_LIMIT_OUT_OF_RANGE),
     ("speed_limit_kmh", 301, RejectReason.SPEED_LIMIT_OUT_OF_RANGE),
     ("speed_limit_kmh", "50", RejectReason.WRONG_TYPE),
@@ -143,22 +148,68 @@ def test_the_edges_of_every_range_are_accepted():
     assert isinstance(decode_reading(raw(payload(heading=0, speed_kmh=0, driver_id="a")), NOW_MS, RULES), Reading)
 
 
-@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
-def test_nan_and_infinities_are_rejected_as_out_of_range(literal):
+@pytest.mark.parametrize("literal", [b"Infinity", b"-Infinity", b"1e400"])
+def test_infinities_are_rejected_as_out_of_range(literal):
     text = raw(payload(speed_kmh=12345.5)).replace(b"12345.5", literal)
     result = decode_reading(text, NOW_MS, RULES)
     assert isinstance(result, Rejection)
     assert (result.reason, result.field) == (RejectReason.SPEED_OUT_OF_RANGE, "speed_kmh")
 
 
-def test_nan_is_rejected_when_validating_a_wire_object():
-    result = validate(WireReading(**payload(heading=float("nan"))), NOW_MS, RULES)
-    assert isinstance(result, Rejection) and result.reason is RejectReason.HEADING_OUT_OF_RANGE
+@pytest.mark.parametrize("field", ["lat", "lon", "speed_limit_kmh", "lateral_accel_ms2"])
+def test_nan_is_refused_where_it_is_not_a_sentinel(field):
+    text = raw(payload(**{field: 12.3456})).replace(b"12.3456", b"NaN")
+    result = decode_reading(text, NOW_MS, RULES)
+    assert isinstance(result, Rejection) and result.field == field
 
 
-@pytest.mark.parametrize(
-    "field", ["event_id", "driver_id", "ts", "type", "lat", "lon", "speed_kmh", "accel_ms2", "heading"]
-)
+# Issue 12: what devices send when they do not know. Each documented sentinel, as JSON text (the literal NaN
+# is what Python's json and many phone apps write), is accepted as unknown (None) and keeps the reading.
+SENTINELS = [
+    ("heading", b"-1"), ("heading", b"-1.0"), ("heading", b"NaN"), ("heading", b"null"), ("heading", None),
+    ("speed_kmh", b"-1"), ("speed_kmh", b"NaN"), ("speed_kmh", b"null"), ("speed_kmh", None),
+    ("accel_ms2", b"NaN"), ("accel_ms2", b"null"), ("accel_ms2", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("field", "literal"), SENTINELS, ids=[f"{f}={v!r}" for f, v in SENTINELS])
+def test_each_documented_sentinel_is_read_as_unknown(field, literal):
+    if literal is None:  # the field is absent
+        text = raw(payload(**{field: _DROP}))
+    else:
+        text = raw(payload(**{field: 12.3456})).replace(b"12.3456", literal)
+    result = decode_reading(text, NOW_MS, RULES)
+    assert isinstance(result, Reading), result
+    assert getattr(result, field) is None
+    others = {"heading", "speed_kmh", "accel_ms2"} - {field}
+    assert all(getattr(result, o) is not None for o in others)
+    readings, rejects = decode_batch([text], NOW_MS, RULES)
+    assert readings == [result] and rejects == []
+
+
+def test_minus_one_is_a_real_acceleration_not_a_sentinel():
+    result = decode_reading(raw(payload(accel_ms2=-1)), NOW_MS, RULES)
+    assert isinstance(result, Reading) and result.accel_ms2 == -1.0
+
+
+def test_a_wire_object_with_nan_or_absent_fields_validates_to_unknowns():
+    result = validate(WireReading(**payload(heading=float("nan"), speed_kmh=None, accel_ms2=float("nan"))),
+                      NOW_MS, RULES)
+    assert isinstance(result, Reading)
+    assert (result.heading, result.speed_kmh, result.accel_ms2) == (None, None, None)
+    wire = payload()
+    for name in ("heading", "speed_kmh", "accel_ms2"):
+        del wire[name]
+    assert isinstance(validate(WireReading(**wire), NOW_MS, RULES), Reading)
+
+
+def test_a_reading_with_unknown_fields_round_trips_through_the_wire_encoder():
+    result = decode_reading(raw(payload(heading=-1, speed_kmh=_DROP)), NOW_MS, RULES)
+    assert isinstance(result, Reading)
+    assert decode_reading(encode_reading(result), NOW_MS, RULES) == result
+
+
+@pytest.mark.parametrize("field", ["event_id", "driver_id", "ts", "type", "lat", "lon"])
 def test_a_missing_required_field_is_named(field):
     result = decode_reading(raw(payload(**{field: _DROP})), NOW_MS, RULES)
     assert isinstance(result, Rejection)

@@ -32,3 +32,16 @@ class EventStore(Protocol):
     ) -> dict[str, StoredDriver]:
         """Activation data (snapshot, readings after it, stream head, timezone) of every id, in one read."""
         ...
+
+    async def open_drivers(self) -> list[str]:
+        """Every driver whose newest snapshot is open (a trip, buffer or crash in progress), sorted: a shard
+        that starts or forgets drivers reloads its share of them, so log time can still close their trips."""
+        ...
+
+    async def stored_offsets(self, consumer_group: str, topic: str) -> dict[int, int]:
+        """partition -> next offset to consume (the first offset not yet stored)."""
+        ...
+
+    async def stored_log_times(self, consumer_group: str, topic: str) -> dict[int, int]:
+        """partition -> its log time at the stored offset (domain.log_time), for the partitions that have one."""
+        ...

@@ -11,6 +11,7 @@ any driver. Kafka slow or down → 503 with Retry-After, and nothing is claimed.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -40,7 +41,7 @@ _DECODE_ENVELOPE = msgspec.json.Decoder(_Envelope).decode
 
 _READING_SCHEMA = {
     "type": "object",
-    "required": ["event_id", "driver_id", "ts", "type", "lat", "lon", "speed_kmh", "accel_ms2", "heading"],
+    "required": ["event_id", "driver_id", "ts", "type", "lat", "lon"],
     "properties": {
         "event_id": {"type": "string", "format": "uuid"},
         "driver_id": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
@@ -49,9 +50,9 @@ _READING_SCHEMA = {
         "type": {"type": "string", "enum": ["position", "ignition_on", "ignition_off", "phone_use", "crash"]},
         "lat": {"type": "number", "minimum": -90, "maximum": 90},
         "lon": {"type": "number", "minimum": -180, "maximum": 180},
-        "speed_kmh": {"type": "number", "minimum": 0, "maximum": 300},
-        "accel_ms2": {"type": "number", "minimum": -50, "maximum": 50},
-        "heading": {"type": "number", "minimum": 0, "maximum": 360},
+        "speed_kmh": {"type": ["number", "null"], "description": "0..300; unknown: -1, NaN, null or absent"},
+        "accel_ms2": {"type": ["number", "null"], "description": "-50..50; unknown: NaN, null or absent"},
+        "heading": {"type": ["number", "null"], "description": "0..360; unknown (no course): -1, NaN, null or absent"},
         "speed_limit_kmh": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 300},
         "lateral_accel_ms2": {"type": ["number", "null"], "minimum": -50, "maximum": 50},
         "data": {"type": ["object", "null"]},
@@ -80,6 +81,27 @@ def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": detail, **extra}, status_code=status)
 
 
+def _readings_of(body: bytes) -> list[bytes] | JSONResponse:
+    """Each reading's JSON text, or the 4xx that says why the body is not a batch. Strict JSON goes through
+    msgspec; a body only the lenient parser reads (a literal NaN: phone apps write it for "unknown", and it is
+    a documented sentinel, docs/DOMAIN.md §1) is re-read readings by reading, so validation decides per field."""
+    try:
+        return [bytes(r) for r in _DECODE_ENVELOPE(body).readings]
+    except msgspec.ValidationError as error:
+        return _error(422, f"body must be {{\"readings\": [...]}}: {error}")
+    except RecursionError:
+        return _error(400, "body is not valid JSON: nested too deeply")
+    except msgspec.DecodeError as error:
+        strict_error = error
+    try:
+        lenient = json.loads(body)
+    except (ValueError, RecursionError):
+        return _error(400, f"body is not valid JSON: {strict_error}")
+    if not isinstance(lenient, dict) or not isinstance(lenient.get("readings"), list):
+        return _error(422, 'body must be {"readings": [...]}')
+    return [json.dumps(r).encode() for r in lenient["readings"]]
+
+
 @router.post("/api/v1/telematics/events", status_code=202, summary="Ingest a batch of readings",
              openapi_extra=_OPENAPI)
 async def ingest_events(
@@ -90,18 +112,15 @@ async def ingest_events(
     body = await request.body()
     if len(body) > settings.ingest_max_readings * BYTES_PER_READING:
         return _error(413, f"body is {len(body)} bytes; at most {settings.ingest_max_readings * BYTES_PER_READING}")
-    try:
-        envelope = _DECODE_ENVELOPE(body)
-    except msgspec.ValidationError as error:
-        return _error(422, f"body must be {{\"readings\": [...]}}: {error}")
-    except msgspec.DecodeError as error:
-        return _error(400, f"body is not valid JSON: {error}")
-    count = len(envelope.readings)
+    raws = _readings_of(body)
+    if isinstance(raws, JSONResponse):
+        return raws
+    count = len(raws)
     if count == 0:
         return _error(422, "readings must not be empty")
     if count > settings.ingest_max_readings:
         return _error(413, f"{count} readings; at most {settings.ingest_max_readings} per request")
-    readings, rejects = decode_batch([bytes(r) for r in envelope.readings], int(time.time() * 1000),
+    readings, rejects = decode_batch(raws, int(time.time() * 1000),
                                      validation_rules(settings))
     rejected = [{"index": i, "reason": r.reason.value, "field": r.field, "message": r.message} for i, r in rejects]
     if rejected:

@@ -1,0 +1,124 @@
+"""Trips end on silence, measured in log time (docs/DOMAIN.md §3 "Silence", domain/log_time.py), through the
+shard and persistence use cases over the in-memory stores: the same events whatever the batch size, after an
+eviction (a restarted shard), and not fooled by a device that uploads its backlog late."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+import pytest
+
+from domain.readings import Reading, ReadingType
+from domain.rules import TripRules
+from domain.trip_machine import IGNITION_OFF_WHILE_MOVING
+from storage.memory.event_store import InMemoryEventStore
+from storage.memory.projector import InMemoryProjector
+from tests.unit.test_ingest_handlers import arrived_in_one_partition, log_time_after, persist_batch
+from usecases.ingest import PersistBatchHandler, ShardBatchHandler
+
+pytestmark = pytest.mark.unit
+
+T0 = 1_780_000_000_000
+RULES = TripRules()
+GAP_MS = int(RULES.gap_s * 1000)
+
+
+def reading(driver: str, ts_ms: int, speed: float, kind: ReadingType = ReadingType.POSITION,
+            heading: float | None = 90.0) -> Reading:
+    metres_east = (ts_ms - T0) / 1000 * speed / 3.6
+    return Reading(event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{driver}/{ts_ms}/{kind}"), driver_id=driver,
+                   ts_ms=ts_ms, type=kind, lat=48.0, lon=11.0 + metres_east / 74_000, speed_kmh=speed,
+                   accel_ms2=0.0, heading=heading)
+
+
+def drive(driver: str, start_ms: int, seconds: int, speed: float = 90.0, ignition_on: bool = True) -> list[Reading]:
+    out = [reading(driver, start_ms, 0.0, ReadingType.IGNITION_ON)] if ignition_on else []
+    out += [reading(driver, start_ms + (s + 1) * 1000, speed) for s in range(seconds)]
+    return out
+
+
+def cut_off_then_others_drive() -> list[Reading]:
+    """A drives 10 min at 90 km/h and falls silent mid-drive (no ignition_off); B keeps driving in the same
+    partition for longer than the gap, one reading every 10 s."""
+    a = drive("A", T0, 600)
+    b = [reading("B", T0 + s * 10_000, 50.0) for s in range(1, (600_000 + GAP_MS) // 10_000 + 30)]
+    return sorted(a + b, key=lambda r: r.ts_ms)
+
+
+async def run(readings: list[Reading], batch_size: int, evict_every: int = 0):
+    store = InMemoryEventStore()
+    folder = ShardBatchHandler(store, RULES, shard=0, snapshot_every_events=50, idle_batches=3)
+    persister = PersistBatchHandler(store, InMemoryProjector())
+    items = arrived_in_one_partition(readings)
+    for n, start in enumerate(range(0, len(items), batch_size), start=1):
+        chunk = items[start : start + batch_size]
+        done = await folder.handle(chunk, log_times=log_time_after(chunk))
+        await persister.handle(persist_batch(chunk, done.output))
+        if evict_every and n % evict_every == 0:
+            folder.evict(None)  # as after a shard restart: everything reloads from the store
+    return store
+
+
+def events_of(store: InMemoryEventStore, driver: str) -> list[tuple[str, bytes]]:
+    return [(e.event_type, e.payload_json) for e in store.streams.get(driver, [])]
+
+
+def ended(store: InMemoryEventStore, driver: str) -> list[dict]:
+    return [msgspec.json.decode(p) for t, p in events_of(store, driver) if t == "trip_ended"]
+
+
+async def test_a_trip_cut_off_mid_drive_ends_as_device_silent_at_its_last_reading():
+    store = await run(cut_off_then_others_drive(), batch_size=64)
+    (trip,) = ended(store, "A")
+    assert trip["summary"]["end_reason"] == "device_silent"
+    assert trip["summary"]["end_ms"] == T0 + 600_000  # the last reading, not when the silence was noticed
+    assert trip["summary"]["distance_m"] > 14_000
+    assert len(store.trips) >= 1 and any(t.driver_id == "A" for t in store.trips.values())
+
+
+async def test_without_enough_log_time_the_trip_stays_open():
+    readings = [r for r in cut_off_then_others_drive() if r.ts_ms < T0 + 600_000 + GAP_MS - 60_000]
+    store = await run(readings, batch_size=64)
+    assert ended(store, "A") == []
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 200, 100_000])
+async def test_the_same_events_whatever_the_batch_size_and_across_restarts(batch_size):
+    readings = cut_off_then_others_drive()
+    reference = await run(readings, batch_size=50)
+    for store in (await run(readings, batch_size), await run(readings, batch_size, evict_every=3)):
+        assert events_of(store, "A") == events_of(reference, "A")
+        assert events_of(store, "B") == events_of(reference, "B")
+
+
+async def test_a_backlog_uploaded_late_is_one_trip_not_one_per_reading():
+    """A store-and-forward device: A's whole 10-minute drive arrives two hours late, after B's readings moved
+    log time on. Silence is counted from A's previous arrival, so the backlog is folded as the drive it was."""
+    a = drive("A", T0, 600)
+    b = [reading("B", T0 + s * 10_000, 50.0) for s in range(1, 2 * 3600 // 10)]
+    store = await run(b + a, batch_size=64)
+    assert ended(store, "A") == []  # still open: nothing was silent since the backlog arrived
+    later = [reading("B", T0 + 2 * 3600_000 + s * 10_000, 50.0) for s in range(1, GAP_MS // 10_000 + 30)]
+    store = await run(b + a + later, batch_size=64)
+    (trip,) = ended(store, "A")
+    assert trip["summary"]["end_reason"] == "device_silent" and trip["summary"]["end_ms"] == T0 + 600_000
+
+
+async def test_ignition_off_at_speed_ends_the_trip_with_a_quality_flag_once_log_time_passes_the_window():
+    a = [*drive("A", T0, 300), reading("A", T0 + 301_000, 90.0, ReadingType.IGNITION_OFF)]
+    b = [reading("B", T0 + s * 1000, 40.0) for s in range(1, 301 + RULES.reorder_window_ms // 1000 + 5)]
+    store = await run(sorted(a + b, key=lambda r: r.ts_ms), batch_size=32)
+    (trip,) = ended(store, "A")
+    assert trip["summary"]["end_reason"] == "ignition_off"
+    assert trip["summary"]["quality_flags"] == [IGNITION_OFF_WHILE_MOVING]
+
+
+async def test_an_ordinary_ignition_off_has_no_flag():
+    stop = [reading("A", T0 + 301_000, 0.0), reading("A", T0 + 302_000, 0.0, ReadingType.IGNITION_OFF)]
+    a = [*drive("A", T0, 300), *stop]
+    b = [reading("B", T0 + s * 1000, 40.0) for s in range(1, 320)]
+    store = await run(sorted(a + b, key=lambda r: r.ts_ms), batch_size=32)
+    (trip,) = ended(store, "A")
+    assert trip["summary"]["quality_flags"] == []
+
