@@ -29,7 +29,7 @@ from actors.ingest_batch import PreparedBatch, prepare_batch
 from actors.kafka_source import KafkaSource
 from config.rules import batch_sizing_rules
 from domain.batch_sizing import BatchTarget, PollObservation, caught_up_target, next_target
-from domain.log_time import LogClock
+from domain.log_time import IdleTicker, LogClock
 from storage.postgres.event_store import PostgresEventStore
 
 
@@ -48,6 +48,7 @@ class ConsumerTotals:
     batches: int = 0
     durable: int = 0
     rewinds: int = 0
+    log_ticks: int = 0  # log tick records written into idle partitions
     last_error: str | None = None
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=10_000))
     # timing counters (seconds; `*_at` are wall-clock epoch seconds) for `autoins bench ingest`
@@ -73,6 +74,9 @@ class IngestConsumer:
         self.partitions: list[int] = []
         self.next_offsets: dict[int, int] = {}
         self.clock = LogClock()  # the partitions' log times (domain.log_time), restored at every seek
+        rules = self.ctx.trip_rules
+        self.ticker = IdleTicker(settings.log_tick_idle_s,
+                                 horizon_ms=int(rules.gap_s * 1000) + rules.reorder_window_ms + 60_000)
         self.inflight: deque[InFlight] = deque()
         self.totals = ConsumerTotals()
         self.running = False
@@ -108,8 +112,11 @@ class IngestConsumer:
                     self.totals.first_poll_at = poll_started_at
                 if messages:
                     await self._submit(messages)
-                elif self.metrics.lag_due():  # idle: keep the lag gauge current (it drops to 0 once drained)
-                    self.metrics.set_lag(await self.kafka.call(self.kafka.lag, self.next_offsets))
+                else:
+                    if not self.inflight:
+                        await self._tick_idle_partitions()
+                    if self.metrics.lag_due():  # idle: keep the lag gauge current (it drops to 0 once drained)
+                        self.metrics.set_lag(await self.kafka.call(self.kafka.lag, self.next_offsets))
                 while self.inflight and (len(self.inflight) >= settings.consumer_max_inflight_batches or not messages):
                     await self._complete_oldest()
             while self.inflight:
@@ -131,8 +138,19 @@ class IngestConsumer:
         self.metrics.batch_target(self.target.max_messages)
         return self.target
 
+    async def _tick_idle_partitions(self) -> None:
+        """Write a log tick into each partition idle long enough (domain.log_time.IdleTicker); it comes back
+        through the poll like any record, so its effect is in the log."""
+        ticks = self.ticker.due(self.clock, self.partitions, time.monotonic())
+        if ticks:
+            await self.kafka.call(self.kafka.send_log_ticks, ticks)
+            self.totals.log_ticks += len(ticks)
+
     async def _submit(self, messages: list) -> None:
         polled_at = time.perf_counter()
+        now = time.monotonic()
+        for partition in {m.partition() for m in messages}:
+            self.ticker.seen(partition, now)
         prepared = await self.kafka.call(
             prepare_batch, messages, len(self.shards), self.group, self.ctx.validation_rules, time.time(), self.clock
         )
@@ -255,6 +273,8 @@ class IngestConsumer:
             "batches": t.batches,
             "durable": t.durable,
             "rewinds": t.rewinds,
+            "log_ticks": t.log_ticks,
+            "log_times": dict(self.clock.times),
             "last_error": t.last_error,
             "batch_latency_p50_ms": pick(0.5),
             "batch_latency_p95_ms": pick(0.95),

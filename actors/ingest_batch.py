@@ -23,7 +23,7 @@ from domain.batches import (
     ShardItem,
     encode_shard_items,
 )
-from domain.log_time import LogClock
+from domain.log_time import LOG_TICK_HEADER, LogClock, decode_tick
 from domain.rules import ValidationRules
 from domain.shard_core import shard_of
 from domain.validation import Rejection, decode_batch
@@ -59,16 +59,24 @@ def prepare_batch(
     """`clock`: the consumer's log clock, advanced here over the batch's valid readings in offset order (each
     reading carries the log time it arrived at; the offsets carry the log time they reach)."""
     clock = LogClock() if clock is None else clock
-    values = [m.value() or b"" for m in messages]
+    ticks = {i: t for i, m in enumerate(messages) if (t := log_tick_of(m)) is not None}
+    candidates = [i for i in range(len(messages)) if i not in ticks]  # everything else is a reading or refused
+    values = [messages[i].value() or b"" for i in candidates]
     readings, rejects = decode_batch(values, int(now_s * 1000), rules)
-    rejected = {i: r for i, r in rejects}
-    kept = [i for i in range(len(messages)) if i not in rejected]
+    rejected = {candidates[i]: r for i, r in rejects}
+    kept = [i for i in candidates if i not in rejected]
     accepted = [messages[i] for i in kept]
     partitions = [m.partition() for m in accepted]
     offsets = [m.offset() for m in accepted]
     request_of_message = [request_id(m) for m in messages]
     request_of = [request_of_message[i] for i in kept]  # per reading, so per (partition, offset)
-    before = clock.advance(zip(partitions, (r.ts_ms for r in readings), strict=True))
+    reading_at = dict(zip(kept, readings, strict=True))
+    in_order = (  # readings and ticks in offset order: both move log time, refused records do not
+        (messages[i].partition(), ticks[i] if i in ticks else reading_at[i].ts_ms, i in ticks)
+        for i in range(len(messages))
+        if i in ticks or i in reading_at
+    )
+    before = clock.advance(in_order)
     arrived = [r.ts_ms if b is None else b for r, b in zip(readings, before, strict=True)]
 
     items_by_shard: dict[int, list[ShardItem]] = defaultdict(list)
@@ -100,6 +108,14 @@ def prepare_batch(
         dead_letters=[_dead_letter(messages[i], r) for i, r in sorted(rejected.items())],
         shard_request_ids={s: tuple(sorted(ids)) for s, ids in sorted(ids_by_shard.items())},
     )
+
+
+def log_tick_of(message: Message) -> int | None:
+    """The log time a tick record carries (domain.log_time), None for any other record."""
+    for name, _value in message.headers() or ():
+        if name == LOG_TICK_HEADER:
+            return decode_tick(message.value() or b"")
+    return None
 
 
 def request_id(message: Message) -> str | None:

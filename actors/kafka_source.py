@@ -1,5 +1,5 @@
-"""The consumer's Kafka side: one confluent-kafka Consumer (static partition assignment) and the DLQ
-producer, every call on one dedicated thread (the client is not thread-safe).
+"""The consumer's Kafka side: one confluent-kafka Consumer (static partition assignment) and a producer for the
+DLQ and the log ticks, every call on one dedicated thread (the client is not thread-safe).
 
 A plain class on purpose: Ray pickles actor methods by value, and confluent-kafka's C types cannot
 be rebuilt that way; code referenced from here is imported normally in the worker.
@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
+from domain.log_time import LOG_TICK_HEADER, encode_tick
 from storage.kafka.clients import consumer_config
 from storage.kafka.producer import ReadingProducer
 
@@ -85,6 +86,12 @@ class KafkaSource:
         topic = self.settings.kafka_topic_dlq
         for letter in dead_letters:
             self.dlq.produce(topic, letter.value, letter.key, letter.headers)
+        self.dlq.flush(30.0)
+
+    def send_log_ticks(self, ticks: dict[int, int]) -> None:
+        """One log tick record per partition (domain.log_time), each to its own partition; waits for delivery."""
+        for partition, log_ms in sorted(ticks.items()):
+            self.dlq.produce(self.topic, encode_tick(log_ms), None, [(LOG_TICK_HEADER, b"1")], partition=partition)
         self.dlq.flush(30.0)
 
     def lag(self, next_offsets: dict[int, int]) -> dict[int, int]:

@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     consumer_min_batch_size: int = Field(default=500, ge=1)
     consumer_linger_ms: int = Field(default=50, ge=0)  # the longest wait to fill a batch (when far behind)
     consumer_idle_wait_ms: int = Field(default=100, ge=0)  # an empty poll with nothing in flight blocks this long
+    # A partition idle this long (wall time) gets a log tick record that carries its log time on, so a silent
+    # device's trip closes even when no other device writes there (docs/DOMAIN.md §3, "Silence"); 0 = never.
+    log_tick_idle_s: float = Field(default=15.0, ge=0)
     shard_idle_batches: int = Field(default=200, ge=2)  # passivate drivers untouched for this many batches
     max_future_skew_s: int = Field(default=300, ge=0)  # readings further ahead of the clock go to the DLQ
     pipeline_retry_max_s: float = Field(default=5.0, gt=0)  # backoff cap while PostgreSQL/Redis are away

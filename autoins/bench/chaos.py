@@ -57,10 +57,11 @@ MB = 1024 * 1024
 FAST_NODE_DEATH = {"health_check_period_ms": 500, "health_check_failure_threshold": 4, "health_check_timeout_ms": 500}
 # The shape both runs use: every role has a second instance (a killed consumer's partitions are not the only
 # ones moving), two API replicas (the ingress has somewhere to send a retry), and small batches (a kill always
-# lands on work in flight).
+# lands on work in flight). No log ticks: both runs read one topic, so ticks the faulty run wrote while idle would
+# reach the clean run at another point of its reading (docs/DOMAIN.md §3); the fleet's own readings move log time.
 SHAPE = {"kafka_num_consumers": 2, "num_shards": 2, "num_persistence": 2, "consumer_batch_size": 2_000,
          "persistence_batch_size": 2_000, "kafka_partitions": 4, "api_num_replicas": 2, "ml_num_replicas": 2,
-         "db_pool_size": 2, "db_max_overflow": 2, "cache_warm_budget_s": 0}
+         "db_pool_size": 2, "db_max_overflow": 2, "cache_warm_budget_s": 0, "log_tick_idle_s": 0}
 
 
 @dataclass(frozen=True)

@@ -92,13 +92,14 @@ class ReadingProducer:
         return len(payloads)
 
     def produce(self, topic: str, value: bytes | None, key: bytes | str | None = None,
-                headers: Headers | None = None) -> None:
-        """Queue one message to any topic (DLQ records, single API readings)."""
+                headers: Headers | None = None, partition: int | None = None) -> None:
+        """Queue one message to any topic (DLQ records, single API readings, log ticks to one partition)."""
         hdrs = _headers(headers)
+        where = {} if partition is None else {"partition": partition}
         try:
-            self._producer.produce(topic, value, key, headers=hdrs)
+            self._producer.produce(topic, value, key, headers=hdrs, **where)
         except BufferError:
-            self._wait_for_room(lambda: self._producer.produce(topic, value, key, headers=hdrs))
+            self._wait_for_room(lambda: self._producer.produce(topic, value, key, headers=hdrs, **where))
         self._producer.poll(0)
 
     def _wait_for_room(self, retry: Any) -> None:

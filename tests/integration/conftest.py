@@ -27,8 +27,10 @@ def project_root() -> Path:
 
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
-    """Settings as the developer's environment gives them (stack.env included), test-friendly."""
-    return load_settings(PROJECT_ROOT, log_json=False)
+    """Settings as the developer's environment gives them (stack.env included), test-friendly. No log ticks
+    (docs/DOMAIN.md §3): many tests compare a faulty and a clean run reading one topic, and ticks written by one
+    while idle would be log the other reads at another point; the tests of ticks turn them on."""
+    return load_settings(PROJECT_ROOT, log_json=False, log_tick_idle_s=0)
 
 
 @pytest.fixture(scope="session")

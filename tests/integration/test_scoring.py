@@ -25,7 +25,7 @@ import pytest
 import websockets
 
 from actors.risk_scorer import RiskScorer
-from autoins.pipeline import start_pipeline, stop_pipeline, wait_until_drained
+from autoins.pipeline import pipeline_status, start_pipeline, stop_pipeline, wait_until_drained
 from config.names import RISK_APP, WS_APP
 from domain.events import PremiumQuoted, RiskScored, decode_event
 from domain.features import driver_features
@@ -698,6 +698,61 @@ def test_a_trip_cut_off_at_90_kmh_is_closed_by_silence_stored_and_scored(ray_ses
                 return trip_id in await scored_trip_ids(url)
 
             await wait_for(scored, 60, "the cut-off trip to be scored")
+        finally:
+            await stop_pipeline(pipeline)
+
+    asyncio.run(scenario())
+
+
+def test_a_lone_phone_cut_off_at_speed_gets_its_trip_once_log_ticks_carry_time_on(ray_session, risk_app,
+                                                                                   scoring_settings):
+    """Issue 12, as the phones recorded it: the recording ends with an ignition_off at 90 km/h and then silence,
+    and no other device writes to that partition. The consumer writes log ticks into the idle partition, the
+    ignition_off leaves the reorder buffer, and the trip ends there, flagged, and is scored."""
+    from domain.readings import Reading, ReadingType
+    from domain.trip_machine import IGNITION_OFF_WHILE_MOVING
+    from domain.validation import encode_reading
+
+    settings = scoring_settings.with_overrides(log_tick_idle_s=1.0)
+    driver = f"l{secrets.token_hex(3)}-phone"
+    asyncio.run(seed_drivers(settings.database_url, [driver], set()))
+    risk_app.ready()
+    start = int(NOW.timestamp() * 1000) - 3600_000
+
+    def reading(ts_ms: int, speed: float, kind=ReadingType.POSITION) -> bytes:
+        east = (ts_ms - start) / 1000 * speed / 3.6
+        return encode_reading(Reading(event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{driver}/{ts_ms}"), driver_id=driver,
+                                      ts_ms=ts_ms, type=kind, lat=38.7, lon=-9.1 + east / 87_000, speed_kmh=speed,
+                                      accel_ms2=0.0, heading=None if kind is ReadingType.IGNITION_ON else 90.0))
+
+    payloads = [reading(start, 0.0, ReadingType.IGNITION_ON)]
+    payloads += [reading(start + s * 1000, 90.0) for s in range(1, 301)]
+    payloads += [reading(start + 301_000, 90.0, ReadingType.IGNITION_OFF)]
+
+    async def scenario() -> None:
+        url = settings.database_url
+        pipeline = start_pipeline(settings, prefix=f"{uuid.uuid4().hex[:6]}-")
+        try:
+            produce(settings, payloads, [driver.encode()] * len(payloads))
+            await wait_until_drained(pipeline, len(payloads), timeout_s=120)
+
+            async def trip_ended() -> bool:
+                return bool(await fetch(url, "SELECT 1 FROM trips WHERE driver_id = $1", driver))
+
+            await wait_for(trip_ended, 60, "log ticks to release the trailing ignition_off")
+            (row,) = await fetch(url, "SELECT trip_id, end_reason, quality_flags,"
+                                      " (extract(epoch FROM end_time) * 1000)::bigint AS e FROM trips"
+                                      " WHERE driver_id = $1", driver)
+            assert (row["end_reason"], row["e"]) == ("ignition_off", start + 301_000)
+            assert list(row["quality_flags"]) == [IGNITION_OFF_WHILE_MOVING]
+            trip_id = uuid.UUID(str(row["trip_id"]))
+
+            async def scored() -> bool:
+                return trip_id in await scored_trip_ids(url)
+
+            await wait_for(scored, 60, "the trip to be scored")
+            status = await pipeline_status(pipeline)
+            assert sum(c["log_ticks"] for c in status["consumers"]) >= 1
         finally:
             await stop_pipeline(pipeline)
 

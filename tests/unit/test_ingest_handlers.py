@@ -34,7 +34,7 @@ def stream() -> list[ShardItem]:
 def arrived_in_one_partition(readings) -> list[ShardItem]:
     """Readings as one partition's items in offset order, each with the log time it arrived at (as a consumer
     stamps them: domain.log_time)."""
-    before = LogClock().advance((0, r.ts_ms) for r in readings)
+    before = LogClock().advance((0, r.ts_ms, False) for r in readings)
     pairs = enumerate(zip(readings, before, strict=True))
     return [ShardItem(r, 0, i, r.ts_ms if b is None else b) for i, (r, b) in pairs]
 

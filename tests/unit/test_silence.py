@@ -122,3 +122,31 @@ async def test_an_ordinary_ignition_off_has_no_flag():
     (trip,) = ended(store, "A")
     assert trip["summary"]["quality_flags"] == []
 
+
+
+# -- log ticks: carrying log time on in an idle partition ------------------------------------------------------
+
+
+def test_log_ticks_move_log_time_but_are_not_readings():
+    from domain.log_time import LogClock
+
+    clock = LogClock()
+    before = clock.advance([(0, 1_000, False), (0, 5_000, True), (0, 3_000, False), (1, 2_000, False)])
+    assert before == [None, 5_000, None]  # the tick moved partition 0's log time; partition 1 is its own
+    assert clock.times == {0: 5_000, 1: 2_000} and clock.by_readings == {0: 3_000, 1: 2_000}
+
+
+def test_an_idle_partition_gets_a_tick_of_log_time_plus_idle_time_until_the_horizon():
+    from domain.log_time import IdleTicker, LogClock, decode_tick, encode_tick
+
+    clock = LogClock({0: 100_000, 1: 100_000})
+    ticker = IdleTicker(idle_s=10, horizon_ms=30_000)
+    assert ticker.due(clock, [0, 1, 2], now_s=0.0) == {}  # idle time counts from when the consumer first looks
+    ticker.seen(1, 5.0)
+    assert ticker.due(clock, [0, 1, 2], now_s=10.0) == {0: 110_000}  # partition 2 never had a record: no time
+    clock.advance([(0, 110_000, True)])
+    assert ticker.due(clock, [0, 1], now_s=15.0) == {1: 110_000}
+    clock.advance([(0, 125_000, True), (0, 131_000, True)])  # 31 s past its newest reading: beyond the horizon
+    assert ticker.due(clock, [0], now_s=40.0) == {}
+    assert decode_tick(encode_tick(123)) == 123 and decode_tick(b'{"x": 1}') is None and decode_tick(b"[") is None
+    assert IdleTicker(idle_s=0, horizon_ms=1).due(clock, [0, 1], now_s=1e9) == {}  # 0 = never
