@@ -155,12 +155,13 @@ def pass_log_times(slots: dict[str, DriverSlot], log_times: dict[int, int], rule
     snapshots: list[SnapshotRow] = []
     if not log_times:
         return ShardOutput(shard=-1)
-    for driver_id in sorted(slots):
+    waiting = [
+        driver_id for driver_id, slot in slots.items()
+        if slot.state.is_open and log_times.get(slot.source_partition, NEVER_MS) > slot.state.arrival_ms
+    ]  # fmt: skip
+    for driver_id in sorted(waiting):
         slot = slots[driver_id]
-        log_ms = log_times.get(slot.source_partition)
-        if log_ms is None or not slot.state.is_open or log_ms <= slot.state.arrival_ms:
-            continue
-        slot.state, emitted = pass_log_time(slot.state, log_ms, rules)
+        slot.state, emitted = pass_log_time(slot.state, log_times[slot.source_partition], rules)
         if emitted:
             _append_events(slot, emitted, slot.source_offset, events, trips)
             snapshots.append(snapshot_of(slot))
