@@ -33,6 +33,7 @@ from storage.postgres.pool import connect, drop_database
 from storage.redis.client import create_redis
 from storage.redis.keys import generation_key
 from tests.contracts.read_models_contract import braking, speeding, stored, trip_ended, trip_started
+from tests.contracts.telematics_api_contract import story_types
 from tests.integration.fixtures_db import create_migrated_database
 
 BASE_URL = "http://api.test"
@@ -163,13 +164,13 @@ async def insert_scores(settings: Settings, driver_id: str, scores: list[float],
 async def insert_trip_story(settings: Settings, driver_id: str, trip_id: uuid.UUID, start: datetime, end: datetime,
                             episodes: int, readings: int) -> None:
     """What the pipeline stores for a trip besides its `trips` row: its stream (`trip_started`, `episodes` episodes
-    spread over the trip — harsh brakings, every third one speeding, the first graded "high" — then `trip_ended`,
-    after the driver's earlier events) and `readings` position readings from start to end along a winding road.
-    The events' `occurred_at` are `start`, the episodes' times and `end` exactly, as the pipeline writes them."""
+    of the `story_types` spread over the trip, the first graded "high", then `trip_ended`, after the driver's
+    earlier events) and `readings` position readings from start to end along a winding road. The events'
+    `occurred_at` are `start`, the episodes' times and `end` exactly, as the pipeline writes them."""
     span = end - start
     at = [start + span * (i + 1) / (episodes + 1) for i in range(episodes)]
-    middle = [speeding(driver_id, trip_id, t) if i % 3 == 2 else braking(driver_id, trip_id, t)
-              for i, t in enumerate(at)]
+    middle = [speeding(driver_id, trip_id, t) if kind == "speeding" else braking(driver_id, trip_id, t)
+              for kind, t in zip(story_types(episodes), at, strict=True)]
     stream = [trip_started(driver_id, trip_id, start), *middle, trip_ended(driver_id, trip_id, start, end)]
     payloads = [stored(e, grade="high") if i == 1 else stored(e) for i, e in enumerate(stream)]
     times = [start + span * i / max(1, readings - 1) for i in range(readings)]
