@@ -166,11 +166,12 @@ def refusals_table(report: ReplayReport) -> Table:
 def trips_table(report: ReplayReport) -> Table:
     table = Table(title="trips")
     table.add_column("trip", no_wrap=True, min_width=36)  # whole: it is what the API's trip routes take
-    for column in ("driver", "start (UTC)", "end (UTC)", "minutes", "km", "ended by", "episodes"):
-        table.add_column(column)
+    table.add_column("driver")
+    for column in ("start (UTC)", "end", "minutes", "km", "ended by", "episodes"):
+        table.add_column(column, no_wrap=True)
     for found in report.trips:
         t = found.trip
-        table.add_row(str(t.trip_id), escape(t.driver_id), _time(t.start_ms), _time(t.end_ms),
+        table.add_row(str(t.trip_id), escape(t.driver_id), _time(t.start_ms), _end(t.start_ms, t.end_ms),
                       f"{t.duration_s / 60:.1f}", f"{t.distance_m / 1000:.2f}", t.end_reason, str(len(found.episodes)))
     return table
 
@@ -178,7 +179,7 @@ def trips_table(report: ReplayReport) -> Table:
 def episodes_table(report: ReplayReport) -> Table:
     table = Table(title="episodes")
     for column in ("trip", "type", "grade", "start (UTC)", "seconds", "peak", "position", "limit km/h"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for found in report.trips:
         for e in found.episodes:
             peak = "" if e.peak_value is None else f"{e.peak_value:.1f} {e.peak_unit or ''}".strip()
@@ -193,3 +194,9 @@ def episodes_table(report: ReplayReport) -> Table:
 
 def _time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _end(start_ms: int, end_ms: int) -> str:
+    """The time of day when the trip ends on the day it started, else the whole date and time."""
+    start, end = _time(start_ms), _time(end_ms)
+    return end[11:] if end[:10] == start[:10] else end
