@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any
 
@@ -65,35 +66,32 @@ class HttpTelematicsApi:
 
     async def trips_ending_since(self, driver_id: str, since_ms: int) -> list[TripSummary]:
         trips: list[TripSummary] = []
+        async with aclosing(self._items(f"/api/v1/drivers/{driver_id}/trips", unknown_is_empty=True)) as items:
+            async for item in items:
+                trip = _trip(item)
+                if trip.end_ms < since_ms:  # one trip at a time per driver: every older trip ended earlier
+                    break
+                trips.append(trip)
+        return trips
+
+    async def trip_episodes(self, trip_id: uuid.UUID) -> list[Episode]:
+        async with aclosing(self._items(f"/api/v1/trips/{trip_id}/events")) as items:
+            return [_episode(item) async for item in items]
+
+    async def _items(self, path: str, unknown_is_empty: bool = False) -> AsyncIterator[dict[str, Any]]:
+        """The items of a paged list route, page after page (at most MAX_PAGES). With `unknown_is_empty`, a 404
+        (a driver the API does not know yet: nothing stored for them) is an empty list."""
         for page in range(1, MAX_PAGES + 1):
-            response = await _send(self._client, "GET", f"/api/v1/drivers/{driver_id}/trips",
-                                   params={"page": page, "page_size": PAGE_SIZE})
-            if response.status_code == 404:
-                return trips  # a driver the API does not know yet: no trip has been stored for them
+            response = await _send(self._client, "GET", path, params={"page": page, "page_size": PAGE_SIZE})
+            if response.status_code == 404 and unknown_is_empty:
+                return
             if response.status_code != 200:
                 raise self._failure(response)
             body = response.json()
             for item in body["items"]:
-                trip = _trip(item)
-                if trip.end_ms < since_ms:  # one trip at a time per driver: every older trip ended earlier
-                    return trips
-                trips.append(trip)
+                yield item
             if page * PAGE_SIZE >= body["total"]:
-                break
-        return trips
-
-    async def trip_episodes(self, trip_id: uuid.UUID) -> list[Episode]:
-        episodes: list[Episode] = []
-        for page in range(1, MAX_PAGES + 1):
-            response = await _send(self._client, "GET", f"/api/v1/trips/{trip_id}/events",
-                                   params={"page": page, "page_size": PAGE_SIZE})
-            if response.status_code != 200:
-                raise self._failure(response)
-            body = response.json()
-            episodes += [_episode(item) for item in body["items"]]
-            if page * PAGE_SIZE >= body["total"]:
-                break
-        return episodes
+                return
 
     def _failure(self, response: httpx.Response) -> Exception:
         what = f"{response.request.method} {response.request.url.path}: HTTP {response.status_code} {_detail(response)}"
