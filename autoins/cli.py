@@ -11,6 +11,7 @@ from autoins.cli_support import console, settings_from_env, user_errors
 from autoins.db_commands import db_app, migrate_command, partitions_app
 from autoins.demo import demo_command
 from autoins.errors import UserFacingError
+from autoins.replay import replay_command
 from autoins.seed import seed_command
 from autoins.serve import deploy_command, serve_command, status_command, stop_command
 from autoins.simulate import simulate_command
@@ -37,6 +38,7 @@ app.command("stop", help="Stop the running system (pipeline, Serve apps, and the
 )
 app.command("demo", help="Pipeline + simulated fleet, watched live until drained.")(demo_command)
 app.command("simulate")(simulate_command)
+app.command("replay")(replay_command)
 app.command("train", help="Train the risk model on a simulated fleet; save an artifact and report.")(train_command)
 app.command("seed", help="Development only: demo drivers, policies and logins.")(seed_command)
 

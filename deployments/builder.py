@@ -17,6 +17,7 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
+from config.endpoints import api_base_url, http_host_port
 from config.names import API_APP, API_DEPLOYMENT, RISK_APP, WS_APP, WS_DEPLOYMENT
 from config.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -79,12 +80,11 @@ def deploy_all(settings: Settings, *, risk: bool = True) -> dict[str, str]:
 
 
 def urls(settings: Settings) -> dict[str, str]:
-    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
-    base = f"http://{host}:{settings.http_port}"
+    base = api_base_url(settings)
     return {
         "api": base,
         "docs": f"{base}/docs",
-        "websocket": f"ws://{host}:{settings.http_port}{WS_ROUTE}/drivers/<driver_id>",
+        "websocket": f"ws://{http_host_port(settings)}{WS_ROUTE}/drivers/<driver_id>",
         "metrics": f"{base}/metrics",
     }
 

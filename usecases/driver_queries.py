@@ -2,6 +2,12 @@
 the premium quote — each answered as JSON bytes through the response cache under the driver's id, so one
 invalidation of that driver drops all of them. `None` means "unknown driver" (→ 404).
 
+A trip's detail (the trip, its episodes, its route) is asked for by trip id: the owner is known only after a
+lookup, and the caller's `may_read(owner)` decides; an unknown trip and one the caller may not read are the same
+`None`. The route alone is cached (under the owner, after the lookup): simplifying thousands of readings is the
+one cost worth keeping; the trip and a page of its episodes are one indexed statement each, as cheap as that
+lookup.
+
 The quote follows the scorer (STYLE habit 14, one rule per decision): it serves the stored `PremiumQuoted` of
 the latest scoring when that was priced on the driver's current active policy; otherwise it prices the score
 with the scorer's own function (domain.scoring.quote_policy) over the scorer's own window
@@ -10,9 +16,11 @@ with the scorer's own function (domain.scoring.quote_policy) over the scorer's o
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -21,12 +29,15 @@ from domain import pricing
 from domain.events import PremiumQuoted
 from domain.features import driver_features
 from domain.pricing import PricingRules, Quote
+from domain.route_simplify import Route, RouteRules, simplify_route
 from domain.scoring import PolicyTerms, policy_rules, quote_policy, window_start_ms
+from domain.trip_episodes import Episode, episode_from_stored
 from usecases.ports.cache import ResponseCache
-from usecases.ports.read_models import DriverReadModels, QuoteBasis, Row
+from usecases.ports.read_models import DriverReadModels, QuoteBasis, Row, TripBounds
 from usecases.ports.risk_model import RiskModel, prior_request
 from usecases.views import (
     DriverView,
+    EpisodeView,
     FactorView,
     PageView,
     PoliciesView,
@@ -34,23 +45,30 @@ from usecases.views import (
     QuoteView,
     RiskHistoryView,
     RiskScoreView,
+    RouteGeometryView,
+    RoutePropertiesView,
+    RouteView,
     TripView,
     decode_score,
     encode,
 )
 
+MayRead = Callable[[str], bool]  # may the caller read this driver's data? (the API's principal.may_read)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _POLICY_FIELDS = PolicyView.__struct_fields__
 _QUOTE_FROM_PRICE = tuple(n for n in QuoteView.__struct_fields__ if n in Quote.__struct_fields__)
 
 
 @dataclass(frozen=True, slots=True)
 class QueryTerms:
-    """Cache lifetimes (s), the scoring window (days, the scorer's `scoring_window_days`) and the tariff."""
+    """Cache lifetimes (s), the scoring window (days, the scorer's `scoring_window_days`), the tariff and how a
+    trip's route is simplified."""
 
     ttl_default_s: int
     ttl_score_s: int
     window_days: float
     rules: PricingRules = pricing.DEFAULT_RULES
+    route: RouteRules = field(default_factory=RouteRules)
 
 
 def page_offset(page: int, page_size: int) -> int:
@@ -150,6 +168,30 @@ class DriverQueries:
         row = await self.read_models.trip(trip_id)
         return None if row is None else (row["driver_id"], encode(TripView(**row)))
 
+    async def trip_episodes(self, trip_id: uuid.UUID, page: int, page_size: int, may_read: MayRead) -> bytes | None:
+        """A page of the trip's episodes by start time; None for an unknown trip or one `may_read` refuses."""
+        found = await self.read_models.trip_episodes(trip_id, page_size, page_offset(page, page_size))
+        if found is None or not may_read(found.driver_id):
+            return None
+        items = [episode_view(episode_from_stored(row.payload_json, row.start_position)) for row in found.rows]
+        return encode(PageView(items=items, page=page, page_size=page_size, total=found.total))
+
+    async def trip_route(self, trip_id: uuid.UUID, may_read: MayRead) -> bytes | None:
+        """The trip's readings as a simplified GeoJSON LineString Feature (domain.route_simplify); None for an
+        unknown trip or one `may_read` refuses. Cached under the owner; simplified off the event loop."""
+        trip = await self.read_models.trip_bounds(trip_id)
+        if trip is None or not may_read(trip.driver_id):
+            return None
+        rules = self.terms.route
+
+        async def load() -> bytes:
+            positions = await self.read_models.trip_positions(trip, rules.max_readings + 1)
+            truncated = len(positions) > rules.max_readings
+            route = await asyncio.to_thread(simplify_route, positions[: rules.max_readings], rules)
+            return encode(route_view(trip, route, rules, truncated))
+
+        return await self.cache.get(trip.driver_id, f"route:{trip_id}", load, self.terms.ttl_default_s)
+
     async def _window_annual_km(self, driver_id: str, end_ms: int | None) -> float:
         """The scorer's exposure: annual km of the trips in (window_start_ms(end), end], end = latest trip end."""
         days = self.terms.window_days
@@ -211,6 +253,25 @@ def top_factors(explanation: Mapping[str, Any] | None) -> list[FactorView]:
         elif isinstance(item, list | tuple) and len(item) == 2:
             factors.append(FactorView(name=str(item[0]), contribution=float(item[1])))
     return factors
+
+
+def episode_view(e: Episode) -> EpisodeView:
+    return EpisodeView(event_id=e.event_id, type=e.type, grade=e.grade, start_time=_utc(e.start_ms),
+                       end_time=_utc(e.end_ms), duration_s=e.duration_s, peak_value=e.peak_value,
+                       peak_unit=e.peak_unit, lat=e.lat, lon=e.lon, speed_limit_kmh=e.speed_limit_kmh, band=e.band)
+
+
+def route_view(trip: TripBounds, route: Route, rules: RouteRules, truncated: bool) -> RouteView:
+    """A GeoJSON Feature; its geometry is null below two points (a LineString needs two, RFC 7946 §3.1.4)."""
+    geometry = RouteGeometryView(coordinates=route.coordinates) if len(route.coordinates) >= 2 else None
+    return RouteView(geometry=geometry, properties=RoutePropertiesView(
+        trip_id=trip.trip_id, driver_id=trip.driver_id, start_time=trip.start_time, end_time=trip.end_time,
+        points_in=route.points_in, points_out=len(route.coordinates), points_skipped=route.points_skipped,
+        tolerance_m=route.tolerance_m, max_points=rules.max_points, truncated=truncated))
+
+
+def _utc(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)  # exact, unlike fromtimestamp(ms / 1000)
 
 
 def _history_item(row: Row) -> RiskHistoryView:

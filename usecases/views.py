@@ -134,6 +134,45 @@ class QuoteView(msgspec.Struct, kw_only=True):
     premium_at_worse_band: Decimal | None
 
 
+class EpisodeView(msgspec.Struct, kw_only=True):
+    event_id: uuid.UUID
+    type: str
+    grade: str | None  # "low" | "medium" | "high"
+    start_time: datetime
+    end_time: datetime
+    duration_s: float
+    peak_value: float | None
+    peak_unit: str | None
+    lat: float | None
+    lon: float | None
+    speed_limit_kmh: float | None
+    band: str | None
+
+
+class RouteGeometryView(msgspec.Struct, kw_only=True):
+    type: str = "LineString"
+    coordinates: list[tuple[float, float]]  # [lon, lat]
+
+
+class RoutePropertiesView(msgspec.Struct, kw_only=True):
+    trip_id: uuid.UUID
+    driver_id: str
+    start_time: datetime
+    end_time: datetime
+    points_in: int
+    points_out: int
+    points_skipped: int
+    tolerance_m: float
+    max_points: int
+    truncated: bool
+
+
+class RouteView(msgspec.Struct, kw_only=True):
+    type: str = "Feature"
+    geometry: RouteGeometryView | None
+    properties: RoutePropertiesView
+
+
 _ENCODER = msgspec.json.Encoder()
 encode = _ENCODER.encode
 decode_score = msgspec.json.Decoder(RiskScoreView).decode

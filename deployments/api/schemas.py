@@ -169,5 +169,52 @@ class QuoteOut(Model):
     premium_at_worse_band: Decimal | None
 
 
+class EpisodeOut(Model):
+    """One episode of a trip (domain.trip_episodes), from the detectors' stored events."""
+
+    event_id: uuid.UUID
+    type: Literal["harsh_braking", "harsh_acceleration", "harsh_cornering", "speeding", "phone_use", "crash"]
+    grade: Literal["low", "medium", "high"] | None = Field(
+        description="the event's own grade when it has one (harsh events), else null")
+    start_time: datetime
+    end_time: datetime = Field(description="a crash is an instant: its trigger")
+    duration_s: float
+    peak_value: float | None = Field(
+        description="strongest magnitude in peak_unit: harsh m/s², speeding the speed driven at the largest excess, "
+                    "crash g; null for phone use")
+    peak_unit: Literal["m/s²", "km/h", "g"] | None
+    lat: float | None = Field(description="where it began (a crash: its trigger); null when unknown")
+    lon: float | None
+    speed_limit_kmh: float | None = Field(description="speeding: the limit where the excess was largest")
+    band: Literal["moderate", "severe"] | None = Field(description="speeding: the worst band reached")
+
+
+class RouteGeometryOut(Model):
+    type: Literal["LineString"]
+    coordinates: list[tuple[float, float]] = Field(description="[lon, lat] positions in time order (GeoJSON order)")
+
+
+class RoutePropertiesOut(Model):
+    trip_id: uuid.UUID
+    driver_id: str
+    start_time: datetime
+    end_time: datetime
+    points_in: int = Field(description="readings with a known position in the trip's span")
+    points_out: int = Field(description="positions in the simplified line")
+    points_skipped: int = Field(description="readings without a known position, left out")
+    tolerance_m: float = Field(description="Douglas–Peucker tolerance applied (raised to keep ≤ max_points)")
+    max_points: int
+    truncated: bool = Field(description="the trip had more readings than are read for one route")
+
+
+class TripRouteOut(Model):
+    """A GeoJSON Feature (RFC 7946): the trip's readings simplified to a LineString; geometry null with fewer
+    than two positions."""
+
+    type: Literal["Feature"]
+    geometry: RouteGeometryOut | None
+    properties: RoutePropertiesOut
+
+
 class ErrorOut(Model):
     detail: Any = Field(description="what was wrong, in words (a list of field errors for 422)")

@@ -9,10 +9,22 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from domain.events import PremiumQuoted
+import msgspec
+
+from domain.events import PremiumQuoted, decode_event, event_type
+from domain.ids import trip_event_id
 from domain.scoring import PolicyTerms
+from domain.trip_episodes import EPISODE_TAGS
 from domain.trip_summary import TripSummary
-from usecases.ports.read_models import QuoteBasis, Row, RowsPage
+from usecases.ports.read_models import (
+    EpisodesPage,
+    MaybePosition,
+    QuoteBasis,
+    Row,
+    RowsPage,
+    StoredEpisode,
+    TripBounds,
+)
 
 
 def _ms(value: datetime) -> int:
@@ -26,6 +38,8 @@ class InMemoryDriverReadModels:
         self.scores: list[dict[str, Any]] = []  # in recorded order
         self.policy_rows: list[dict[str, Any]] = []
         self.quotes: dict[str, list[PremiumQuoted]] = {}  # risk stream, in stream order
+        self.events: list[dict[str, Any]] = []  # driver streams: stream_id, stream_version, event_type, payload…
+        self.readings: list[dict[str, Any]] = []  # driver_id, ts (datetime), event_id, lat, lon
 
     # -- arranging (tests) --------------------------------------------------------------------------
 
@@ -44,6 +58,18 @@ class InMemoryDriverReadModels:
     def add_quote(self, event: PremiumQuoted) -> None:
         self.quotes.setdefault(event.driver_id, []).append(event)
 
+    def add_event(self, stream_version: int, payload_json: str) -> None:
+        """A domain event of its driver's stream, as stored (JSON payload; its tag, ids and time are read from it)."""
+        event = decode_event(payload_json)
+        self.events.append({"stream_id": event.driver_id, "stream_version": stream_version, "event_id": event.event_id,
+                            "event_type": event_type(event), "occurred_at_ms": event.occurred_at_ms,
+                            "trip_id": event.trip_id, "payload": payload_json})
+
+    def add_reading(self, driver_id: str, ts: datetime, lat: float | None, lon: float | None,
+                    event_id: uuid.UUID | None = None) -> None:
+        self.readings.append({"driver_id": driver_id, "ts": ts, "event_id": event_id or uuid.uuid4(), "lat": lat,
+                              "lon": lon})
+
     # -- the port -----------------------------------------------------------------------------------
 
     async def profile(self, driver_id: str) -> Row | None:
@@ -56,6 +82,39 @@ class InMemoryDriverReadModels:
 
     async def trip(self, trip_id: uuid.UUID) -> Row | None:
         return next((t for t in self.trips if t["trip_id"] == trip_id), None)
+
+    async def trip_episodes(self, trip_id: uuid.UUID, limit: int, offset: int) -> EpisodesPage | None:
+        trip = await self.trip(trip_id)
+        if trip is None:
+            return None
+        driver = trip["driver_id"]
+        stream = [e for e in self.events if e["stream_id"] == driver]
+        versions = {e["event_id"]: e["stream_version"] for e in stream}
+        first = versions.get(trip_event_id("trip_started", trip_id))
+        last = versions.get(trip_event_id("trip_ended", trip_id))
+        mine = sorted((e for e in stream if first is not None and last is not None
+                       and first < e["stream_version"] < last and e["event_type"] in EPISODE_TAGS
+                       and e["trip_id"] == trip_id and e["occurred_at_ms"] >= _ms(trip["start_time"])),
+                      key=lambda e: (e["occurred_at_ms"], e["stream_version"]))
+        rows = [StoredEpisode(e["payload"], self._position_at(driver, e)) for e in mine[offset:offset + limit]]
+        return EpisodesPage(driver_id=driver, total=len(mine), rows=rows)
+
+    def _position_at(self, driver_id: str, event: Mapping[str, Any]) -> tuple[float, float] | None:
+        if "lat" in msgspec.json.decode(event["payload"]):
+            return None  # the event carries its own
+        there = sorted((r for r in self.readings if r["driver_id"] == driver_id
+                        and _ms(r["ts"]) == event["occurred_at_ms"]), key=lambda r: r["event_id"])
+        return (there[0]["lat"], there[0]["lon"]) if there else None
+
+    async def trip_bounds(self, trip_id: uuid.UUID) -> TripBounds | None:
+        trip = await self.trip(trip_id)
+        return None if trip is None else TripBounds(trip_id, trip["driver_id"], trip["start_time"], trip["end_time"])
+
+    async def trip_positions(self, trip: TripBounds, limit: int) -> list[MaybePosition]:
+        mine = sorted((r for r in self.readings
+                       if r["driver_id"] == trip.driver_id and trip.start_time <= r["ts"] <= trip.end_time),
+                      key=lambda r: (r["ts"], r["event_id"]))
+        return [(r["lat"], r["lon"]) for r in mine[:limit]]
 
     def _scores_newest_first(self, driver_id: str) -> list[dict[str, Any]]:
         mine = [(i, s) for i, s in enumerate(self.scores) if s["driver_id"] == driver_id]

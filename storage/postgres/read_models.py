@@ -1,4 +1,5 @@
-"""Read models the API serves to drivers: profile, trips, risk scores, policies (SQL only; asyncpg).
+"""Read models the API serves to drivers: profile, trips, risk scores, policies (SQL only; asyncpg). A trip's
+episodes and readings: storage/postgres/trip_detail.py.
 
 Every function is ONE statement (or two for a page: its count and its rows), whatever the page size or
 the data volume, so a request is a small constant number of queries (no N+1). Rows come back as
@@ -24,7 +25,8 @@ from storage.postgres.event_store_sql import ts_to_ms
 from storage.postgres.policies import ACTIVE_POLICIES, POLICY_RANK
 from storage.postgres.pool import acquire, plain
 from storage.postgres.score_store import LOAD_WINDOWS
-from usecases.ports.read_models import QuoteBasis, Row, RowsPage
+from storage.postgres.trip_detail import trip_bounds, trip_episodes, trip_positions
+from usecases.ports.read_models import EpisodesPage, MaybePosition, QuoteBasis, Row, RowsPage, TripBounds
 
 DRIVER_COLUMNS = (
     "driver_id, first_name, last_name, email, phone, license_number, date_of_birth, timezone, is_active,"
@@ -199,6 +201,18 @@ class PostgresDriverReadModels:
     async def trip(self, trip_id: uuid.UUID) -> Row | None:
         async with acquire(self.pool, self.settings) as conn:
             return await get_trip(conn, trip_id)
+
+    async def trip_episodes(self, trip_id: uuid.UUID, limit: int, offset: int) -> EpisodesPage | None:
+        async with acquire(self.pool, self.settings) as conn:
+            return await trip_episodes(conn, trip_id, limit, offset)
+
+    async def trip_bounds(self, trip_id: uuid.UUID) -> TripBounds | None:
+        async with acquire(self.pool, self.settings) as conn:
+            return await trip_bounds(conn, trip_id)
+
+    async def trip_positions(self, trip: TripBounds, limit: int) -> list[MaybePosition]:
+        async with acquire(self.pool, self.settings) as conn:
+            return await trip_positions(conn, trip, limit)
 
     async def latest_score(self, driver_id: str) -> tuple[bool, Row | None]:
         async with acquire(self.pool, self.settings) as conn:

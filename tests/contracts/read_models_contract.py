@@ -4,12 +4,25 @@ uses fresh driver ids, so one database serves every check."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from domain.events import PremiumQuoted
+from domain.events import (
+    CrashDetected,
+    DomainEventBase,
+    HarshBrakingDetected,
+    PhoneUseDetected,
+    PremiumQuoted,
+    SpeedingDetected,
+    TripEnded,
+    TripStarted,
+    encode_event,
+)
+from domain.ids import trip_event_id
+from domain.trip_summary import TripSummary
 from usecases.ports.read_models import DriverReadModels
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -33,6 +46,13 @@ class World(Protocol):
                            base_premium: Decimal) -> uuid.UUID: ...
 
     async def given_quote(self, event: PremiumQuoted, stream_version: int) -> None: ...
+
+    async def given_event(self, stream_version: int, payload_json: str) -> None:
+        """A domain event in its driver's stream (`driver_id` of the payload), stored as this JSON."""
+        ...
+
+    async def given_reading(self, driver_id: str, ts: datetime, lat: float, lon: float,
+                            event_id: uuid.UUID | None = None) -> None: ...
 
 
 def _driver() -> str:
@@ -114,6 +134,102 @@ async def the_window_holds_trips_that_ended_after_its_start_up_to_its_end(world:
     assert all(t.driver_id == driver and t.distance_m == 2000.0 for t in inside)
 
 
+async def a_trips_episodes_come_by_start_in_pages_with_the_position_where_they_began(world: World) -> None:
+    driver = _driver()
+    await world.given_driver(driver)
+    start, end = T0, T0 + timedelta(minutes=30)
+    trip = await world.given_trip(driver, start, end, 12_000.0)
+    at = [start + timedelta(minutes=m) for m in (10, 5, 12, 20)]
+    episodes = [speeding(driver, trip, at[0]), braking(driver, trip, at[1]), phone_use(driver, trip, at[2]),
+                crash(driver, trip, at[3])]
+    later = await world.given_trip(driver, end + timedelta(hours=1), end + timedelta(hours=2), 5_000.0)
+    stream = [trip_started(driver, trip, start), *episodes, trip_ended(driver, trip, start, end),
+              trip_started(driver, later, end + timedelta(hours=1)), braking(driver, later, end + timedelta(hours=1))]
+    for version, event in enumerate(stream, start=1):
+        extra = {"grade": "high"} if event is episodes[1] else {}
+        await world.given_event(version, stored(event, **extra))
+    await world.given_reading(driver, at[0], 45.2, 7.2, uuid.UUID(int=1))
+    await world.given_reading(driver, at[0], 46.0, 8.0, uuid.UUID(int=2))  # same instant: the lowest id wins
+    await world.given_reading(driver, at[2], 45.3, 7.3)
+    first = await world.models.trip_episodes(trip, 2, 0)
+    second = await world.models.trip_episodes(trip, 2, 2)
+    assert first is not None and second is not None
+    assert (first.driver_id, first.total, second.total) == (driver, 4, 4)
+    payloads = [json.loads(row.payload_json) for row in [*first.rows, *second.rows]]
+    assert [p["type"] for p in payloads] == ["harsh_braking_detected", "speeding_detected", "phone_use_detected",
+                                             "crash_detected"]
+    assert payloads[0]["grade"] == "high" and payloads[0]["trip_id"] == str(trip)
+    positions = [row.start_position for row in [*first.rows, *second.rows]]
+    assert positions == [None, (45.2, 7.2), (45.3, 7.3), None]  # braking and crash carry their own
+
+
+async def an_unknown_trip_has_no_episodes_and_a_trip_without_events_an_empty_page(world: World) -> None:
+    driver = _driver()
+    await world.given_driver(driver)
+    trip = await world.given_trip(driver, T0, T0 + timedelta(minutes=20), 8_000.0)
+    assert await world.models.trip_episodes(uuid.uuid4(), 10, 0) is None
+    page = await world.models.trip_episodes(trip, 10, 0)
+    assert page is not None and (page.driver_id, page.total, list(page.rows)) == (driver, 0, [])
+
+
+async def a_trips_positions_are_its_drivers_readings_from_start_to_end_by_time(world: World) -> None:
+    driver, other = _driver(), _driver()
+    await world.given_driver(driver)
+    start, end = T0 + timedelta(hours=3), T0 + timedelta(hours=3, minutes=10)
+    trip = await world.given_trip(driver, start, end, 4_000.0)
+    second = timedelta(seconds=1)
+    for ts, lat in [(end, 45.4), (start - second, 1.0), (start + 10 * second, 45.2), (start, 45.1),
+                    (end + second, 2.0)]:
+        await world.given_reading(driver, ts, lat, 7.0)
+    await world.given_reading(driver, start + 10 * second, 45.3, 7.0, uuid.UUID(int=0))  # same instant, lower id
+    await world.given_reading(other, start + 5 * second, 3.0, 7.0)
+    bounds = await world.models.trip_bounds(trip)
+    assert bounds is not None and (bounds.driver_id, bounds.start_time, bounds.end_time) == (driver, start, end)
+    assert await world.models.trip_positions(bounds, 10) == [(45.1, 7.0), (45.3, 7.0), (45.2, 7.0), (45.4, 7.0)]
+    assert await world.models.trip_positions(bounds, 2) == [(45.1, 7.0), (45.3, 7.0)]
+    assert await world.models.trip_bounds(uuid.uuid4()) is None
+
+
+def stored(event: DomainEventBase, **extra: object) -> str:
+    """The event's JSON as the event store holds it, with fields a newer writer may add."""
+    return json.dumps({**json.loads(encode_event(event)), **extra})
+
+
+def trip_started(driver_id: str, trip_id: uuid.UUID, at: datetime) -> TripStarted:
+    return TripStarted(event_id=trip_event_id("trip_started", trip_id), driver_id=driver_id, trip_id=trip_id,
+                       occurred_at_ms=ms(at), start_reason="ignition_on", lat=45.0, lon=7.0)
+
+
+def trip_ended(driver_id: str, trip_id: uuid.UUID, start: datetime, end: datetime) -> TripEnded:
+    summary = TripSummary(trip_id=trip_id, driver_id=driver_id, start_ms=ms(start), end_ms=ms(end),
+                          distance_m=12_000.0, duration_s=(end - start).total_seconds(), avg_speed_kmh=24.0,
+                          max_speed_kmh=90.0)
+    return TripEnded(event_id=trip_event_id("trip_ended", trip_id), driver_id=driver_id, trip_id=trip_id,
+                     occurred_at_ms=ms(end), summary=summary)
+
+
+def braking(driver_id: str, trip_id: uuid.UUID, at: datetime) -> HarshBrakingDetected:
+    return HarshBrakingDetected(event_id=uuid.uuid4(), driver_id=driver_id, trip_id=trip_id, occurred_at_ms=ms(at),
+                                peak_mps2=4.5, duration_s=2.0, speed_at_start_kmh=60.0, start_ms=ms(at),
+                                end_ms=ms(at) + 2000, lat=45.1, lon=7.1)
+
+
+def speeding(driver_id: str, trip_id: uuid.UUID, at: datetime) -> SpeedingDetected:
+    return SpeedingDetected(event_id=uuid.uuid4(), driver_id=driver_id, trip_id=trip_id, occurred_at_ms=ms(at),
+                            band="moderate", duration_s=20.0, max_excess_kmh=18.0, limit_kmh=50.0, start_ms=ms(at),
+                            end_ms=ms(at) + 20_000)
+
+
+def phone_use(driver_id: str, trip_id: uuid.UUID, at: datetime) -> PhoneUseDetected:
+    return PhoneUseDetected(event_id=uuid.uuid4(), driver_id=driver_id, trip_id=trip_id, occurred_at_ms=ms(at),
+                            duration_s=8.0, start_ms=ms(at), end_ms=ms(at) + 8000)
+
+
+def crash(driver_id: str, trip_id: uuid.UUID, at: datetime) -> CrashDetected:
+    return CrashDetected(event_id=uuid.uuid4(), driver_id=driver_id, trip_id=trip_id, occurred_at_ms=ms(at),
+                         peak_g=3.0, trigger="acceleration", lat=45.5, lon=7.5, speed_kmh=40.0)
+
+
 def quote_event(driver_id: str, trip_id: uuid.UUID, policy_id: uuid.UUID, premium: Decimal) -> PremiumQuoted:
     return PremiumQuoted(event_id=uuid.uuid4(), driver_id=driver_id, trip_id=trip_id, occurred_at_ms=ms(T0),
                          policy_id=policy_id, model_version="m1", score=42.0, band="C",
@@ -128,4 +244,7 @@ CONTRACT = [
     the_active_policy_is_the_newest_effective_then_the_lowest_number,
     the_quote_basis_has_the_latest_stored_quote_and_trip_end,
     the_window_holds_trips_that_ended_after_its_start_up_to_its_end,
+    a_trips_episodes_come_by_start_in_pages_with_the_position_where_they_began,
+    an_unknown_trip_has_no_episodes_and_a_trip_without_events_an_empty_page,
+    a_trips_positions_are_its_drivers_readings_from_start_to_end_by_time,
 ]

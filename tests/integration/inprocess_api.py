@@ -8,6 +8,7 @@ never read)."""
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import uuid
@@ -27,9 +28,12 @@ from deployments.api.app import create_app
 from domain.features import feature_hash
 from domain.risk_assessment import FactorContribution, RiskAssessment, ScoreRequest
 from storage.memory.risk_model import FakeRiskModel as SharedFakeRiskModel
+from storage.postgres.partitions import ensure_for_timestamps
 from storage.postgres.pool import connect, drop_database
 from storage.redis.client import create_redis
 from storage.redis.keys import generation_key
+from tests.contracts.read_models_contract import braking, speeding, stored, trip_ended, trip_started
+from tests.contracts.telematics_api_contract import story_types
 from tests.integration.fixtures_db import create_migrated_database
 
 BASE_URL = "http://api.test"
@@ -153,6 +157,39 @@ async def insert_scores(settings: Settings, driver_id: str, scores: list[float],
               secrets.token_hex(8), {"top_factors": [{"name": "night_share", "contribution": 0.12}], "rate": 0.1})
              for i, score in enumerate(scores)],
         )
+    finally:
+        await conn.close()
+
+
+async def insert_trip_story(settings: Settings, driver_id: str, trip_id: uuid.UUID, start: datetime, end: datetime,
+                            episodes: int, readings: int) -> None:
+    """What the pipeline stores for a trip besides its `trips` row: its stream (`trip_started`, `episodes` episodes
+    of the `story_types` spread over the trip, the first graded "high", then `trip_ended`, after the driver's
+    earlier events) and `readings` position readings from start to end along a winding road. The events'
+    `occurred_at` are `start`, the episodes' times and `end` exactly, as the pipeline writes them."""
+    span = end - start
+    at = [start + span * (i + 1) / (episodes + 1) for i in range(episodes)]
+    middle = [speeding(driver_id, trip_id, t) if kind == "speeding" else braking(driver_id, trip_id, t)
+              for kind, t in zip(story_types(episodes), at, strict=True)]
+    stream = [trip_started(driver_id, trip_id, start), *middle, trip_ended(driver_id, trip_id, start, end)]
+    payloads = [stored(e, grade="high") if i == 1 else stored(e) for i, e in enumerate(stream)]
+    times = [start + span * i / max(1, readings - 1) for i in range(readings)]
+    conn = await connect(settings)
+    try:
+        await ensure_for_timestamps(conn, "domain_events", [start, end])
+        await ensure_for_timestamps(conn, "telematics_events", [start, end])
+        head = await conn.fetchval("SELECT coalesce(max(stream_version), 0) FROM domain_events WHERE stream_id = $1",
+                                   driver_id)
+        await conn.executemany(
+            "INSERT INTO domain_events (event_id, stream_id, stream_version, event_type, payload, occurred_at)"
+            " VALUES ($1, $2, $3, $4, $5::text::jsonb, $6)",
+            [(e.event_id, driver_id, head + 1 + i, e.__struct_config__.tag, payload, when)
+             for i, (e, payload, when) in enumerate(zip(stream, payloads, [start, *at, end], strict=True))])
+        await conn.executemany(
+            "INSERT INTO telematics_events (event_id, ts, driver_id, event_type, lat, lon, speed_kmh, accel_ms2,"
+            " heading) VALUES ($1, $2, $3, 'position', $4, $5, 50, 0, 90)",
+            [(uuid.uuid4(), ts, driver_id, 45.0 + i * 1e-4, 7.0 + 0.002 * math.sin(i / 25)) for i, ts in
+             enumerate(times)])
     finally:
         await conn.close()
 

@@ -115,6 +115,8 @@ CASES: list[tuple[str, str, Callable[[], dict] | None, dict[str, int]]] = [
     ("GET", "/api/v1/drivers/{d1}", None, BY_ID),
     ("GET", "/api/v1/drivers/{d1}/trips", None, BY_ID),
     ("GET", "/api/v1/trips/{trip}", None, BY_ID),
+    ("GET", "/api/v1/trips/{trip}/events", None, BY_ID),
+    ("GET", "/api/v1/trips/{trip}/route", None, BY_ID),
     ("GET", "/api/v1/risk/{d1}/score", None, BY_ID),
     ("GET", "/api/v1/risk/{d1}/history", None, BY_ID),
     ("GET", "/api/v1/policies/{d1}", None, BY_ID),

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from domain.events import PremiumQuoted, encode_event
+from domain.events import PremiumQuoted, decode_event, encode_event, event_type
 from domain.scoring import risk_stream_id
 from storage.postgres.admin_queries import PostgresAdminStore
 from storage.postgres.partitions import ensure_for_timestamps
@@ -74,6 +74,26 @@ class PostgresWorld:
                 "INSERT INTO domain_events (event_id, stream_id, stream_version, event_type, payload, occurred_at)"
                 " VALUES ($1, $2, $3, 'premium_quoted', $4::text::jsonb, $5)",
                 event.event_id, risk_stream_id(event.driver_id), stream_version, encode_event(event).decode(), at)
+
+
+    async def given_event(self, stream_version: int, payload_json: str) -> None:
+        event = decode_event(payload_json)
+        at = datetime.fromtimestamp(event.occurred_at_ms / 1000, tz=read_models.T0.tzinfo)
+        async with self.pool.acquire() as conn:
+            await ensure_for_timestamps(conn, "domain_events", [at])
+            await conn.execute(
+                "INSERT INTO domain_events (event_id, stream_id, stream_version, event_type, payload, occurred_at)"
+                " VALUES ($1, $2, $3, $4, $5::text::jsonb, $6)",
+                event.event_id, event.driver_id, stream_version, event_type(event), payload_json, at)
+
+    async def given_reading(self, driver_id: str, ts: datetime, lat: float, lon: float,
+                            event_id: uuid.UUID | None = None) -> None:
+        async with self.pool.acquire() as conn:
+            await ensure_for_timestamps(conn, "telematics_events", [ts])
+            await conn.execute(
+                "INSERT INTO telematics_events (event_id, ts, driver_id, event_type, lat, lon, speed_kmh, accel_ms2,"
+                " heading) VALUES ($1, $2, $3, 'position', $4, $5, 50, 0, 90)",
+                event_id or uuid.uuid4(), ts, driver_id, lat, lon)
 
 
 @pytest.mark.parametrize("check", read_models.CONTRACT, ids=lambda c: c.__name__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,6 +13,7 @@ from tests.integration.inprocess_api import (
     bearer,
     drop_seeded,
     insert_scores,
+    insert_trip_story,
     insert_trips,
     login,
     running_api,
@@ -19,6 +21,8 @@ from tests.integration.inprocess_api import (
 )
 
 BUSY, QUIET = "driver0001", "driver0002"  # 150 trips and scores vs one of each
+# Their newest trip's stored story: episodes and readings (a busy one-hour trip at 1 Hz vs a trip of two readings)
+STORIES = {BUSY: (150, 3_600), QUIET: (1, 2)}
 
 
 class CountingPool:
@@ -50,8 +54,10 @@ class CountingPool:
 @pytest.fixture(scope="module")
 async def api(base_settings):
     settings = await seeded_database(base_settings, drivers=2)
-    await insert_trips(settings, BUSY, 150)
-    await insert_trips(settings, QUIET, 1)
+    end = datetime.now(UTC).replace(microsecond=0)
+    for driver, count in ((BUSY, 150), (QUIET, 1)):
+        newest = (await insert_trips(settings, driver, count, end))[0]
+        await insert_trip_story(settings, driver, newest, end - timedelta(hours=1), end, *STORIES[driver])
     await insert_scores(settings, BUSY, [float(i % 100) for i in range(150)])
     await insert_scores(settings, QUIET, [42.0])
     try:
@@ -141,3 +147,39 @@ async def test_a_trip_is_one_statement(api):
     response = await client.get(f"/api/v1/trips/{trip_id}", headers=bearer(tokens["admin"]))
     await asyncio.sleep(0)
     assert response.status_code == 200 and len(counting.statements) == 1
+
+
+async def _newest_trip(api, driver: str) -> str:
+    client, _resources, _counting, tokens = api
+    trips = await client.get(f"/api/v1/drivers/{driver}/trips", params={"page_size": 1},
+                             headers=bearer(tokens["admin"]))
+    return trips.json()["items"][0]["trip_id"]
+
+
+async def test_a_trips_episodes_are_one_statement_for_any_page_size_or_number_of_episodes(api):
+    client, _resources, counting, tokens = api
+    counts, totals = {}, {}
+    for driver in (BUSY, QUIET):
+        trip_id = await _newest_trip(api, driver)
+        for size in (1, 100):
+            counting.statements.clear()
+            response = await client.get(f"/api/v1/trips/{trip_id}/events", params={"page_size": size},
+                                        headers=bearer(tokens["admin"]))
+            await asyncio.sleep(0)
+            assert response.status_code == 200, response.text
+            counts[(driver, size)], totals[driver] = len(counting.statements), response.json()["total"]
+    assert set(counts.values()) == {1}, counts
+    assert totals == {BUSY: 150, QUIET: 1}
+
+
+async def test_a_trips_route_is_two_statements_cold_and_one_cached_for_any_number_of_readings(api):
+    counts, points = {}, {}
+    for driver in (BUSY, QUIET):
+        trip_id = await _newest_trip(api, driver)
+        counts[driver] = await _count(api, f"/api/v1/trips/{trip_id}/route")
+        client, _resources, _counting, tokens = api
+        route = (await client.get(f"/api/v1/trips/{trip_id}/route", headers=bearer(tokens["admin"]))).json()
+        points[driver] = (route["properties"]["points_in"], route["properties"]["points_out"] <= 500)
+    # the trip's owner and span, then its readings; cached under the owner, only the lookup remains
+    assert counts == {BUSY: (2, 1), QUIET: (2, 1)}
+    assert points == {BUSY: (3_600, True), QUIET: (2, True)}

@@ -43,6 +43,13 @@ class MemoryWorld:
     async def given_quote(self, event: PremiumQuoted, stream_version: int) -> None:
         self.models.add_quote(event)
 
+    async def given_event(self, stream_version: int, payload_json: str) -> None:
+        self.models.add_event(stream_version, payload_json)
+
+    async def given_reading(self, driver_id: str, ts: datetime, lat: float, lon: float,
+                            event_id: uuid.UUID | None = None) -> None:
+        self.models.add_reading(driver_id, ts, lat, lon, event_id)
+
 
 def driver_row(driver_id: str) -> dict:
     now = read_models.T0

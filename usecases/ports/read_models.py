@@ -1,4 +1,5 @@
-"""DriverReadModels: what the driver queries read (profile, trips, scores, policies, the quote's inputs).
+"""DriverReadModels: what the driver queries read (profile, trips, a trip's episodes and readings, scores, policies,
+the quote's inputs).
 
 Rows cross the port as plain mappings of column name → Python value (datetime, Decimal, UUID…), shaped by
 the handlers. Every method is a constant number of statements in the real adapter (no N+1) and answers
@@ -18,6 +19,7 @@ from domain.scoring import PolicyTerms
 from domain.trip_summary import TripSummary
 
 Row = Mapping[str, Any]
+MaybePosition = tuple[float | None, float | None]  # (lat, lon) of a reading; None where the device sent none
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +41,52 @@ class QuoteBasis:
     latest_trip_end_ms: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class TripBounds:
+    """A trip's owner and span (device time, as `trips` stores it)."""
+
+    trip_id: uuid.UUID
+    driver_id: str
+    start_time: datetime
+    end_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEpisode:
+    """A detector's event of a trip as stored (its JSON payload, `domain.trip_episodes.EPISODE_TAGS`) and, when the
+    event carries no position, (lat, lon) of the driver's reading at the episode's start (None if there is none)."""
+
+    payload_json: str
+    start_position: tuple[float, float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodesPage:
+    """One page of a trip's episodes in time order; `driver_id` owns the trip; `total` counts all pages."""
+
+    driver_id: str
+    total: int
+    rows: Sequence[StoredEpisode]
+
+
 class DriverReadModels(Protocol):
     async def profile(self, driver_id: str) -> Row | None: ...
 
     async def trips_page(self, driver_id: str, limit: int, offset: int) -> RowsPage: ...
 
     async def trip(self, trip_id: uuid.UUID) -> Row | None: ...
+
+    async def trip_episodes(self, trip_id: uuid.UUID, limit: int, offset: int) -> EpisodesPage | None:
+        """The trip's episodes: its driver's detector events between its `trip_started` and `trip_ended`, that
+        name it, by start (device time) then stream order. None for an unknown trip."""
+        ...
+
+    async def trip_bounds(self, trip_id: uuid.UUID) -> TripBounds | None: ...
+
+    async def trip_positions(self, trip: TripBounds, limit: int) -> list[MaybePosition]:
+        """(lat, lon) of the driver's stored readings from the trip's start to its end inclusive, by device time
+        then event id, at most `limit`."""
+        ...
 
     async def latest_score(self, driver_id: str) -> tuple[bool, Row | None]:
         """(driver exists, the newest score row: scored_at, then recorded order, or None before any)."""
