@@ -51,8 +51,9 @@ def replay_command(
     ] = None,
     timeout: Annotated[float, typer.Option(
         "--timeout", min=0, help="Seconds to wait at most for the pipeline's trips after the last batch.")] = 60.0,
-    settle: Annotated[float, typer.Option(
-        "--settle", min=0, help="Done waiting once the trips found did not change for this many seconds.")] = 5.0,
+    settle: Annotated[float | None, typer.Option(
+        "--settle", min=0, help="Done waiting once the trips found did not change for this many seconds. Default: "
+        "the setting log_tick_idle_s + 10 (an idle partition's last trip ends once a log tick passes it).")] = None,
 ) -> None:
     """Post a JSON-lines file of readings through the API; show the trips they fall in and their episodes."""
     settings = settings_from_env()
@@ -69,9 +70,12 @@ def replay_command(
     if token is None and password is None:
         password = typer.prompt(f"password of {username}", hide_input=True)
     base_url = (api_url or api_base_url(settings)).rstrip("/")
-    terms = ReplayTerms(batch_size=size, timeout_s=timeout, settle_s=settle, rules=validation_rules(settings))
+    if settle is None:
+        settle = settings.log_tick_idle_s + 10.0
+    terms = ReplayTerms(batch_size=size, timeout_s=max(timeout, settle), settle_s=settle,
+                        rules=validation_rules(settings))
     report = asyncio.run(_replay(file, lines, base_url, username, password, token, terms))
-    print_report(report, terms)
+    print_report(report, terms, settings.log_tick_idle_s)
     if report.accepted == 0:
         raise typer.Exit(1)
 
@@ -123,7 +127,7 @@ def read_lines(file: Path) -> Iterator[tuple[int, bytes]]:
 # -- printing -------------------------------------------------------------------------------------
 
 
-def print_report(report: ReplayReport, terms: ReplayTerms) -> None:
+def print_report(report: ReplayReport, terms: ReplayTerms, log_tick_idle_s: float = 15.0) -> None:
     refused = sum(report.refused.values())
     console.print(f"{report.lines:,} lines: {report.accepted:,} readings accepted, {refused:,} refused by the API, "
                   f"{len(report.bad_lines):,} bad lines skipped", highlight=False)
@@ -143,10 +147,11 @@ def print_report(report: ReplayReport, terms: ReplayTerms) -> None:
         console.print(f"[yellow]the trips were still changing after {report.waited_s:.0f} s (--timeout "
                       f"{terms.timeout_s:g}):[/yellow] showing those found so far", highlight=False)
     else:
-        console.print(f"[yellow]no trip holds these readings after {report.waited_s:.0f} s.[/yellow] A trip shows once "
-                      "the pipeline has processed a reading after its end: a file ending on its ignition_off needs a "
-                      "few seconds of readings after it (the 5 s reorder window). Is the pipeline running "
-                      "(`autoins status`)?", highlight=False)
+        console.print(f"[yellow]no trip holds these readings after {report.waited_s:.0f} s.[/yellow] A trip ends "
+                      "once its partition's log time passes it (docs/DOMAIN.md §3): with no other device writing "
+                      f"there, a log tick after {log_tick_idle_s:g} s idle releases a trailing ignition_off, "
+                      "and a recording cut off without one ends after gap_s (1 h) of log time. Is the pipeline "
+                      "running (`autoins status`)?", highlight=False)
     if report.trips:
         console.print(trips_table(report))
         console.print(episodes_table(report))

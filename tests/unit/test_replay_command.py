@@ -68,4 +68,4 @@ def test_a_report_names_bad_lines_refusals_trips_and_episodes(monkeypatch):
 
 def test_no_trip_after_the_wait_says_why_it_may_be(monkeypatch):
     text = _printed(_report(waited_s=60.0), monkeypatch)
-    assert "no trip holds these readings after 60 s" in text and "reorder window" in text
+    assert "no trip holds these readings after 60 s" in text and "log tick after 15 s idle" in text
