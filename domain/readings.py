@@ -44,7 +44,10 @@ class Reading(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """A validated reading. Units in names; `ts_ms` is device time in epoch milliseconds (UTC).
 
     `lateral_accel_ms2` is None when the device gives none (cornering is then derived from heading
-    rate × speed). `array_like` keeps the msgpack form compact for snapshots and Ray calls.
+    rate × speed). `speed_kmh`, `accel_ms2` and `heading` are None when the device did not know them
+    (a fix without speed or course, a phone without an accelerometer stream): the detectors derive
+    them from neighbouring samples (docs/DOMAIN.md §4). `array_like` keeps the msgpack form compact for
+    snapshots and Ray calls.
     """
 
     event_id: uuid.UUID
@@ -53,9 +56,9 @@ class Reading(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     type: ReadingType
     lat: float
     lon: float
-    speed_kmh: float
-    accel_ms2: float
-    heading: float
+    speed_kmh: float | None
+    accel_ms2: float | None
+    heading: float | None
     speed_limit_kmh: float | None = None
     lateral_accel_ms2: float | None = None
     data: dict[str, Any] | None = None

@@ -1,6 +1,10 @@
 """What a finished trip amounts to: the payload of `TripEnded`, the row of `trips`, the input of features.
 
 Pure data. Units in names. Counts are episodes (a debounced harsh brake is one), seconds are exposure.
+`harsh_*_count` counts the episodes that count as harsh: grades medium and high. The grade fields say how
+many of those were high, and how many low-grade episodes (not harsh, not in the count) there were;
+medium = count − high. Summaries written before grades existed decode with low = high = 0: all their
+episodes are medium (docs/DOMAIN.md §7).
 """
 
 from __future__ import annotations
@@ -29,3 +33,22 @@ class TripSummary(msgspec.Struct, frozen=True, kw_only=True):
     idle_s: float = 0.0
     crash_count: int = 0
     end_reason: str = "ignition_off"  # ignition_off | parked | data_gap
+    harsh_braking_low_count: int = 0
+    harsh_braking_high_count: int = 0
+    harsh_acceleration_low_count: int = 0
+    harsh_acceleration_high_count: int = 0
+    harsh_cornering_low_count: int = 0
+    harsh_cornering_high_count: int = 0
+
+
+HARSH_KINDS = ("braking", "acceleration", "cornering")
+
+
+def harsh_by_grade(summary: TripSummary) -> dict[str, dict[str, int]]:
+    """Episodes per kind and grade: {"braking": {"low": n, "medium": n, "high": n}, ...}."""
+    out = {}
+    for kind in HARSH_KINDS:
+        scored = getattr(summary, f"harsh_{kind}_count")
+        high = getattr(summary, f"harsh_{kind}_high_count")
+        out[kind] = {"low": getattr(summary, f"harsh_{kind}_low_count"), "medium": scored - high, "high": high}
+    return out
