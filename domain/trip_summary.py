@@ -44,11 +44,18 @@ class TripSummary(msgspec.Struct, frozen=True, kw_only=True):
 HARSH_KINDS = ("braking", "acceleration", "cornering")
 
 
+def grade_counts(count: int, low: int, high: int) -> dict[str, int]:
+    """Episodes per grade of one kind from its harsh count (medium + high), low count and high count."""
+    return {"low": low, "medium": count - high, "high": high}
+
+
 def harsh_by_grade(summary: TripSummary) -> dict[str, dict[str, int]]:
     """Episodes per kind and grade: {"braking": {"low": n, "medium": n, "high": n}, ...}."""
-    out = {}
-    for kind in HARSH_KINDS:
-        scored = getattr(summary, f"harsh_{kind}_count")
-        high = getattr(summary, f"harsh_{kind}_high_count")
-        out[kind] = {"low": getattr(summary, f"harsh_{kind}_low_count"), "medium": scored - high, "high": high}
-    return out
+    return {
+        kind: grade_counts(
+            getattr(summary, f"harsh_{kind}_count"),
+            getattr(summary, f"harsh_{kind}_low_count"),
+            getattr(summary, f"harsh_{kind}_high_count"),
+        )
+        for kind in HARSH_KINDS
+    }

@@ -34,9 +34,9 @@ from usecases.views import (
     QuoteView,
     RiskHistoryView,
     RiskScoreView,
-    TripView,
     decode_score,
     encode,
+    trip_view,
 )
 
 _POLICY_FIELDS = PolicyView.__struct_fields__
@@ -82,7 +82,7 @@ class DriverQueries:
             found = await self.read_models.trips_page(driver_id, page_size, page_offset(page, page_size))
             if not found.known and not found.total:
                 return None
-            items = [TripView(**r) for r in found.rows]
+            items = [trip_view(r) for r in found.rows]
             return encode(PageView(items=items, page=page, page_size=page_size, total=found.total))
 
         return await self.cache.get(driver_id, f"trips:{page}:{page_size}", load, self.terms.ttl_default_s)
@@ -148,7 +148,7 @@ class DriverQueries:
     async def trip(self, trip_id: uuid.UUID) -> tuple[str, bytes] | None:
         """(owner's driver id, the trip) — the caller checks the owner; not cached (no driver to scope it by)."""
         row = await self.read_models.trip(trip_id)
-        return None if row is None else (row["driver_id"], encode(TripView(**row)))
+        return None if row is None else (row["driver_id"], encode(trip_view(row)))
 
     async def _window_annual_km(self, driver_id: str, end_ms: int | None) -> float:
         """The scorer's exposure: annual km of the trips in (window_start_ms(end), end], end = latest trip end."""

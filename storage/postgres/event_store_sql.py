@@ -110,6 +110,12 @@ TRIP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("idle_s", "float8"),
     ("crash_count", "int"),
     ("end_reason", "text"),
+    ("harsh_braking_low_count", "int"),  # migration 0008: grades of the harsh episodes (docs/DOMAIN.md §4)
+    ("harsh_braking_high_count", "int"),
+    ("harsh_acceleration_low_count", "int"),
+    ("harsh_acceleration_high_count", "int"),
+    ("harsh_cornering_low_count", "int"),
+    ("harsh_cornering_high_count", "int"),
 )
 _TRIP_TARGETS = [("start_time" if n == "start_ms" else "end_time" if n == "end_ms" else n) for n, _ in TRIP_COLUMNS]
 _TRIP_VALUES = [ms_to_ts(f"t.{n}") if n in ("start_ms", "end_ms") else f"t.{n}" for n, _ in TRIP_COLUMNS]

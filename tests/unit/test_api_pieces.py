@@ -132,7 +132,8 @@ def test_the_use_case_views_encode_the_fields_the_openapi_models_document():
     pairs = [(views.DriverView, schemas.DriverOut), (views.TripView, schemas.TripOut),
              (views.RiskScoreView, schemas.RiskScoreOut), (views.RiskHistoryView, schemas.RiskHistoryItem),
              (views.PolicyView, schemas.PolicyOut), (views.PoliciesView, schemas.PoliciesOut),
-             (views.QuoteView, schemas.QuoteOut), (views.FactorView, schemas.FactorOut)]
+             (views.QuoteView, schemas.QuoteOut), (views.FactorView, schemas.FactorOut),
+             (views.HarshByGradeView, schemas.HarshByGradeOut), (views.GradeCountsView, schemas.GradeCountsOut)]
     for view, model in pairs:
         assert view.__struct_fields__ == tuple(model.model_fields), view.__name__
 
