@@ -73,19 +73,24 @@ def _harsh(
     max_gap_ms = rules.harsh_max_gap_s * 1000.0
     gap_ok = iv.dt_ms <= max_gap_ms
     can_start = gap_ok and (speed if speed > pspeed else pspeed) >= rules.harsh_min_speed_kmh
+    # A longitudinal estimate spans up to three samples: the fastest of them decides (a hard stop from
+    # 25 km/h ends in two samples under the floor).
+    lon_can_start = gap_ok and iv.window_speed_kmh >= rules.harsh_min_speed_kmh
     lon = iv.longitudinal_mps2
-    if trip.braking is not None or (can_start and lon is not None and lon <= rules.harsh_braking_mps2):
+    if trip.braking is not None or (lon_can_start and lon is not None and lon <= rules.harsh_braking_mps2):
         trip.braking, closed = harsh.track(
             trip.braking, None if lon is None else -lon, enter=-rules.harsh_braking_mps2,
-            exit_=-rules.harsh_braking_exit_mps2, can_start=can_start, gap_ok=gap_ok, max_gap_ms=max_gap_ms,
+            exit_=-rules.harsh_braking_exit_mps2, can_start=lon_can_start, gap_ok=gap_ok, max_gap_ms=max_gap_ms,
             reading=r, prev_speed_kmh=pspeed,
         )  # fmt: skip
         if closed is not None:
             close_harsh(state, trip, "braking", closed, rules, out)
-    if trip.accelerating is not None or (can_start and lon is not None and lon >= rules.harsh_acceleration_mps2):
+    if trip.accelerating is not None or (
+        lon_can_start and lon is not None and lon >= rules.harsh_acceleration_mps2
+    ):
         trip.accelerating, closed = harsh.track(
             trip.accelerating, lon, enter=rules.harsh_acceleration_mps2, exit_=rules.harsh_acceleration_exit_mps2,
-            can_start=can_start, gap_ok=gap_ok, max_gap_ms=max_gap_ms, reading=r, prev_speed_kmh=pspeed,
+            can_start=lon_can_start, gap_ok=gap_ok, max_gap_ms=max_gap_ms, reading=r, prev_speed_kmh=pspeed,
         )  # fmt: skip
         if closed is not None:
             close_harsh(state, trip, "acceleration", closed, rules, out)

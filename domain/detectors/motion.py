@@ -44,7 +44,7 @@ class Interval:
     """The motion over (p, r]. Speeds are km/h; accelerations m/s² (None: cannot be told)."""
 
     __slots__ = ("_before", "_p", "_r", "_rules", "dist_m", "dt_ms", "lateral_from_course", "lateral_mps2",
-                 "lateral_source", "longitudinal_mps2", "prev_speed_kmh", "speed_kmh")
+                 "lateral_source", "longitudinal_mps2", "prev_speed_kmh", "speed_kmh", "window_speed_kmh")
 
     def __init__(self, p: Reading, r: Reading, dist_m: float, before: tuple[float, float] | None, rules: TripRules):
         self._p, self._r, self._before, self._rules = p, r, before, rules
@@ -53,6 +53,7 @@ class Interval:
         self.speed_kmh = 0.0  # r
         self.prev_speed_kmh = 0.0  # p
         self.longitudinal_mps2: float | None = None
+        self.window_speed_kmh = 0.0  # the fastest sample the longitudinal estimate spans
         self.lateral_mps2: float | None = None  # signed, + = turning right
         self.lateral_source = "device"  # device | heading
         self.lateral_from_course = False  # both headings reported: the witness is then independent
@@ -106,7 +107,7 @@ def observe(memory: MotionMemory | None, p: Reading, r: Reading, rules: TripRule
     speed = r.speed_kmh if r.speed_kmh is not None else derived
     iv.speed_kmh = speed
     iv.prev_speed_kmh = prev_speed
-    iv.longitudinal_mps2 = _longitudinal(memory, p, r, dt_s, speed, prev_speed, rules)
+    iv.longitudinal_mps2, iv.window_speed_kmh = _longitudinal(memory, p, r, dt_s, speed, prev_speed, rules)
     if r.lateral_accel_ms2 is not None:
         iv.lateral_mps2 = r.lateral_accel_ms2
     elif dt_ms > 0:
@@ -131,20 +132,24 @@ def observe(memory: MotionMemory | None, p: Reading, r: Reading, rules: TripRule
 def _longitudinal(
     memory: MotionMemory | None, p: Reading, r: Reading, dt_s: float, speed: float, prev_speed: float,
     rules: TripRules,
-) -> float | None:
+) -> tuple[float | None, float]:
+    """(acceleration in m/s² or None, the fastest speed of the samples it spans in km/h)."""
+    fastest = speed if speed > prev_speed else prev_speed
     max_gap_ms = rules.harsh_max_gap_s * 1000.0
     if r.speed_kmh is not None:
         if memory is not None and memory.before_speed_kmh is not None:
             span_ms = r.ts_ms - memory.before_ts_ms
             if span_ms > 0 and p.ts_ms - memory.before_ts_ms <= max_gap_ms:
-                return (r.speed_kmh - memory.before_speed_kmh) * _MPS_PER_KMH / (span_ms / 1000.0)
+                before = memory.before_speed_kmh
+                accel = (r.speed_kmh - before) * _MPS_PER_KMH / (span_ms / 1000.0)
+                return accel, (before if before > fastest else fastest)
         if p.speed_kmh is not None and dt_s > 0:
-            return (r.speed_kmh - p.speed_kmh) * _MPS_PER_KMH / dt_s
-        return None
+            return (r.speed_kmh - p.speed_kmh) * _MPS_PER_KMH / dt_s, fastest
+        return None, fastest
     if p.speed_kmh is not None:
-        return None  # r's speed is unknown: the next sample's window spans it
+        return None, fastest  # r's speed is unknown: the next sample's window spans it
     if r.accel_ms2 is not None:
-        return r.accel_ms2
+        return r.accel_ms2, fastest
     if memory is not None and dt_s > 0:
-        return (speed - prev_speed) * _MPS_PER_KMH / dt_s
-    return None
+        return (speed - prev_speed) * _MPS_PER_KMH / dt_s, fastest
+    return None, fastest

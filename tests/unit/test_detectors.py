@@ -139,6 +139,19 @@ def test_harsh_events_are_gated_off_under_the_speed_floor():
     assert all(e.start_ms > d.readings[40].ts_ms for e in harsh(events, "acceleration"))
 
 
+def test_a_hard_stop_from_low_speed_is_a_brake_although_it_ends_under_the_speed_floor():
+    d = driving(speed_kmh=25.0)
+    d.add(speed_kmh=27.0)
+    d.add(speed_kmh=8.0)
+    d.add(speed_kmh=0.0)
+    d.stop(5)
+    finish(d)
+    _, events = run(d)
+    brakes = harsh(events, "braking")
+    # windows: (8-25)/2 s = -2.36 (under the low grade), (0-27)/2 s = -3.75 spanning a 27 km/h sample
+    assert len(brakes) == 1 and brakes[0].peak_mps2 == pytest.approx(27 / 3.6 / 2) and brakes[0].grade == "medium"
+
+
 def test_harsh_acceleration_from_a_standstill_is_detected():
     d = driving(seconds=30)
     ramp(d, 0.0)
