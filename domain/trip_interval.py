@@ -38,7 +38,7 @@ def advance(
     motion_kmh = rules.motion_speed_kmh
     moving_prev = pspeed >= motion_kmh
     if moving_prev or speed >= motion_kmh:
-        trip.distance_m += interval.dist_m
+        trip.distance_m += interval.dist_m()
     if speed > trip.max_speed_kmh:
         trip.max_speed_kmh = speed
     cap_s = rules.exposure_max_interval_s
@@ -95,10 +95,7 @@ def _harsh(
         if closed is not None:
             close_harsh(state, trip, "acceleration", closed, rules, out)
 
-    lateral = iv.lateral_mps2
-    heading = iv.lateral_source == "heading"
-    if heading and lateral is not None and (speed if speed < pspeed else pspeed) < rules.harsh_min_speed_kmh:
-        lateral = None  # heading is GPS noise at crawling speed
+    lateral = iv.lateral_mps2  # heading-derived only when both samples are above the speed floor (motion.py)
     if trip.cornering is not None or (
         can_start and lateral is not None and (lateral if lateral >= 0.0 else -lateral) >= rules.harsh_cornering_mps2
     ):

@@ -9,7 +9,8 @@ device sent (docs/DOMAIN.md §4):
   Doppler speed is mounting-free with ~0.1–0.3 m/s noise; two intervals halve the noise of a one-second
   difference. When r has no speed the estimate is None (the next sample bridges it). When neither p
   nor r has a speed, the device's `accel_ms2` is used, else the change of distance/time speeds.
-- lateral: the device's `lateral_accel_ms2` when sent; else heading rate × mean speed, where a heading
+- lateral: the device's `lateral_accel_ms2` when sent; else, when both samples are at or above
+  `harsh_min_speed_kmh` (below it the course is GNSS noise), heading rate × mean speed, where a heading
   the device did not send is the bearing between consecutive positions (at least
   `harsh_min_displacement_m` apart). The witness (`Interval.witness_mps2`, computed on demand) is the turn
   rate of the bearings between consecutive positions × speed: independent of the reported course, so a
@@ -40,36 +41,43 @@ class MotionMemory(msgspec.Struct, kw_only=True, array_like=True):
     before_lon: float = 0.0
 
 
-class Interval:
-    """The motion over (p, r]. Speeds are km/h; accelerations m/s² (None: cannot be told)."""
+class Interval(msgspec.Struct, gc=False):
+    """The motion over (p, r]. Speeds are km/h; accelerations m/s² (None: cannot be told). Built once per
+    reading (a msgspec Struct: cheap to make); the witness is computed only when a detector asks."""
 
-    __slots__ = ("_before", "_p", "_r", "_rules", "dist_m", "dt_ms", "lateral_from_course", "lateral_mps2",
-                 "lateral_source", "longitudinal_mps2", "prev_speed_kmh", "speed_kmh", "window_speed_kmh")
+    dt_ms: int
+    dist: float | None  # metres p → r, computed when first needed (`dist_m`)
+    speed_kmh: float  # r
+    prev_speed_kmh: float  # p
+    longitudinal_mps2: float | None
+    window_speed_kmh: float  # the fastest sample the longitudinal estimate spans
+    lateral_mps2: float | None  # signed, + = turning right
+    lateral_source: str  # device | heading
+    lateral_from_course: bool  # both headings reported: the witness is then independent
+    p: Reading
+    r: Reading
+    before: tuple[float, float] | None  # position of the sample before p
+    min_displacement_m: float
 
-    def __init__(self, p: Reading, r: Reading, dist_m: float, before: tuple[float, float] | None, rules: TripRules):
-        self._p, self._r, self._before, self._rules = p, r, before, rules
-        self.dt_ms = r.ts_ms - p.ts_ms
-        self.dist_m = dist_m
-        self.speed_kmh = 0.0  # r
-        self.prev_speed_kmh = 0.0  # p
-        self.longitudinal_mps2: float | None = None
-        self.window_speed_kmh = 0.0  # the fastest sample the longitudinal estimate spans
-        self.lateral_mps2: float | None = None  # signed, + = turning right
-        self.lateral_source = "device"  # device | heading
-        self.lateral_from_course = False  # both headings reported: the witness is then independent
+    def dist_m(self) -> float:
+        """Great-circle distance p → r in metres."""
+        if self.dist is None:
+            p, r = self.p, self.r
+            self.dist = haversine_m(p.lat, p.lon, r.lat, r.lon)
+        return self.dist
 
     def bearing(self) -> float | None:
         """Bearing p → r, None when they are closer than `harsh_min_displacement_m`."""
-        p, r = self._p, self._r
-        return bearing_deg(p.lat, p.lon, r.lat, r.lon) if self.dist_m >= self._rules.harsh_min_displacement_m else None
+        p, r = self.p, self.r
+        return bearing_deg(p.lat, p.lon, r.lat, r.lon) if self.dist_m() >= self.min_displacement_m else None
 
     def bearing_before(self) -> float | None:
         """Bearing from the sample before p to p, None when unknown or too close."""
-        if self._before is None:
+        if self.before is None:
             return None
-        lat, lon = self._before
-        p = self._p
-        if haversine_m(lat, lon, p.lat, p.lon) < self._rules.harsh_min_displacement_m:
+        lat, lon = self.before
+        p = self.p
+        if haversine_m(lat, lon, p.lat, p.lon) < self.min_displacement_m:
             return None
         return bearing_deg(lat, lon, p.lat, p.lon)
 
@@ -96,21 +104,22 @@ def reading_speed_kmh(prev: Reading | None, r: Reading) -> float:
 def observe(memory: MotionMemory | None, p: Reading, r: Reading, rules: TripRules) -> tuple[Interval, MotionMemory]:
     """The motion over (p, r] and the memory for the next interval (`memory` updated in place, or a new
     one when None: p opened the trip)."""
-    dist_m = haversine_m(p.lat, p.lon, r.lat, r.lon)
+    dist_m = None if r.speed_kmh is not None else haversine_m(p.lat, p.lon, r.lat, r.lon)
     before = None if memory is None or memory.before_lat is None else (memory.before_lat, memory.before_lon)
-    iv = Interval(p, r, dist_m, before, rules)
-    dt_ms = iv.dt_ms
+    dt_ms = r.ts_ms - p.ts_ms
     dt_s = dt_ms / 1000.0
-    known = memory.speed_kmh if memory is not None else 0.0
-    prev_speed = p.speed_kmh if p.speed_kmh is not None else known
-    derived = dist_m / dt_s * 3.6 if dt_ms > 0 else prev_speed
-    speed = r.speed_kmh if r.speed_kmh is not None else derived
-    iv.speed_kmh = speed
-    iv.prev_speed_kmh = prev_speed
-    iv.longitudinal_mps2, iv.window_speed_kmh = _longitudinal(memory, p, r, dt_s, speed, prev_speed, rules)
-    if r.lateral_accel_ms2 is not None:
-        iv.lateral_mps2 = r.lateral_accel_ms2
-    elif dt_ms > 0:
+    prev_speed = p.speed_kmh
+    if prev_speed is None:
+        prev_speed = memory.speed_kmh if memory is not None else 0.0
+    speed = r.speed_kmh
+    if speed is None:
+        speed = dist_m / dt_s * 3.6 if dt_ms > 0 else prev_speed  # type: ignore[operator]
+    longitudinal, window_speed = _longitudinal(memory, p, r, dt_s, speed, prev_speed, rules)
+    iv = Interval(dt_ms, dist_m, speed, prev_speed, longitudinal, window_speed, r.lateral_accel_ms2, "device", False,
+                  p, r, before, rules.harsh_min_displacement_m)
+    # Heading-derived lateral only above the speed floor on both samples: below it the course is GNSS noise.
+    floor = rules.harsh_min_speed_kmh
+    if iv.lateral_mps2 is None and dt_ms > 0 and speed >= floor and prev_speed >= floor:
         to_heading = r.heading if r.heading is not None else iv.bearing()
         from_heading = p.heading if p.heading is not None else iv.bearing_before()
         if to_heading is not None and from_heading is not None:
