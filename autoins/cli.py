@@ -10,6 +10,7 @@ from autoins.bench.cli import bench_app
 from autoins.cli_support import console, settings_from_env, user_errors
 from autoins.db_commands import db_app, migrate_command, partitions_app
 from autoins.demo import demo_command
+from autoins.detection_report import detection_report_command
 from autoins.errors import UserFacingError
 from autoins.replay import replay_command
 from autoins.seed import seed_command
@@ -41,6 +42,9 @@ app.command("simulate")(simulate_command)
 app.command("replay")(replay_command)
 app.command("train", help="Train the risk model on a simulated fleet; save an artifact and report.")(train_command)
 app.command("seed", help="Development only: demo drivers, policies and logins.")(seed_command)
+app.command("detection-report", help="Harsh detectors vs the simulator's truth: precision, recall, false cornering.")(
+    detection_report_command
+)
 
 
 @app.command("config")

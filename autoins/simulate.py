@@ -30,6 +30,8 @@ from config.settings import Settings
 from domain.partition_calendar import retention_start_ms
 from domain.rules import ValidationRules
 from domain.simulator import DriverTruth, Population, driver_id, simulate, to_wire_json
+from domain.simulator.realism import REALISM_MODES, RealismConfig
+from domain.simulator.truth import TrueEpisode
 from storage.kafka.clients import ensure_topics
 from storage.kafka.producer import ProduceError, ReadingProducer
 from storage.postgres.drivers import NewDriver, drivers_table_exists, insert_missing_drivers
@@ -168,14 +170,17 @@ def driver_keys(batch: np.ndarray) -> list[str]:
 
 
 def produce_stream(producer: ReadingProducer, population: Population, start_ms: int, duration_s: float, seed: int,
-                   batch_size: int, rate: float | None, progress: Progress, *, max_future_skew_s: int) -> Produced:
-    """Produce every batch; `rate` (readings/s) paces by sleeping between chunks of ~0.1 s of readings."""
+                   batch_size: int, rate: float | None, progress: Progress, *, max_future_skew_s: int,
+                   realism: RealismConfig | None = None, episodes: list[TrueEpisode] | None = None) -> Produced:
+    """Produce every batch; `rate` (readings/s) paces by sleeping between chunks of ~0.1 s of readings.
+    `realism` picks a realism mode of the simulator; `episodes` collects the true harsh episodes."""
     end_ms = start_ms + round(duration_s * 1000)
     task = progress.add_task("simulated time", total=end_ms - start_ms, readings="0", per_s="")
     chunk = max(1, int(rate / 10)) if rate else batch_size
     started = time.monotonic()
     produced, future, first_ts, last_ts = 0, 0, None, None
-    for batch in simulate(population, start_ms, duration_s, seed, batch_size=batch_size):
+    for batch in simulate(population, start_ms, duration_s, seed, batch_size=batch_size, realism=realism,
+                          episodes=episodes):
         for lo in range(0, len(batch), chunk):
             part = batch[lo : lo + chunk]
             produced += producer.produce_many(to_wire_json(part), driver_keys(part))
@@ -193,6 +198,26 @@ def produce_stream(producer: ReadingProducer, population: Population, start_ms: 
                         per_s=f"{produced / elapsed:,.0f}/s" if elapsed > 0 else "")
     progress.update(task, completed=end_ms - start_ms)
     return Produced(produced, first_ts, last_ts, future)
+
+
+def parse_realism(text: str | None) -> RealismConfig | None:
+    """`--realism`: None or `none` → the exact default stream; a mode name → its `RealismConfig`."""
+    if text is None or text.strip().lower() == "none":
+        return None
+    mode = REALISM_MODES.get(text.strip().lower())
+    if mode is None:
+        raise UserFacingError(f"--realism {text!r}: expected one of none, {', '.join(REALISM_MODES)}")
+    return mode
+
+
+def write_episodes(path: Path, episodes: list[TrueEpisode]) -> None:
+    """The true harsh episodes of the run (what a detector should find), one row each, time order."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["driver_id", "trip_no", "kind", "start_ms", "end_ms", "peak_mps2", "observed"])
+        for e in sorted(episodes, key=lambda e: (e.start_ms, e.driver_no)):
+            writer.writerow([e.driver_id, e.trip_no, e.kind, e.start_ms, e.end_ms, repr(e.peak_mps2), e.observed])
 
 
 def write_truth(path: Path, truth: list[DriverTruth]) -> None:
@@ -215,8 +240,13 @@ def simulate_command(
         "--start", help="ISO 8601 time, `now` or `now-2h`. Default: the span ends 7 h ago, so whole trips are past."
     )] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Readings per simulator batch.")] = 10_000,
+    realism: Annotated[str | None, typer.Option(
+        "--realism", help="`phone`: what a phone records (GNSS noise, random mounting axis, outages; "
+        "docs/SIMULATOR.md §11). Default: the exact kinematics."
+    )] = None,
 ) -> None:
-    """Produce a simulated fleet's readings to the events topic; write its ground truth CSV."""
+    """Produce a simulated fleet's readings to the events topic; write its ground truth CSVs."""
+    realism_config = parse_realism(realism)
     settings = settings_from_env()
     duration_s = parse_duration_s(duration)
     now_ms = _clock_ms()  # the edge reads the clock and passes time down
@@ -234,12 +264,14 @@ def simulate_command(
                               "run `autoins stack up`") from None
 
     producer = ReadingProducer(settings, log_level=2)  # a dead broker is reported once, by flush
+    episodes: list[TrueEpisode] = []
     started = time.monotonic()
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[readings]} readings"),
                       TextColumn("{task.fields[per_s]}"), TimeElapsedColumn(), console=console) as progress:
             produced = produce_stream(producer, population, start_ms, duration_s, seed, batch_size, rate, progress,
-                                      max_future_skew_s=rules.max_future_skew_s)
+                                      max_future_skew_s=rules.max_future_skew_s, realism=realism_config,
+                                      episodes=episodes)
         producer.flush(60.0)  # readings/s below counts delivered (acknowledged) readings, not queued ones
         elapsed = max(time.monotonic() - started, 1e-9)
     except ProduceError as error:
@@ -247,8 +279,11 @@ def simulate_command(
     finally:
         producer.close()
 
-    truth_path = settings.data_dir / "simulations" / f"{seed}-{drivers}.truth.csv"
+    stem = f"{seed}-{drivers}" if realism_config is None else f"{seed}-{drivers}-{realism_config.name}"
+    truth_path = settings.data_dir / "simulations" / f"{stem}.truth.csv"
     write_truth(truth_path, truth)
+    episodes_path = settings.data_dir / "simulations" / f"{stem}.episodes.csv"
+    write_episodes(episodes_path, episodes)
     span = (f"{_iso(produced.first_ts_ms)} → {_iso(produced.last_ts_ms)}" if produced.first_ts_ms is not None
             else "no readings")
     console.print(f"produced {produced.readings:,} readings to {settings.kafka_topic_events} "
@@ -260,3 +295,4 @@ def simulate_command(
                       f"{rules.max_future_skew_s} s ahead of the clock; validation will send them "
                       "to the DLQ (start earlier)", highlight=False)
     console.print(f"ground truth: {truth_path}", highlight=False)
+    console.print(f"true harsh episodes: {episodes_path}", highlight=False)

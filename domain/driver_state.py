@@ -17,6 +17,7 @@ import msgspec
 
 from domain.detectors.crash import PendingCrash
 from domain.detectors.harsh import HarshEpisode
+from domain.detectors.motion import MotionMemory
 from domain.detectors.night import zone
 from domain.detectors.phone import PhoneEpisode
 from domain.detectors.speeding import SpeedingEpisode
@@ -49,7 +50,7 @@ class OpenTrip(msgspec.Struct, kw_only=True):
     stop_since_ms: int | None = None
     stop_idle_s: float = 0.0
     stop_night_s: float = 0.0
-    harsh_braking_count: int = 0
+    harsh_braking_count: int = 0  # medium + high episodes (the ones that count as harsh)
     harsh_acceleration_count: int = 0
     harsh_cornering_count: int = 0
     crash_count: int = 0
@@ -59,6 +60,13 @@ class OpenTrip(msgspec.Struct, kw_only=True):
     speeding: SpeedingEpisode | None = None
     phone: PhoneEpisode | None = None
     recent: list[Reading] = []  # crash pre-buffer: this trip's last `crash_pre_s` of readings
+    harsh_braking_low_count: int = 0
+    harsh_braking_high_count: int = 0
+    harsh_acceleration_low_count: int = 0
+    harsh_acceleration_high_count: int = 0
+    harsh_cornering_low_count: int = 0
+    harsh_cornering_high_count: int = 0
+    motion: MotionMemory | None = None  # derived speed/bearing of the last samples (None: none yet)
     quality_flags: list[str] = []  # TripSummary.quality_flags, in the order first seen
 
     def emit(self, event: DomainEvent, out: list[DomainEvent]) -> None:

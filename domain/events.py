@@ -19,14 +19,15 @@ from domain.trip_summary import TripSummary
 
 
 class CrashSample(msgspec.Struct, frozen=True, array_like=True):
-    """One reading around a crash, compact (a JSON array): [ts_ms, lat, lon, speed_kmh, accel_ms2, heading]."""
+    """One reading around a crash, compact (a JSON array): [ts_ms, lat, lon, speed_kmh, accel_ms2, heading].
+    Speed, acceleration and heading are null when the device did not know them."""
 
     ts_ms: int
     lat: float
     lon: float
-    speed_kmh: float
-    accel_ms2: float
-    heading: float
+    speed_kmh: float | None
+    accel_ms2: float | None
+    heading: float | None
 
 
 class DomainEventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -67,7 +68,10 @@ class _HarshEpisode(DomainEventBase, frozen=True, kw_only=True):
     """A debounced episode: consecutive samples past the threshold (with hysteresis) are one event.
 
     `peak_mps2` is the magnitude (positive) of the strongest sample; `duration_s` = (end_ms − start_ms)/1000
-    where `end_ms` is the sample that ended the episode; `lat`/`lon` are where it started.
+    where `end_ms` is the sample that ended the episode; `lat`/`lon` are where it started. `grade` is the
+    severity of the peak (TripRules thresholds, docs/DOMAIN.md §4): only medium and high count as harsh in
+    trip summaries and features. Events written before grades existed carry none and decode as "medium"
+    (they were all past the old ±3 m/s², 3.5 m/s² lateral thresholds, which is the medium band).
     """
 
     peak_mps2: float
@@ -77,6 +81,7 @@ class _HarshEpisode(DomainEventBase, frozen=True, kw_only=True):
     end_ms: int
     lat: float
     lon: float
+    grade: Literal["low", "medium", "high"] = "medium"
 
 
 class HarshBrakingDetected(_HarshEpisode, frozen=True, kw_only=True, tag="harsh_braking_detected"):
@@ -124,7 +129,7 @@ class CrashDetected(DomainEventBase, frozen=True, kw_only=True, tag="crash_detec
     trigger: Literal["crash_reading", "acceleration"]
     lat: float
     lon: float
-    speed_kmh: float
+    speed_kmh: float | None
     pre: list[CrashSample] = []
     post: list[CrashSample] = []
 

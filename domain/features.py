@@ -5,6 +5,11 @@ window into `DriverFeatures`; `to_vector()` gives them in `FEATURE_NAMES` order 
 fingerprints the rounded vector with `FEATURE_SPEC_VERSION` (a model records the hash of what it
 saw; serving can prove it fed the same numbers). Rates are ratios of sums (not means of per-trip
 rates), so long trips weigh by their exposure; sums use `math.fsum`, so trip order never matters.
+
+Harsh rates count the episodes a `TripSummary` counts as harsh: grades medium and high (issue 12). Low-grade
+episodes are recorded (events, `harsh_*_low_count`) but carry no weight in features or scoring; summaries
+written before grades existed count all their episodes, which were medium. The feature names, order and
+formulas are unchanged, hence FEATURE_SPEC_VERSION too (docs/DOMAIN.md §4.2).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "total_hours",  # Σ trip duration, idle included (h)
     "annual_km",  # exposure_km · 365 / window_days (km per year)
     "avg_speed_kmh",  # exposure_km / moving hours (km/h); moving = duration − idle
-    "harsh_braking_per_100km",  # episodes per 100 km
+    "harsh_braking_per_100km",  # episodes per 100 km: the summary's counts, grades medium and high only
     "harsh_acceleration_per_100km",
     "harsh_cornering_per_100km",
     "crash_count",  # detected crashes in the window

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from math import asin, cos, radians, sin, sqrt
+from math import asin, atan2, cos, degrees, radians, sin, sqrt
 
 # Mean Earth radius R1 = (2a + b) / 3 of WGS-84 (IUGG), in metres.
 EARTH_RADIUS_M = 6_371_008.8
@@ -42,3 +42,26 @@ def lateral_accel_from_heading_mps2(
         return 0.0
     omega_rad_s = heading_delta_deg(from_heading_deg, to_heading_deg) * _RAD_PER_DEG / dt_s
     return abs(omega_rad_s * speed_kmh * KMH_TO_MPS)
+
+
+def bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Initial great-circle bearing from point 1 to point 2, degrees clockwise from north in [0, 360).
+
+    0.0 for identical points (callers check the distance first: a bearing over a few metres is noise).
+    """
+    p1 = radians(lat1)
+    p2 = radians(lat2)
+    dl = radians(lon2 - lon1)
+    y = sin(dl) * cos(p2)
+    x = cos(p1) * sin(p2) - sin(p1) * cos(p2) * cos(dl)
+    return degrees(atan2(y, x)) % 360.0
+
+
+def signed_lateral_from_heading_mps2(
+    from_heading_deg: float, to_heading_deg: float, dt_s: float, speed_kmh: float
+) -> float:
+    """Centripetal acceleration ω·v in m/s², signed (+ = turning right, clockwise), from the heading
+    change over `dt_s` and the speed. 0.0 when `dt_s` is not positive."""
+    if dt_s <= 0.0:
+        return 0.0
+    return heading_delta_deg(from_heading_deg, to_heading_deg) * _RAD_PER_DEG / dt_s * speed_kmh * KMH_TO_MPS

@@ -46,7 +46,10 @@ class Reading(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     `speed_kmh`, `accel_ms2` and `heading` are None when the device did not know them (docs/DOMAIN.md §1: the
     sentinels accepted); the detectors then derive what they can from positions and times.
     `lateral_accel_ms2` is None when the device gives none (cornering is then derived from heading
-    rate × speed). `array_like` keeps the msgpack form compact for snapshots and Ray calls.
+    rate × speed). `speed_kmh`, `accel_ms2` and `heading` are None when the device did not know them
+    (a fix without speed or course, a phone without an accelerometer stream): the detectors derive
+    them from neighbouring samples (docs/DOMAIN.md §4). `array_like` keeps the msgpack form compact for
+    snapshots and Ray calls.
     """
 
     event_id: uuid.UUID

@@ -55,13 +55,29 @@ class TripRules(msgspec.Struct, frozen=True, kw_only=True):
     ignition_off_moving_kmh: float = 30.0
 
     # --- harsh driving (longitudinal and lateral acceleration) ---------------------------------------
-    # ±3.0 m/s² (≈0.3 g) longitudinal and 3.5 m/s² lateral are thresholds that recur in telematics
-    # literature and vendor documentation; there is no single authoritative standard.
-    harsh_braking_mps2: float = -3.0
-    harsh_acceleration_mps2: float = 3.0
-    harsh_cornering_mps2: float = 3.5
-    # Our choice: hysteresis exit at two thirds of the entry threshold, so a brake hovering around
-    # −3.0 m/s² stays one episode instead of flickering into several.
+    # Magnitudes are one-second-scale means (docs/DOMAIN.md §4): longitudinal = GNSS speed change over the
+    # last two intervals (the device accelerometer only when no speed is known), lateral = the device's
+    # lateral acceleration, else heading rate × speed. An episode opens at the `low` grade threshold
+    # (`harsh_*_mps2`), stays open down to the exit threshold, and is graded by its peak:
+    #   low ≥ entry, medium ≥ `*_medium_mps2`, high ≥ `*_high_mps2`. Only medium and high count as
+    #   harsh (summary counts, features, scoring); low episodes are events for the record.
+    # Longitudinal: 0.25 g (2.5 m/s²) is the deceleration event of common device defaults (Positrace:
+    # 250 mg); per-second speed drops of 7 and 9 mph/s (3.1 and 4.0 m/s²) are Verizon Connect's moderate and
+    # severe hard-braking examples, i.e. thresholds on one-second means; 0.3 g is NHTSA's harsh braking
+    # (cited by CMT) and ~0.4 g the "high" level of phone apps. Acceleration uses the same levels.
+    harsh_braking_mps2: float = -2.5
+    harsh_braking_medium_mps2: float = -3.1
+    harsh_braking_high_mps2: float = -4.0
+    harsh_acceleration_mps2: float = 2.5
+    harsh_acceleration_medium_mps2: float = 3.1
+    harsh_acceleration_high_mps2: float = 4.0
+    # Lateral: 0.3 g (3.0 m/s², Positrace's harsh-turn default) opens, 0.36 g (3.5 m/s², between that and
+    # GPS Insight's 0.38 g for light vehicles) is medium, ~0.46 g (4.5 m/s²) high.
+    harsh_cornering_mps2: float = 3.0
+    harsh_cornering_medium_mps2: float = 3.5
+    harsh_cornering_high_mps2: float = 4.5
+    # Our choice: hysteresis exit at about four fifths of the entry, so a brake hovering around the
+    # entry stays one episode instead of flickering into several.
     harsh_braking_exit_mps2: float = -2.0
     harsh_acceleration_exit_mps2: float = 2.0
     harsh_cornering_exit_mps2: float = 2.5
@@ -69,6 +85,14 @@ class TripRules(msgspec.Struct, frozen=True, kw_only=True):
     harsh_max_gap_s: float = 3.0
     # Our choice: below 10 km/h heading is GPS noise and "harsh" manoeuvres are parking.
     harsh_min_speed_kmh: float = 10.0
+    # Heading-derived cornering (no device lateral): GNSS course has gross single-fix errors, which give a
+    # rate spike one way then back the other. An episode must turn the same way for this many samples,
+    # or for `harsh_heading_corroborated_samples` when the bearing between consecutive positions turns
+    # the same way past the exit threshold (an independent witness). Our choice, measured in docs/DOMAIN.md.
+    harsh_heading_min_samples: int = 3
+    harsh_heading_corroborated_samples: int = 2
+    # Our choice: a bearing between two positions closer than this is noise (GNSS position noise is metres).
+    harsh_min_displacement_m: float = 2.0
 
     # --- speeding (product choice from the issue; no external citation) ------------------------------
     speeding_split_limit_kmh: float = 85.0  # limits up to this use the "low" margins, above the "high"
@@ -112,6 +136,14 @@ class TripRules(msgspec.Struct, frozen=True, kw_only=True):
             problems.append("need 0 <= harsh_acceleration_exit_mps2 < harsh_acceleration_mps2")
         if not 0.0 <= self.harsh_cornering_exit_mps2 < self.harsh_cornering_mps2:
             problems.append("need 0 <= harsh_cornering_exit_mps2 < harsh_cornering_mps2")
+        if not self.harsh_braking_high_mps2 <= self.harsh_braking_medium_mps2 <= self.harsh_braking_mps2:
+            problems.append("need harsh_braking_high_mps2 <= harsh_braking_medium_mps2 <= harsh_braking_mps2")
+        if not self.harsh_acceleration_mps2 <= self.harsh_acceleration_medium_mps2 <= self.harsh_acceleration_high_mps2:
+            problems.append("need harsh_acceleration_mps2 <= _medium_mps2 <= _high_mps2")
+        if not self.harsh_cornering_mps2 <= self.harsh_cornering_medium_mps2 <= self.harsh_cornering_high_mps2:
+            problems.append("need harsh_cornering_mps2 <= _medium_mps2 <= _high_mps2")
+        if not 1 <= self.harsh_heading_corroborated_samples <= self.harsh_heading_min_samples:
+            problems.append("need 1 <= harsh_heading_corroborated_samples <= harsh_heading_min_samples")
         if not (0 <= self.night_start_h <= 23 and 0 <= self.night_end_h <= 23):
             problems.append("night hours must be within 0..23")
         if self.reorder_window_ms < 0 or self.exposure_max_interval_s <= 0.0:

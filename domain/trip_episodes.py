@@ -73,7 +73,9 @@ def episode_from_stored(payload_json: bytes | str, start_position: tuple[float, 
     """The episode of one stored detector event; `start_position` (lat, lon) is used when the event has no
     position of its own. Raises ValueError for an event that is not an episode (a trip start, a score)."""
     event = decode_event(payload_json)
-    grade = grade_of(payload_json)
+    # a harsh event's grade as the event class reads it (written before grades existed: "medium", DOMAIN.md §4);
+    # other episodes carry a grade only if a newer detector wrote one
+    grade = event.grade if isinstance(event, _HARSH) else grade_of(payload_json)
     lat, lon = start_position if start_position is not None else (None, None)
     common = {"event_id": event.event_id, "type": _type(event), "grade": grade}
     if isinstance(event, _HARSH):

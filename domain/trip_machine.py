@@ -17,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from domain.detectors import crash as crash_detector
-from domain.detectors import harsh
+from domain.detectors.motion import MotionMemory, reading_speed_kmh
 from domain.driver_state import NEVER_MS, DriverState, OpenTrip
 from domain.events import DomainEvent, TripDiscarded, TripEnded, TripStarted
 from domain.ids import trip_event_id, trip_id
 from domain.readings import Reading, ReadingType
 from domain.rules import STANDARD_GRAVITY_MPS2, TripRules
-from domain.trip_interval import advance, close_phone, close_speeding
+from domain.trip_interval import advance, close_open_harsh, close_phone, close_speeding
 from domain.trip_summary import TripSummary
 
 DISCARD_REASON = "below_min_distance_and_duration"
@@ -199,7 +199,8 @@ def _process(state: DriverState, r: Reading, rules: TripRules, out: list[DomainE
 
 def _open(state: DriverState, r: Reading, rules: TripRules, out: list[DomainEvent]) -> OpenTrip | None:
     ignition = r.type == ReadingType.IGNITION_ON
-    moving = r.speed_kmh is not None and r.speed_kmh >= rules.motion_speed_kmh
+    speed = reading_speed_kmh(state.last, r)  # derived from positions when the device sent no speed
+    moving = speed >= rules.motion_speed_kmh
     if not ignition and not moving:
         return None
     trip = OpenTrip(
@@ -209,8 +210,9 @@ def _open(state: DriverState, r: Reading, rules: TripRules, out: list[DomainEven
         start_lat=r.lat,
         start_lon=r.lon,
         announced=False,
-        max_speed_kmh=r.speed_kmh or 0.0,
+        max_speed_kmh=speed,
         stop_since_ms=None if moving else r.ts_ms,
+        motion=MotionMemory(speed_kmh=speed),
     )
     state.trip = trip
     if ignition:
@@ -242,7 +244,7 @@ def _announce(state: DriverState, trip: OpenTrip, out: list[DomainEvent]) -> Non
 def _check_crash(
     state: DriverState, trip: OpenTrip | None, r: Reading, rules: TripRules, out: list[DomainEvent]
 ) -> None:
-    a = r.accel_ms2
+    a = r.accel_ms2 if r.accel_ms2 is not None else 0.0
     threshold = rules.crash_g * STANDARD_GRAVITY_MPS2
     if r.type != ReadingType.CRASH and -threshold < a < threshold and r.lateral_accel_ms2 is None:
         return
@@ -272,18 +274,7 @@ def _close(state: DriverState, end_ms: int, reason: str, rules: TripRules, out: 
     """End the open trip at `end_ms`: close its episodes, emit its crash, then TripEnded or TripDiscarded."""
     trip: OpenTrip = state.trip  # type: ignore[assignment]
     driver = state.driver_id
-    if trip.braking is not None:
-        trip.harsh_braking_count += 1
-        trip.emit(harsh.to_event("braking", trip.braking, driver, trip.trip_id), out)
-        trip.braking = None
-    if trip.accelerating is not None:
-        trip.harsh_acceleration_count += 1
-        trip.emit(harsh.to_event("acceleration", trip.accelerating, driver, trip.trip_id), out)
-        trip.accelerating = None
-    if trip.cornering is not None:
-        trip.harsh_cornering_count += 1
-        trip.emit(harsh.to_event("cornering", trip.cornering, driver, trip.trip_id), out)
-        trip.cornering = None
+    close_open_harsh(state, trip, rules, out)
     if trip.speeding is not None:
         close_speeding(state, trip, trip.speeding, rules, out)
         trip.speeding = None
@@ -336,6 +327,12 @@ def _close(state: DriverState, end_ms: int, reason: str, rules: TripRules, out: 
         idle_s=trip.idle_s,
         crash_count=trip.crash_count,
         end_reason=reason,
+        harsh_braking_low_count=trip.harsh_braking_low_count,
+        harsh_braking_high_count=trip.harsh_braking_high_count,
+        harsh_acceleration_low_count=trip.harsh_acceleration_low_count,
+        harsh_acceleration_high_count=trip.harsh_acceleration_high_count,
+        harsh_cornering_low_count=trip.harsh_cornering_low_count,
+        harsh_cornering_high_count=trip.harsh_cornering_high_count,
         quality_flags=tuple(trip.quality_flags),
     )
     out.append(

@@ -48,9 +48,9 @@ from usecases.views import (
     RouteGeometryView,
     RoutePropertiesView,
     RouteView,
-    TripView,
     decode_score,
     encode,
+    trip_view,
 )
 
 MayRead = Callable[[str], bool]  # may the caller read this driver's data? (the API's principal.may_read)
@@ -100,7 +100,7 @@ class DriverQueries:
             found = await self.read_models.trips_page(driver_id, page_size, page_offset(page, page_size))
             if not found.known and not found.total:
                 return None
-            items = [TripView(**r) for r in found.rows]
+            items = [trip_view(r) for r in found.rows]
             return encode(PageView(items=items, page=page, page_size=page_size, total=found.total))
 
         return await self.cache.get(driver_id, f"trips:{page}:{page_size}", load, self.terms.ttl_default_s)
@@ -166,7 +166,7 @@ class DriverQueries:
     async def trip(self, trip_id: uuid.UUID) -> tuple[str, bytes] | None:
         """(owner's driver id, the trip) — the caller checks the owner; not cached (no driver to scope it by)."""
         row = await self.read_models.trip(trip_id)
-        return None if row is None else (row["driver_id"], encode(TripView(**row)))
+        return None if row is None else (row["driver_id"], encode(trip_view(row)))
 
     async def trip_episodes(self, trip_id: uuid.UUID, page: int, page_size: int, may_read: MayRead) -> bytes | None:
         """A page of the trip's episodes by start time; None for an unknown trip or one `may_read` refuses."""

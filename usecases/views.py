@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from domain.trip_summary import HARSH_KINDS, grade_counts
+
 
 class DriverView(msgspec.Struct, kw_only=True):
     driver_id: str
@@ -27,6 +29,18 @@ class DriverView(msgspec.Struct, kw_only=True):
     is_active: bool
     created_at: datetime
     updated_at: datetime
+
+
+class GradeCountsView(msgspec.Struct, kw_only=True):
+    low: int
+    medium: int
+    high: int
+
+
+class HarshByGradeView(msgspec.Struct, kw_only=True):
+    braking: GradeCountsView
+    acceleration: GradeCountsView
+    cornering: GradeCountsView
 
 
 class TripView(msgspec.Struct, kw_only=True):
@@ -48,6 +62,20 @@ class TripView(msgspec.Struct, kw_only=True):
     idle_s: float
     crash_count: int
     end_reason: str
+    harsh_by_grade: HarshByGradeView
+
+
+_TRIP_COLUMNS = tuple(n for n in TripView.__struct_fields__ if n != "harsh_by_grade")
+
+
+def trip_view(row: Any) -> TripView:
+    """A `trips` row (harsh counts flat: count = medium + high, plus low and high) as the trip view."""
+    grades = {
+        kind: GradeCountsView(**grade_counts(row[f"harsh_{kind}_count"], row.get(f"harsh_{kind}_low_count", 0),
+                                             row.get(f"harsh_{kind}_high_count", 0)))
+        for kind in HARSH_KINDS
+    }
+    return TripView(**{n: row[n] for n in _TRIP_COLUMNS}, harsh_by_grade=HarshByGradeView(**grades))
 
 
 class PageView(msgspec.Struct, kw_only=True):

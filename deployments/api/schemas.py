@@ -67,6 +67,20 @@ class DriverOut(Model):
     updated_at: datetime
 
 
+class GradeCountsOut(Model):
+    low: int = Field(description="episodes graded low: recorded, not counted as harsh")
+    medium: int
+    high: int
+
+
+class HarshByGradeOut(Model):
+    """Harsh episodes of the trip per kind and grade (docs/DOMAIN.md §4). `harsh_*_count` = medium + high."""
+
+    braking: GradeCountsOut
+    acceleration: GradeCountsOut
+    cornering: GradeCountsOut
+
+
 class TripOut(Model):
     trip_id: uuid.UUID
     driver_id: str
@@ -76,9 +90,9 @@ class TripOut(Model):
     duration_s: float
     avg_speed_kmh: float
     max_speed_kmh: float
-    harsh_braking_count: int
-    harsh_acceleration_count: int
-    harsh_cornering_count: int
+    harsh_braking_count: int = Field(description="harsh braking episodes graded medium or high")
+    harsh_acceleration_count: int = Field(description="harsh acceleration episodes graded medium or high")
+    harsh_cornering_count: int = Field(description="harsh cornering episodes graded medium or high")
     speeding_moderate_s: float
     speeding_severe_s: float
     night_s: float
@@ -86,6 +100,9 @@ class TripOut(Model):
     idle_s: float
     crash_count: int
     end_reason: str
+    harsh_by_grade: HarshByGradeOut = Field(
+        description="episodes per kind and grade; the harsh_*_count fields count medium and high only"
+    )
 
 
 class FactorOut(Model):

@@ -1,6 +1,7 @@
 """Crash detection: a `crash` reading or an acceleration of at least `crash_g`.
 
-Pure. The magnitude is |accel| or, when the device gives lateral acceleration, √(accel² + lateral²).
+Pure. The magnitude is |accel| or, when the device gives lateral acceleration, √(accel² + lateral²); an unknown
+acceleration counts as 0 (a device without an accelerometer is left to send `crash` readings).
 A crash waits `crash_post_s` for its post-buffer; further triggers inside that window join it (peak
 kept). The pre-buffer is the trip's readings in the `crash_pre_s` before the trigger (empty outside a
 trip, where no history is kept).
@@ -30,14 +31,14 @@ class PendingCrash(msgspec.Struct, kw_only=True):
     trigger: str
     lat: float
     lon: float
-    speed_kmh: float
+    speed_kmh: float | None
     pre: list[CrashSample] = []
     post: list[CrashSample] = []
 
 
 def magnitude_g(reading: Reading) -> float:
-    """Acceleration magnitude of a sample in g."""
-    a = reading.accel_ms2
+    """Acceleration magnitude of a sample in g (an unknown component counts as 0)."""
+    a = reading.accel_ms2 if reading.accel_ms2 is not None else 0.0
     lat = reading.lateral_accel_ms2
     mag = abs(a) if lat is None else sqrt(a * a + lat * lat)
     return mag / STANDARD_GRAVITY_MPS2

@@ -28,21 +28,24 @@ class PhoneEpisode(msgspec.Struct, kw_only=True, array_like=True):
     moving_s: float = 0.0
 
 
-def counts(reading: Reading, rules: TripRules) -> bool:
-    """True for a phone_use sample faster than the phone-use speed floor."""
-    return reading.type == ReadingType.PHONE_USE and reading.speed_kmh > rules.phone_use_min_speed_kmh
+def counts(reading: Reading, speed_kmh: float, rules: TripRules) -> bool:
+    """True for a phone_use sample faster than the phone-use speed floor (`speed_kmh`: the reading's
+    speed, or derived when it has none)."""
+    return reading.type == ReadingType.PHONE_USE and speed_kmh > rules.phone_use_min_speed_kmh
 
 
 def advance(
     episode: PhoneEpisode | None,
     prev_ts_ms: int,
     reading: Reading,
+    speed_kmh: float,
     exposure_s: float,
     gap_ok: bool,
     rules: TripRules,
 ) -> tuple[PhoneEpisode | None, PhoneEpisode | None]:
-    """One sample. Returns (open episode, episode closed now). A closed episode's `last_ms` is its end."""
-    in_use = counts(reading, rules)
+    """One sample at `speed_kmh`. Returns (open episode, episode closed now). A closed episode's
+    `last_ms` is its end."""
+    in_use = counts(reading, speed_kmh, rules)
     closed = None
     if episode is not None:
         if not gap_ok:

@@ -56,12 +56,14 @@ def advance(
     episode: SpeedingEpisode | None,
     prev_ts_ms: int,
     reading: Reading,
+    speed_kmh: float,
     exposure_s: float,
     gap_ok: bool,
     rules: TripRules,
 ) -> tuple[SpeedingEpisode | None, SpeedingEpisode | None]:
-    """One sample. Returns (open episode, episode closed now). A closed episode's `last_ms` is its end."""
-    band, excess = band_of(reading.speed_kmh, reading.speed_limit_kmh, rules)
+    """One sample at `speed_kmh` (the reading's, or derived when it has none). Returns (open episode,
+    episode closed now). A closed episode's `last_ms` is its end."""
+    band, excess = band_of(speed_kmh, reading.speed_limit_kmh, rules)
     closed = None
     if episode is not None:
         if not gap_ok:

@@ -20,6 +20,9 @@ PHASE_COLUMNS = ("T_s", "v0_mps", "v1_mps", "pv_mps2", "tauv_s", "dtheta_rad", "
                  "limit_kmh", "kind")
 T, V0, V1, PV, TAUV, DTH, PH, TAUH, LIMIT, KIND = range(len(PHASE_COLUMNS))
 KIND_RAMP, KIND_HOLD, KIND_STOP, KIND_TURN = 0.0, 1.0, 2.0, 3.0
+# Harsh phases keep their own kinds so the ground truth can list every true episode (`trips.true_episodes`);
+# sampling treats them like their plain counterparts (only KIND_HOLD changes how a phase is sampled).
+KIND_HARSH_BRAKE, KIND_HARSH_ACCEL, KIND_HARSH_TURN = 4.0, 5.0, 6.0
 
 NORMAL_TAU_S = 1.2  # jerk-limited ramp-in of a normal acceleration
 HARSH_TAU_S = 0.5  # harsh events build up fast
@@ -41,14 +44,14 @@ class _Planner:
         self.elapsed_s = 0.0
         self.limit_kmh = 30.0
 
-    def ramp(self, va: float, vb: float, peak: float, tau0: float) -> float:
+    def ramp(self, va: float, vb: float, peak: float, tau0: float, kind: float = KIND_RAMP) -> float:
         dv = abs(vb - va)
         if dv < 1e-3:
             return 0.0
         r = dv / peak
         tau = min(tau0, r)
         dur = r + tau
-        self.rows.append((dur, va, vb, peak, tau, 0.0, 0.0, 1.0, self.limit_kmh, KIND_RAMP))
+        self.rows.append((dur, va, vb, peak, tau, 0.0, 0.0, 1.0, self.limit_kmh, kind))
         self.elapsed_s += dur
         return dur * (va + vb) / 2
 
@@ -60,12 +63,12 @@ class _Planner:
         self.elapsed_s += dur
         return v * dur
 
-    def turn(self, v: float, dtheta: float, lateral: float) -> float:
+    def turn(self, v: float, dtheta: float, lateral: float, kind: float = KIND_TURN) -> float:
         w = lateral / v
         r = abs(dtheta) / w
         tau = min(0.8, r)
         dur = r + tau
-        self.rows.append((dur, v, v, 0.0, 1.0, dtheta, w, tau, self.limit_kmh, KIND_TURN))
+        self.rows.append((dur, v, v, 0.0, 1.0, dtheta, w, tau, self.limit_kmh, kind))
         self.elapsed_s += dur
         return v * dur
 
@@ -178,7 +181,7 @@ def _block(
     peak_cap = cfg.max_normal_peak_mps2
     left = blk - pl.ramp(v, vc, min(p.accel_peak_mps2 * (0.85 + 0.3 * u()), peak_cap), NORMAL_TAU_S)
     # What happens at the junction that ends this block.
-    event, v_out, dtheta, lateral = "straight", vc, 0.0, 0.0
+    event, v_out, dtheta, lateral, harsh_turn = "straight", vc, 0.0, 0.0, False
     r = u()
     if last_of_trip:
         event = "end"
@@ -195,7 +198,7 @@ def _block(
             lateral = lat_lo + (lat_hi - lat_lo) * u()
         else:
             lateral = p.turn_lateral_mps2 * (0.8 + 0.2 * u())
-        event, dtheta = "turn", _signed_turn(u, harsh)
+        event, dtheta, harsh_turn = "turn", _signed_turn(u, harsh), harsh
     dec_peak = min(p.decel_peak_mps2 * (0.85 + 0.3 * u()), peak_cap)
     # Harsh incidents (a car cuts in / an aggressive overtake) whose route position falls here.
     end_m = cum_m + blk
@@ -221,7 +224,7 @@ def _block(
         lo, hi = cfg.stop_sign_s
         pl.hold(0.0, lo + (hi - lo) * u())
     else:
-        pl.turn(v_out, dtheta, lateral)
+        pl.turn(v_out, dtheta, lateral, KIND_HARSH_TURN if harsh_turn else KIND_TURN)
     return v_out, over_kmh
 
 
@@ -229,7 +232,7 @@ def _harsh_brake(pl: _Planner, p: DriverProfile, cfg: SimConfig, u: Callable[[],
     lo, hi = cfg.harsh_speed_drop_mps
     v_low = max(vc - (lo + (hi - lo) * u()), 0.0)
     plo, phi = cfg.harsh_braking_peak_mps2
-    d = pl.ramp(vc, v_low, plo + (phi - plo) * u(), HARSH_TAU_S)
+    d = pl.ramp(vc, v_low, plo + (phi - plo) * u(), HARSH_TAU_S, KIND_HARSH_BRAKE)
     d += pl.hold(v_low, 1.0 + 3.0 * u())
     return d + pl.ramp(v_low, vc, p.accel_peak_mps2, NORMAL_TAU_S)
 
@@ -242,4 +245,4 @@ def _harsh_accel(
     d = pl.ramp(vc, v_low, dec_peak, NORMAL_TAU_S)
     d += pl.hold(v_low, 2.0 + 4.0 * u())
     plo, phi = cfg.harsh_acceleration_peak_mps2
-    return d + pl.ramp(v_low, vc, plo + (phi - plo) * u(), HARSH_TAU_S)
+    return d + pl.ramp(v_low, vc, plo + (phi - plo) * u(), HARSH_TAU_S, KIND_HARSH_ACCEL)

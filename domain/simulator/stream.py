@@ -15,9 +15,13 @@ import numpy as np
 
 from domain.simulator.population import Population
 from domain.simulator.profiles import DriverProfile
+from domain.simulator.realism import RealismConfig, device_has_accel, mark_observed, phone_trip
 from domain.simulator.roads import DEFAULT_CONFIG, SimConfig
 from domain.simulator.schedule import DAY_MS, TRIP_STREAM, PlannedTrip, day_schedule, driving_day_of
-from domain.simulator.trips import READING_DTYPE, generate_trip
+from domain.simulator.trips import READING_DTYPE, generate_trip_with_truth
+from domain.simulator.truth import TrueEpisode
+
+_REALISM_STREAM = 0x9A0E  # a trip's realism noise has its own RNG stream: default output is unchanged
 
 _RAW = np.dtype((np.void, READING_DTYPE.itemsize))  # rows as opaque bytes: 5–10× faster to move
 
@@ -102,12 +106,16 @@ def _trips_in(
 
 def simulate(
     population: Population, start_ms: int, duration_s: float, seed: int, *,
-    batch_size: int = 10_000, config: SimConfig = DEFAULT_CONFIG,
+    batch_size: int = 10_000, config: SimConfig = DEFAULT_CONFIG, realism: RealismConfig | None = None,
+    episodes: list[TrueEpisode] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield READING_DTYPE batches (≤ `batch_size` rows; all full but the last) in (ts_ms, driver_no)
     order: every trip whose ignition_on lies in [start_ms, start_ms + duration_s·1000), whole.
 
-    Deterministic for (population, start_ms, duration_s, seed, config); no clock, no global RNG.
+    `realism` (e.g. `realism.PHONE`) turns each trip into what a phone records (docs/SIMULATOR.md §11);
+    None gives the exact default stream. `episodes`, when given, receives every trip's true harsh
+    episodes as its trip is generated (the ground truth for detector checks).
+    Deterministic for (population, start_ms, duration_s, seed, config, realism); no clock, no global RNG.
     """
     end_ms = start_ms + round(duration_s * 1000)
     if start_ms < MIN_START_MS or end_ms > MAX_END_MS:
@@ -126,10 +134,17 @@ def simulate(
         planned = _trips_in(population, seed, lo, hi, config, cache)
         for i, (trip, p) in enumerate(planned):
             rng = np.random.default_rng([seed, p.driver_no, trip.day, trip.index, TRIP_STREAM])
-            merger.add(generate_trip(
+            rows, truth = generate_trip_with_truth(
                 rng, p, config, start_ms=trip.start_ms, dist_km=trip.dist_km, budget_s=trip.budget_s,
                 lat0=trip.lat0, lon0=trip.lon0, trip_no=trip.trip_no, seed=seed,
-            ))
+            )
+            if realism is not None:
+                noise = np.random.default_rng([seed, p.driver_no, trip.day, trip.index, _REALISM_STREAM])
+                rows, kept = phone_trip(rows, noise, realism, accel_known=device_has_accel(seed, p.driver_no, realism))
+                truth = mark_observed(truth, kept, trip.start_ms)
+            if episodes is not None:
+                episodes.extend(truth)
+            merger.add(rows)
             if merger.wants_flush():
                 bound = planned[i + 1][0].start_ms if i + 1 < len(planned) else hi
                 yield from merger.flush(bound)

@@ -14,7 +14,24 @@ import numpy as np
 
 from domain.simulator.profiles import M_PER_DEG_LAT, DriverProfile
 from domain.simulator.roads import SimConfig
-from domain.simulator.route import DTH, KIND, KIND_HOLD, LIMIT, PH, PV, TAUH, TAUV, V0, V1, T, plan_trip
+from domain.simulator.route import (
+    DTH,
+    KIND,
+    KIND_HARSH_ACCEL,
+    KIND_HARSH_BRAKE,
+    KIND_HARSH_TURN,
+    KIND_HOLD,
+    LIMIT,
+    PH,
+    PV,
+    TAUH,
+    TAUV,
+    V0,
+    V1,
+    T,
+    plan_trip,
+)
+from domain.simulator.truth import TrueEpisode
 
 # Column order: 8-byte fields first (no padding). See docs/SIMULATOR.md §4.
 READING_DTYPE = np.dtype([
@@ -115,6 +132,46 @@ def generate_trip(
     Invariants: first row `ignition_on`, last row `ignition_off`, both at 0 km/h; duration ≤
     `budget_s` + final stop (the plan ends early rather than overlap the next trip).
     """
+    return generate_trip_with_truth(
+        rng, p, cfg, start_ms=start_ms, dist_km=dist_km, budget_s=budget_s, lat0=lat0, lon0=lon0,
+        trip_no=trip_no, seed=seed,
+    )[0]
+
+
+def true_episodes(
+    phases: np.ndarray, start_ms: int, horizon_s: float, driver_no: int, trip_no: int
+) -> list[TrueEpisode]:
+    """The harsh phases of a plan as ground-truth episodes, in time order. Pure.
+
+    A phase that starts at or after `horizon_s` (seconds into the trip: the last driven sample, or the
+    crash) did not happen; one running past it is cut there.
+    Times are the phase's exact start and end (ms, rounded); `peak_mps2` is its planned peak: the
+    plateau acceleration of a harsh ramp, the lateral acceleration of a harsh turn.
+    """
+    ends = np.cumsum(phases[:, T])
+    out: list[TrueEpisode] = []
+    for i in np.flatnonzero(np.isin(phases[:, KIND], (KIND_HARSH_BRAKE, KIND_HARSH_ACCEL, KIND_HARSH_TURN))):
+        row = phases[i]
+        begin_s = float(ends[i] - row[T])
+        if begin_s >= horizon_s:
+            continue
+        kind = row[KIND]
+        if kind == KIND_HARSH_TURN:
+            name, peak = "cornering", float(row[PH] * row[V0])
+        else:
+            name, peak = ("braking" if kind == KIND_HARSH_BRAKE else "acceleration"), float(row[PV])
+        out.append(TrueEpisode(
+            driver_no=driver_no, trip_no=trip_no, kind=name, start_ms=start_ms + round(begin_s * 1000),
+            end_ms=start_ms + round(min(float(ends[i]), horizon_s) * 1000), peak_mps2=peak,
+        ))
+    return out
+
+
+def generate_trip_with_truth(
+    rng: np.random.Generator, p: DriverProfile, cfg: SimConfig, *, start_ms: int, dist_km: float,
+    budget_s: float, lat0: float, lon0: float, trip_no: int, seed: int,
+) -> tuple[np.ndarray, list[TrueEpisode]]:
+    """`generate_trip`'s rows and the trip's true harsh episodes (`true_episodes`). Pure; same RNG use."""
     phases, jitter = plan_trip(rng, p, cfg, dist_km, budget_s)
     theta0, period, phase0 = rng.random(3).tolist()
     s = sample_phases(phases, theta0 * 2 * math.pi, jitter, 20.0 + 40.0 * period, phase0 * 2 * math.pi)
@@ -174,4 +231,5 @@ def generate_trip(
     out["driver_no"] = driver_no
     out["trip_no"] = trip_no
     out["type"] = types
-    return out
+    horizon_s = float(crash_at if crash_at >= 0 else n - 1)
+    return out, true_episodes(phases, start_ms, horizon_s, driver_no, trip_no)

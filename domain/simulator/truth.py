@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import msgspec
 import numpy as np
 
-from domain.simulator.profiles import N_EPS, ZONES, DriverProfile, profile_from_latents
+from domain.simulator.profiles import N_EPS, ZONES, DriverProfile, driver_id, profile_from_latents
 
 _CLAIMS_STREAM = 0xC1A1
 # The reference driver: z = 0 and every noise 0. Its λ is `base_claims_per_year`.
@@ -120,6 +120,28 @@ def truth_row(p: DriverProfile, m: TruthModel = DEFAULT_TRUTH) -> DriverTruth:
         night_trip_prob=p.night_trip_prob,
         phone_episodes_per_h=p.phone_episodes_per_h,
     )
+
+
+class TrueEpisode(msgspec.Struct, frozen=True, kw_only=True):
+    """A harsh manoeuvre the simulator planned: what a detector should find (docs/SIMULATOR.md §11).
+
+    `kind` is braking | acceleration | cornering; `start_ms`/`end_ms` bound the manoeuvre (device time);
+    `peak_mps2` is its planned peak magnitude (longitudinal plateau, or lateral for a turn).
+    `observed` is False when the device recorded nothing over part of it (a GNSS outage or a
+    recording cut short in realism mode): no detector can be asked to find it.
+    """
+
+    driver_no: int
+    trip_no: int
+    kind: str
+    start_ms: int
+    end_ms: int
+    peak_mps2: float
+    observed: bool = True
+
+    @property
+    def driver_id(self) -> str:
+        return driver_id(self.driver_no)
 
 
 def sample_claim_counts(truth: Sequence[DriverTruth], exposure_years: float, seed: int) -> np.ndarray:

@@ -75,8 +75,8 @@ def to_readings(batch: np.ndarray) -> list[Reading]:
     types = [_READING_TYPES[t] for t in batch["type"].tolist()]
     rows = zip(
         hi.tolist(), lo.tolist(), _driver_ids(batch), batch["ts_ms"].tolist(), types,
-        batch["lat"].tolist(), batch["lon"].tolist(), batch["speed_kmh"].tolist(), batch["accel_ms2"].tolist(),
-        batch["heading"].tolist(), _optional(batch["speed_limit_kmh"]), _optional(batch["lateral_accel_ms2"]),
+        batch["lat"].tolist(), batch["lon"].tolist(), _optional(batch["speed_kmh"]), _optional(batch["accel_ms2"]),
+        _optional(batch["heading"]), _optional(batch["speed_limit_kmh"]), _optional(batch["lateral_accel_ms2"]),
         strict=True,
     )
     return [
@@ -89,7 +89,8 @@ def to_readings(batch: np.ndarray) -> list[Reading]:
 
 
 class _Wire(msgspec.Struct, omit_defaults=True, gc=False):
-    """WireReading's JSON shape: `speed_limit_kmh` always present (null = none), lateral only if known."""
+    """WireReading's JSON shape: `speed_limit_kmh` always present (null = none), lateral only if known;
+    speed, acceleration and heading are null when the device did not know them (realism mode only)."""
 
     event_id: str
     driver_id: str
@@ -97,9 +98,9 @@ class _Wire(msgspec.Struct, omit_defaults=True, gc=False):
     type: str
     lat: float
     lon: float
-    speed_kmh: float
-    accel_ms2: float
-    heading: float
+    speed_kmh: float | None
+    accel_ms2: float | None
+    heading: float | None
     speed_limit_kmh: float | None
     lateral_accel_ms2: float | msgspec.UnsetType = msgspec.UNSET
 
@@ -113,8 +114,8 @@ def to_wire_json(batch: np.ndarray) -> list[bytes]:
     rows = zip(
         event_id_strings(batch), _driver_ids(batch), batch["ts_ms"].tolist(),
         [TYPE_NAMES[t] for t in batch["type"].tolist()],
-        batch["lat"].tolist(), batch["lon"].tolist(), batch["speed_kmh"].tolist(), batch["accel_ms2"].tolist(),
-        batch["heading"].tolist(), _optional(batch["speed_limit_kmh"]), lateral,
+        batch["lat"].tolist(), batch["lon"].tolist(), _optional(batch["speed_kmh"]), _optional(batch["accel_ms2"]),
+        _optional(batch["heading"]), _optional(batch["speed_limit_kmh"]), lateral,
         strict=True,
     )
     encode = _ENCODER.encode

@@ -110,6 +110,12 @@ TRIP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("idle_s", "float8"),
     ("crash_count", "int"),
     ("end_reason", "text"),
+    ("harsh_braking_low_count", "int"),  # migration 0008: grades of the harsh episodes (docs/DOMAIN.md §4)
+    ("harsh_braking_high_count", "int"),
+    ("harsh_acceleration_low_count", "int"),
+    ("harsh_acceleration_high_count", "int"),
+    ("harsh_cornering_low_count", "int"),
+    ("harsh_cornering_high_count", "int"),
     ("quality_flags", "text"),  # text[] in the table; crosses unnest as one comma-joined text per trip
 )
 _TRIP_TARGETS = [("start_time" if n == "start_ms" else "end_time" if n == "end_ms" else n) for n, _ in TRIP_COLUMNS]

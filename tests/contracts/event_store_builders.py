@@ -102,6 +102,8 @@ def trip(driver_id: str, start_ms: int = T0_MS) -> TripSummary:
         harsh_braking_count=2,
         night_s=12.5,
         end_reason="parked",
+        harsh_braking_low_count=3,
+        harsh_braking_high_count=1,
     )
 
 

@@ -177,10 +177,10 @@ async def test_trips_are_inserted_once(backend, uid):
         row = await backend.pool.fetchrow(
             "SELECT (extract(epoch FROM start_time) * 1000)::bigint AS start_ms, "
             "(extract(epoch FROM end_time) * 1000)::bigint AS end_ms, max_speed_kmh, harsh_braking_count, "
-            "night_s, end_reason FROM trips WHERE trip_id = $1",
+            "night_s, end_reason, harsh_braking_low_count, harsh_braking_high_count FROM trips WHERE trip_id = $1",
             trips[7].trip_id,
         )
-        assert tuple(row) == (T0_MS + 7000, T0_MS + 7000 + 600_000, 72.5, 2, 12.5, "parked")
+        assert tuple(row) == (T0_MS + 7000, T0_MS + 7000 + 600_000, 72.5, 2, 12.5, "parked", 3, 1)
 
 
 async def test_load_drivers_returns_timezone_snapshot_and_the_readings_after_it_in_offset_order(backend, uid):

@@ -7,6 +7,7 @@ import asyncio
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from tests.integration.inprocess_api import (
@@ -183,3 +184,25 @@ async def test_a_trips_route_is_two_statements_cold_and_one_cached_for_any_numbe
     # the trip's owner and span, then its readings; cached under the owner, only the lookup remains
     assert counts == {BUSY: (2, 1), QUIET: (2, 1)}
     assert points == {BUSY: (3_600, True), QUIET: (2, True)}
+
+
+async def test_a_trip_shows_its_harsh_episodes_per_grade(api):
+    client, resources, _counting, tokens = api
+    trips = await client.get(f"/api/v1/drivers/{QUIET}/trips", headers=bearer(tokens["admin"]))
+    trip_id = trips.json()["items"][0]["trip_id"]
+    assert trips.json()["items"][0]["harsh_by_grade"]["braking"] == {"low": 0, "medium": 0, "high": 0}
+    async with resources.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE trips SET harsh_braking_count = 3, harsh_braking_high_count = 1, harsh_braking_low_count = 4,"
+            " harsh_cornering_count = 1, harsh_acceleration_low_count = 2 WHERE trip_id = $1::uuid", trip_id
+        )
+    response = await client.get(f"/api/v1/trips/{trip_id}", headers=bearer(tokens["admin"]))
+    assert response.status_code == 200, response.text
+    trip = response.json()
+    assert trip["harsh_braking_count"] == 3
+    assert trip["harsh_by_grade"] == {"braking": {"low": 4, "medium": 2, "high": 1},
+                                      "acceleration": {"low": 2, "medium": 0, "high": 0},
+                                      "cornering": {"low": 0, "medium": 1, "high": 0}}
+    async with resources.pool.acquire() as conn:
+        with pytest.raises(asyncpg.CheckViolationError):  # high is part of the harsh count (migration 0008)
+            await conn.execute("UPDATE trips SET harsh_braking_high_count = 9 WHERE trip_id = $1::uuid", trip_id)

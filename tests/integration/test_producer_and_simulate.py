@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import time
 import uuid
 from collections import defaultdict
@@ -20,6 +21,7 @@ import autoins.simulate as simulate_module
 from autoins.cli import app
 from config.settings import Settings
 from domain.simulator import Population, simulate_all
+from domain.simulator.realism import PHONE
 from storage.kafka.clients import consumer_config
 from storage.kafka.producer import ProduceError, ReadingProducer
 from storage.postgres.migrations import apply_migrations
@@ -188,9 +190,34 @@ def test_simulate_produces_the_simulators_stream_and_registers_the_drivers(cli_e
     assert [(r["driver_id"], r["timezone"]) for r in table] == [(t.driver_id, t.timezone) for t in truth]
     assert float(table[0]["expected_claims_per_year"]) == truth[0].expected_claims_per_year
 
+    episodes_csv = tmp_path / ".autoins" / "simulations" / "3-5.episodes.csv"  # the true harsh episodes
+    with episodes_csv.open() as f:
+        assert next(csv.reader(f)) == ["driver_id", "trip_no", "kind", "start_ms", "end_ms", "peak_mps2", "observed"]
+
     again = CliRunner().invoke(app, ["simulate", "--drivers", "5", "--duration", "10m", "--seed", "3"])
     assert again.exit_code == 0, again.output
     assert "(0 newly registered)" in again.output
+
+
+def test_simulate_in_phone_realism_produces_what_a_phone_records_and_its_true_episodes(
+    cli_env, monkeypatch, tmp_path, settings
+):
+    population = Population.generate(5, seed=3)
+    start_ms, _exact = _window_with_readings(population, 3, 600)
+    expected = len(simulate_all(population, start_ms, 600, 3, realism=PHONE))
+    fake_now = start_ms + 600_000 + simulate_module.TRIP_TAIL_ALLOWANCE_S * 1000
+    monkeypatch.setattr(simulate_module, "_clock_ms", lambda: fake_now)
+
+    result = CliRunner().invoke(app, ["simulate", "--drivers", "5", "--duration", "10m", "--seed", "3",
+                                      "--realism", "phone"])
+
+    assert result.exit_code == 0, result.output
+    assert f"produced {expected:,} readings" in result.output
+    topic_settings = settings.with_overrides(kafka_bootstrap_servers=cli_env["KAFKA_BOOTSTRAP_SERVERS"])
+    got = [json.loads(m.value()) for m in consume_all(topic_settings, cli_env["KAFKA_TOPIC_EVENTS"], expected)]
+    assert len(got) == expected and any(m["heading"] is None for m in got)  # unknown fields are null
+    assert (tmp_path / ".autoins" / "simulations" / "3-5-phone.episodes.csv").is_file()
+    assert (tmp_path / ".autoins" / "simulations" / "3-5-phone.truth.csv").is_file()
 
 
 @pytest.mark.parametrize("duration", ["garbage", "0", "-5m", "10x"])

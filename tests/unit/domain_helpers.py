@@ -43,8 +43,13 @@ class Drive:
         kind: ReadingType = ReadingType.POSITION,
         limit_kmh: float | None = None,
         lateral_ms2: float | None = None,
+        unknown: tuple[str, ...] = (),
+        heading_error_deg: float = 0.0,
     ) -> Reading:
-        """Advance `dt_s` at the previous speed and heading, then emit a reading with the new values."""
+        """Advance `dt_s` at the previous speed and heading, then emit a reading with the new values.
+
+        `unknown` names fields the device did not know (sent as None: speed_kmh, accel_ms2, heading);
+        `heading_error_deg` is added to the reported heading only (the motion follows the true one)."""
         dist_m = self.speed_kmh / 3.6 * dt_s
         rad = math.radians(self.heading)
         self.lat += dist_m * math.cos(rad) / _M_PER_DEG_LAT
@@ -62,9 +67,9 @@ class Drive:
             type=kind,
             lat=self.lat,
             lon=self.lon,
-            speed_kmh=self.speed_kmh,
-            accel_ms2=float(accel_ms2),
-            heading=self.heading,
+            speed_kmh=None if "speed_kmh" in unknown else self.speed_kmh,
+            accel_ms2=None if "accel_ms2" in unknown else float(accel_ms2),
+            heading=None if "heading" in unknown else (self.heading + heading_error_deg) % 360.0,
             speed_limit_kmh=limit_kmh,
             lateral_accel_ms2=lateral_ms2,
         )

@@ -135,7 +135,8 @@ def test_the_use_case_views_encode_the_fields_the_openapi_models_document():
              (views.QuoteView, schemas.QuoteOut), (views.FactorView, schemas.FactorOut),
              (views.EpisodeView, schemas.EpisodeOut), (views.RouteView, schemas.TripRouteOut),
              (views.RouteGeometryView, schemas.RouteGeometryOut),
-             (views.RoutePropertiesView, schemas.RoutePropertiesOut)]
+             (views.RoutePropertiesView, schemas.RoutePropertiesOut),
+             (views.HarshByGradeView, schemas.HarshByGradeOut), (views.GradeCountsView, schemas.GradeCountsOut)]
     for view, model in pairs:
         assert view.__struct_fields__ == tuple(model.model_fields), view.__name__
 

@@ -140,3 +140,27 @@ def _request(features):
     from domain.risk_assessment import ScoreRequest
 
     return ScoreRequest(driver_id=DRIVER, features=tuple(features.to_vector().tolist()))
+
+
+async def test_a_trip_shows_its_harsh_episodes_per_grade_and_counts_only_medium_and_high_as_harsh():
+    models = _world()
+    graded = uuid.uuid4()
+    row = trip_row(graded, DRIVER, T0, T0 + timedelta(minutes=30), 20_000.0)
+    row.update(harsh_braking_count=3, harsh_braking_high_count=1, harsh_braking_low_count=5,
+               harsh_cornering_count=1, harsh_cornering_high_count=1, harsh_acceleration_low_count=2)
+    models.add_trip(row)
+    before_grades = uuid.uuid4()  # a row projected before migration 0008 has no grade columns
+    old = trip_row(before_grades, DRIVER, T0 + timedelta(hours=2), T0 + timedelta(hours=3), 9_000.0)
+    old.update(harsh_braking_count=2)
+    models.add_trip(old)
+    queries = _queries(models)
+    owner, body = await queries.trip(graded)
+    trip = json.loads(body)
+    assert owner == DRIVER and trip["harsh_braking_count"] == 3
+    assert trip["harsh_by_grade"] == {"braking": {"low": 5, "medium": 2, "high": 1},
+                                      "acceleration": {"low": 2, "medium": 0, "high": 0},
+                                      "cornering": {"low": 0, "medium": 0, "high": 1}}
+    _, body = await queries.trip(before_grades)
+    assert json.loads(body)["harsh_by_grade"]["braking"] == {"low": 0, "medium": 2, "high": 0}
+    page = json.loads(await queries.trips(DRIVER, 1, 20))
+    assert [t["harsh_by_grade"]["braking"]["medium"] for t in page["items"]] == [2, 2]

@@ -24,6 +24,7 @@ from domain.events import (
     encode_events,
     event_type,
 )
+from domain.trip_summary import harsh_by_grade
 
 CORPUS = Path(__file__).parent / "corpus"
 FILES = sorted(CORPUS.glob("*.json"))
@@ -49,10 +50,24 @@ def test_every_historical_payload_still_decodes(path):
 
 def test_defaults_fill_fields_that_older_payloads_lack():
     payloads = json.loads((CORPUS / "trip_ended.json").read_text())
-    oldest_minimal = decode_event(json.dumps(payloads[-1]))
+    minimal = next(p for p in payloads if "harsh_braking_count" not in p["summary"])
+    oldest_minimal = decode_event(json.dumps(minimal))
     assert isinstance(oldest_minimal, TripEnded)
     assert oldest_minimal.summary.harsh_braking_count == 0
     assert oldest_minimal.summary.end_reason == "ignition_off"
+
+
+def test_harsh_events_written_before_grades_decode_as_medium_and_their_trips_count_them_medium():
+    for tag in ("harsh_braking_detected", "harsh_acceleration_detected", "harsh_cornering_detected"):
+        payloads = json.loads((CORPUS / f"{tag}.json").read_text())
+        old = [decode_event(json.dumps(p)) for p in payloads if "grade" not in p]
+        assert old and all(e.grade == "medium" for e in old)
+    trips = json.loads((CORPUS / "trip_ended.json").read_text())
+    before = decode_event(json.dumps(next(p for p in trips if "harsh_braking_high_count" not in p["summary"]
+                                          and "harsh_braking_count" in p["summary"])))
+    assert harsh_by_grade(before.summary)["braking"] == {"low": 0, "medium": 2, "high": 0}
+    after = decode_event(json.dumps(next(p for p in trips if "harsh_braking_high_count" in p["summary"])))
+    assert harsh_by_grade(after.summary)["braking"] == {"low": 4, "medium": 2, "high": 1}
 
 
 def test_events_encode_deterministically_and_as_a_list():

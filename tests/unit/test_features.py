@@ -115,3 +115,13 @@ def test_bad_window_or_mixed_drivers_are_rejected():
     other = msgspec.structs.replace(TRIPS[1], driver_id="driver0002")
     with pytest.raises(ValueError, match="one driver"):
         driver_features([TRIPS[0], other], window_days=30)
+
+
+def test_low_grade_harsh_episodes_do_not_count_and_high_ones_count_like_medium():
+    graded = _trip(1, distance_m=100_000.0, duration_s=3_600.0, harsh_braking_count=2, harsh_braking_high_count=1,
+                   harsh_braking_low_count=40, harsh_cornering_low_count=9, harsh_acceleration_low_count=7)
+    f = driver_features([graded], window_days=30)
+    assert f.harsh_braking_per_100km == 2.0  # 1 medium + 1 high per 100 km; the 40 low ones weigh nothing
+    assert f.harsh_cornering_per_100km == 0.0 and f.harsh_acceleration_per_100km == 0.0
+    ungraded = _trip(1, distance_m=100_000.0, duration_s=3_600.0, harsh_braking_count=2)
+    assert driver_features([ungraded], window_days=30).to_vector().tolist() == f.to_vector().tolist()

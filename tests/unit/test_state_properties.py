@@ -1,7 +1,8 @@
 """Determinism of the trip state machine, as properties over generated driving streams (hypothesis).
 
 (a) batch boundaries, (b) snapshot/restore points and (c) arrival order inside the reorder window
-never change the events: same ids, same encoded bytes.
+never change the events: same ids, same encoded bytes. Streams include readings whose speed,
+acceleration or heading the device did not know (None).
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ _segment = st.one_of(
     st.tuples(st.just("lateral"), st.lists(st.integers(-60, 60).map(lambda a: a / 10.0), min_size=1, max_size=4)),
     st.tuples(st.just("phone"), st.integers(1, 15), _speed),
     st.tuples(st.just("crash"), st.booleans()),
+    st.tuples(
+        st.just("unknown"),  # a device that did not know some fields (None): derived from neighbours
+        st.integers(1, 8),
+        st.sets(st.sampled_from(["speed_kmh", "accel_ms2", "heading"]), min_size=1),
+        _speed,
+    ),
 )
 
 
@@ -77,6 +84,9 @@ def build(segments: list[tuple]) -> list[Reading]:
                 d.add(lateral_ms2=lat)
         elif kind == "phone":
             d.cruise(seg[1], seg[2], kind=ReadingType.PHONE_USE)
+        elif kind == "unknown":
+            for _ in range(seg[1]):
+                d.add(speed_kmh=seg[3], unknown=tuple(sorted(seg[2])))
         else:
             d.add(kind=ReadingType.CRASH if seg[1] else ReadingType.POSITION, accel_ms2=-30.0)
     return d.readings

@@ -35,16 +35,21 @@ def _with(payload: bytes, **extra) -> bytes:
 def test_a_harsh_episode_has_its_peak_in_mps2_and_its_own_start_position():
     e = episode_from_stored(encode_event(_braking()), start_position=(0.0, 0.0))
     assert (e.type, e.start_ms, e.end_ms, e.duration_s) == ("harsh_braking", T, T + 2000, 2.0)
-    assert (e.peak_value, e.peak_unit, e.lat, e.lon, e.grade) == (4.2, "m/s²", 45.1, 7.1, None)
+    assert (e.peak_value, e.peak_unit, e.lat, e.lon, e.grade) == (4.2, "m/s²", 45.1, 7.1, "medium")
     assert (e.speed_limit_kmh, e.band) == (None, None)
 
 
-def test_the_grade_comes_from_the_payload_when_it_has_a_known_one():
+def test_a_harsh_grade_is_the_events_and_an_event_stored_before_grades_reads_as_medium():
     payload = encode_event(_braking())
     assert episode_from_stored(_with(payload, grade="high")).grade == "high"
-    assert episode_from_stored(_with(payload, grade="extreme")).grade is None
-    assert episode_from_stored(_with(payload, grade=None)).grade is None
+    before_grades = json.dumps({k: v for k, v in json.loads(payload).items() if k != "grade"}).encode()
+    assert episode_from_stored(before_grades).grade == "medium"
+
+
+def test_other_episodes_have_a_grade_only_when_the_payload_names_a_known_one():
     assert grade_of(b'{"type":"speeding_detected"}') is None
+    assert grade_of(b'{"type":"speeding_detected","grade":"high"}') == "high"
+    assert grade_of(b'{"type":"speeding_detected","grade":"extreme"}') is None
 
 
 def test_speeding_peaks_at_the_speed_driven_and_is_placed_at_the_reading_where_it_began():
