@@ -63,9 +63,10 @@ class TripView(msgspec.Struct, kw_only=True):
     crash_count: int
     end_reason: str
     harsh_by_grade: HarshByGradeView
+    quality_flags: list[str] = []
 
 
-_TRIP_COLUMNS = tuple(n for n in TripView.__struct_fields__ if n != "harsh_by_grade")
+_TRIP_COLUMNS = tuple(n for n in TripView.__struct_fields__ if n not in ("harsh_by_grade", "quality_flags"))
 
 
 def trip_view(row: Any) -> TripView:
@@ -75,7 +76,8 @@ def trip_view(row: Any) -> TripView:
                                              row.get(f"harsh_{kind}_high_count", 0)))
         for kind in HARSH_KINDS
     }
-    return TripView(**{n: row[n] for n in _TRIP_COLUMNS}, harsh_by_grade=HarshByGradeView(**grades))
+    return TripView(**{n: row[n] for n in _TRIP_COLUMNS}, harsh_by_grade=HarshByGradeView(**grades),
+                    quality_flags=list(row.get("quality_flags") or ()))
 
 
 class PageView(msgspec.Struct, kw_only=True):

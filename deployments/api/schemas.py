@@ -103,6 +103,10 @@ class TripOut(Model):
     harsh_by_grade: HarshByGradeOut = Field(
         description="episodes per kind and grade; the harsh_*_count fields count medium and high only"
     )
+    quality_flags: list[str] = Field(
+        default_factory=list,
+        description="what the data says about itself, e.g. ignition_off_while_moving: the recording ended at speed",
+    )
 
 
 class FactorOut(Model):

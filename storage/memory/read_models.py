@@ -169,5 +169,7 @@ _SUMMARY_FIELDS = [n for n in TripSummary.__struct_fields__ if n not in ("start_
 
 
 def _summary(row: Mapping[str, Any]) -> TripSummary:
-    return TripSummary(start_ms=_ms(row["start_time"]), end_ms=_ms(row["end_time"]),
-                       **{n: row[n] for n in _SUMMARY_FIELDS if n in row})
+    fields = {n: row[n] for n in _SUMMARY_FIELDS if n in row}
+    if "quality_flags" in fields:
+        fields["quality_flags"] = tuple(fields["quality_flags"])
+    return TripSummary(start_ms=_ms(row["start_time"]), end_ms=_ms(row["end_time"]), **fields)

@@ -37,7 +37,7 @@ TRIP_COLUMNS = (
     " harsh_braking_count, harsh_acceleration_count, harsh_cornering_count, speeding_moderate_s,"
     " speeding_severe_s, night_s, phone_use_moving_s, idle_s, crash_count, end_reason, harsh_braking_low_count,"
     " harsh_braking_high_count, harsh_acceleration_low_count, harsh_acceleration_high_count,"
-    " harsh_cornering_low_count, harsh_cornering_high_count"
+    " harsh_cornering_low_count, harsh_cornering_high_count, quality_flags"
 )
 SCORE_COLUMNS = (
     "score_id, driver_id, scored_at, score, band, model_version, feature_hash, credibility, explanation, trip_id"

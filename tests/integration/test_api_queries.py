@@ -194,12 +194,14 @@ async def test_a_trip_shows_its_harsh_episodes_per_grade(api):
     async with resources.pool.acquire() as conn:
         await conn.execute(
             "UPDATE trips SET harsh_braking_count = 3, harsh_braking_high_count = 1, harsh_braking_low_count = 4,"
-            " harsh_cornering_count = 1, harsh_acceleration_low_count = 2 WHERE trip_id = $1::uuid", trip_id
+            " harsh_cornering_count = 1, harsh_acceleration_low_count = 2,"
+            " quality_flags = '{ignition_off_while_moving}' WHERE trip_id = $1::uuid", trip_id
         )
     response = await client.get(f"/api/v1/trips/{trip_id}", headers=bearer(tokens["admin"]))
     assert response.status_code == 200, response.text
     trip = response.json()
     assert trip["harsh_braking_count"] == 3
+    assert trip["quality_flags"] == ["ignition_off_while_moving"]
     assert trip["harsh_by_grade"] == {"braking": {"low": 4, "medium": 2, "high": 1},
                                       "acceleration": {"low": 2, "medium": 0, "high": 0},
                                       "cornering": {"low": 0, "medium": 1, "high": 0}}

@@ -60,7 +60,7 @@ async def test_a_driver_reads_their_trips_episodes_by_start_with_grades_and_peak
     assert (page["total"], page["page"], page["page_size"]) == (4, 1, 20)
     items = page["items"]
     assert [e["type"] for e in items] == ["harsh_braking", "harsh_braking", "speeding", "harsh_braking"]
-    assert [e["grade"] for e in items] == ["high", None, None, None]
+    assert [e["grade"] for e in items] == ["high", "medium", None, "medium"]  # harsh without a grade: medium
     assert [e["start_time"] for e in items] == sorted(e["start_time"] for e in items)
     assert (items[0]["peak_value"], items[0]["peak_unit"], items[0]["lat"]) == (4.5, "m/s²", 45.1)
     assert (items[2]["peak_value"], items[2]["peak_unit"], items[2]["speed_limit_kmh"]) == (68.0, "km/h", 50.0)

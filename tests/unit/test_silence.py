@@ -150,3 +150,12 @@ def test_an_idle_partition_gets_a_tick_of_log_time_plus_idle_time_until_the_hori
     assert ticker.due(clock, [0], now_s=40.0) == {}
     assert decode_tick(encode_tick(123)) == 123 and decode_tick(b'{"x": 1}') is None and decode_tick(b"[") is None
     assert IdleTicker(idle_s=0, horizon_ms=1).due(clock, [0, 1], now_s=1e9) == {}  # 0 = never
+
+
+async def test_unknown_heading_and_speed_do_not_stop_a_trip_from_folding():
+    a = [reading("A", T0 + s * 1000, 60.0, heading=None) for s in range(0, 400)]
+    a += [msgspec.structs.replace(reading("A", T0 + 400_000, 0.0, ReadingType.IGNITION_OFF), speed_kmh=None)]
+    b = [reading("B", T0 + s * 1000, 40.0) for s in range(1, 420)]
+    store = await run(sorted(a + b, key=lambda r: r.ts_ms), batch_size=32)
+    (trip,) = ended(store, "A")
+    assert trip["summary"]["end_reason"] == "ignition_off" and trip["summary"]["distance_m"] > 5_000
