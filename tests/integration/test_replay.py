@@ -30,7 +30,6 @@ from tests.integration.inprocess_api import insert_trip_story
 from tests.integration.serve_support import (
     driver_token,
     insert_drivers,
-    run_driver_ids,
     settings_with_topics,
 )
 
@@ -52,7 +51,10 @@ def system(serve_session, migrated_settings, kafka_bootstrap):
         migrated_settings, kafka_bootstrap, api_num_replicas=1, kafka_consumer_group=f"replay-{uuid.uuid4().hex[:8]}",
         kafka_num_consumers=1, num_shards=1, num_persistence=1, consumer_batch_size=1_000,
         ingest_max_readings=MAX_READINGS)  # fmt: skip
-    driver, contract_driver, other = run_driver_ids(3)
+    # ids of this module alone: run_driver_ids are shared by every module of the run (one database, one Redis), and
+    # this module's pipeline publishes live messages and stores trips under them
+    tag = uuid.uuid4().hex[:8]
+    driver, contract_driver, other = (f"rp-{tag}-{n}" for n in range(3))
     insert_drivers(settings, [driver, contract_driver, other])
     asyncio.run(_login_for(settings, driver))
     serve.run(build_api_app(settings), name=API_APP, route_prefix=API_ROUTE)

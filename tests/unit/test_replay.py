@@ -31,7 +31,9 @@ class MemoryWorld:
     async def given_trip(self, start_ms: int, end_ms: int, episodes: int) -> uuid.UUID:
         trip = _trip(DRIVER, start_ms, end_ms)
         step = (end_ms - start_ms) // (episodes + 1)
-        self.api.add_trip(trip, episodes=[_episode(kind, start_ms + (i + 1) * step, "high" if i == 0 else None)
+        grades = ["high" if i == 0 else "medium" if kind.startswith("harsh") else None
+                  for i, kind in enumerate(story_types(episodes))]  # as the API reads them
+        self.api.add_trip(trip, episodes=[_episode(kind, start_ms + (i + 1) * step, grades[i])
                                           for i, kind in enumerate(story_types(episodes))])
         return trip.trip_id
 
