@@ -16,7 +16,7 @@ import jwt
 import jwt.warnings
 import pytest
 
-from deployments.api.auth import USERNAME_LIMIT_FACTOR, issue_token
+from deployments.api.auth import USERNAME_LIMIT_FACTOR, issue_token, sign_claims
 from storage.redis.client import create_redis
 from storage.redis.keys import login_failure_keys
 from tests.integration.inprocess_api import (
@@ -199,6 +199,9 @@ def _forged_tokens(world: World) -> dict[str, str]:
         "hs512_same_key": _hs512(claims, secret),
         "wrong_secret": jwt.encode(claims, "another-secret-of-decent-length-0123456789", algorithm="HS256"),
         "no_exp": jwt.encode({k: v for k, v in claims.items() if k != "exp"}, secret, algorithm="HS256"),
+        "other_audience": sign_claims(settings, {**claims, "aud": "another-service"}),
+        "other_issuer": sign_claims(settings, {**claims, "iss": "someone-else"}),
+        "no_audience": jwt.encode(claims, secret, algorithm="HS256"),  # right key, no iss/aud
         "garbled": "not.a.jwt",
     }
 
@@ -209,7 +212,8 @@ def _hs512(claims: dict, secret: str) -> str:
         return jwt.encode(claims, secret, algorithm="HS512")
 
 
-FORGERIES = ("tampered", "expired", "alg_none", "hs512_same_key", "wrong_secret", "no_exp", "garbled")
+FORGERIES = ("tampered", "expired", "alg_none", "hs512_same_key", "wrong_secret", "no_exp", "other_audience",
+             "other_issuer", "no_audience", "garbled")
 
 
 @pytest.mark.parametrize("kind", FORGERIES)

@@ -16,6 +16,7 @@ from deployments.api.auth import (
     failure_limits,
     hash_password,
     issue_token,
+    sign_claims,
     verify_password,
 )
 
@@ -25,9 +26,10 @@ SECRET = SETTINGS.jwt_secret_key.get_secret_value()
 
 def test_a_token_carries_sub_role_driver_iat_and_exp_and_decodes_to_its_principal():
     token = issue_token(SETTINGS, user_id="u-1", role="driver", driver_id="driver0007", now_s=1_800_000_000)
-    claims = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False, "verify_iat": False})
-    assert claims == {"sub": "u-1", "role": "driver", "driver_id": "driver0007", "iat": 1_800_000_000,
-                      "exp": 1_800_000_000 + 30 * 60}
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="autoins-api",
+                        options={"verify_exp": False, "verify_iat": False})
+    assert claims == {"iss": "autoins", "aud": "autoins-api", "sub": "u-1", "role": "driver",
+                      "driver_id": "driver0007", "iat": 1_800_000_000, "exp": 1_800_000_000 + 30 * 60}
     fresh = issue_token(SETTINGS, user_id="u-1", role="driver", driver_id="driver0007")
     assert decode_token(SETTINGS, fresh) == Principal(user_id="u-1", role="driver", driver_id="driver0007")
 
@@ -49,7 +51,7 @@ def test_an_expired_token_says_so():
 )
 def test_well_signed_tokens_with_bad_claims_are_rejected(claims, message):
     now = int(time.time())
-    token = jwt.encode({**claims, "iat": now, "exp": now + 60}, SECRET, algorithm="HS256")
+    token = sign_claims(SETTINGS, {**claims, "iat": now, "exp": now + 60})
     with pytest.raises(AuthError, match=message) as raised:
         decode_token(SETTINGS, token)
     assert raised.value.status_code == 401 and raised.value.headers == {"WWW-Authenticate": "Bearer"}
@@ -63,6 +65,45 @@ def test_only_the_configured_algorithm_is_accepted():
     unsigned = jwt.encode(claims, None, algorithm="none")
     with pytest.raises(AuthError):
         decode_token(SETTINGS, unsigned)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"aud": "another-service"}, r"not issued for this API \(aud\)"),
+        ({"iss": "someone-else"}, r"unknown issuer \(iss\)"),
+        ({"aud": None}, "missing claim 'aud'"),
+        ({"iss": None}, "missing claim 'iss'"),
+    ],
+)
+def test_a_token_for_another_audience_or_from_another_issuer_is_rejected(change, message):
+    now = int(time.time())
+    claims = {"iss": "autoins", "aud": "autoins-api", "sub": "u", "role": "admin", "driver_id": None,
+              "iat": now, "exp": now + 60, **change}
+    token = jwt.encode({k: v for k, v in claims.items() if v is not None}, SECRET, algorithm="HS256")
+    with pytest.raises(AuthError, match=message):
+        decode_token(SETTINGS, token)
+
+
+def test_a_deployment_with_its_own_audience_and_issuer_refuses_the_defaults():
+    mine = SETTINGS.with_overrides(jwt_audience="fleet-api", jwt_issuer="fleet-auth")
+    token = issue_token(mine, user_id="u", role="admin", driver_id=None)
+    assert decode_token(mine, token).user_id == "u"
+    with pytest.raises(AuthError, match=r"\((aud|iss)\)"):
+        decode_token(SETTINGS, token)
+
+
+@pytest.mark.parametrize(("algorithm", "kind"), [("RS256", "rsa"), ("ES384", "p384")])
+def test_rsa_and_ecdsa_tokens_are_signed_with_the_private_key_and_checked_with_the_public_one(algorithm, kind):
+    from tests.unit.test_settings import pem_pair
+
+    private, public = pem_pair(kind)
+    settings = Settings(jwt_algorithm=algorithm, jwt_secret_key=private, jwt_public_key=public)
+    token = issue_token(settings, user_id="u", role="driver", driver_id="driver0001")
+    assert jwt.get_unverified_header(token)["alg"] == algorithm
+    assert decode_token(settings, token).driver_id == "driver0001"
+    with pytest.raises(AuthError, match="only " + algorithm):  # an HS256 token made with the public key
+        decode_token(settings, jwt.encode({"sub": "u"}, "k" * 64, algorithm="HS256"))
 
 
 def test_a_driver_reads_only_their_own_data_and_an_admin_reads_all():
