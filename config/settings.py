@@ -129,7 +129,10 @@ class Settings(BaseSettings):
     # capture); by default only errors (status >= 400) and slow requests are logged, every one when true.
     access_log_all: bool = False
     access_log_slow_ms: float = Field(default=500.0, ge=0)
-    ingest_max_readings: int = Field(default=1000, ge=1)
+    ingest_max_readings: int = Field(default=1000, ge=1)  # body cap: × BYTES_PER_READING (16 KiB)
+    # Request bodies (deployments/api/request_guard.py): login/auth and admin writes; every other route but ingest.
+    body_max_bytes_small: int = Field(default=16 * 1024, ge=1024)
+    body_max_bytes_default: int = Field(default=64 * 1024, ge=1024)
     ingest_kafka_timeout_s: float = Field(default=5.0, gt=0)
 
     # -- risk model (issue 6)

@@ -21,6 +21,7 @@ from config.logging import get_logger
 from config.settings import Settings
 from deployments.api.auth import TokenCache, hash_password
 from deployments.api.observability import install_observability
+from deployments.api.request_guard import RequestGuard, body_rule
 from deployments.api.resources import ApiResources
 from deployments.api.routers import auth, drivers, health, metrics, policies, risk, telematics, trips
 from deployments.api.routers.admin import router as admin_router
@@ -72,6 +73,8 @@ def create_app(settings: Settings, *, risk_model: RiskModel | None = None) -> Fa
     for router in ROUTERS:
         app.include_router(router)
     _install_error_handlers(app)
+    # Inside the platform middleware (added next, outermost), so refusals carry request ids and are measured.
+    app.add_middleware(RequestGuard, rule_for=lambda method, path: body_rule(settings, method, path))
     install_observability(app)
     return app
 
