@@ -123,8 +123,14 @@ class Settings(BaseSettings):
     l1_cache_ttl_s: float = Field(default=30.0, gt=0)  # bound on staleness if an invalidation is lost
     l1_cache_maxsize: int = Field(default=10_000, ge=1)
     cache_warm_budget_s: float = Field(default=5.0, ge=0)
-    login_max_failures: int = Field(default=5, ge=1)  # per username and client, per window
-    login_failure_window_s: int = Field(default=300, ge=1)
+    # Login throttle per (client address, username) and the per-replica cap of password checks (docs/SECURITY.md §3)
+    login_max_failures: int = Field(default=5, ge=1)  # free failures of a pair; then 2, 4, 8 … s between attempts
+    login_failure_window_s: int = Field(default=300, ge=1)  # a pair is forgotten this long after its last delay
+    login_delay_max_s: int = Field(default=300, ge=1)
+    login_verify_concurrency: int = Field(default=1, ge=1)  # argon2 checks at once per replica (~25 ms each)
+    login_verify_queue: int = Field(default=64, ge=0)  # more may wait (each up to login_verify_wait_s); then 429
+    login_verify_wait_s: float = Field(default=2.0, gt=0)
+    trusted_proxy_hops: int = Field(default=0, ge=0)  # proxies that append to X-Forwarded-For (0: the TCP peer)
     # One access line per request cost ~20 % of a replica's CPU (py-spy: structlog rendering plus Ray's stderr
     # capture); by default only errors (status >= 400) and slow requests are logged, every one when true.
     access_log_all: bool = False

@@ -72,16 +72,12 @@ async def hash_password(password: str) -> str:
     return await asyncio.to_thread(HASHER.hash, password)
 
 
-def _verify(password_hash: str | None, password: str) -> bool:
+def check_password(password_hash: str | None, password: str) -> bool:
+    """Blocking (~25 ms of CPU): run it in a thread. None (unknown user) verifies the dummy hash and is False."""
     try:
         return HASHER.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
-
-
-async def verify_password(password_hash: str | None, password: str) -> bool:
-    """True iff `password` matches; a None hash (unknown user) costs the same and is False."""
-    return await asyncio.to_thread(_verify, password_hash, password)
 
 
 # -- tokens -------------------------------------------------------------------------------------------
@@ -171,22 +167,6 @@ class TokenCache:
             self._entries.clear()
         self._entries[token] = (principal, expires_s + CLOCK_SKEW_S)
         return principal
-
-
-# -- login rate limit ---------------------------------------------------------------------------------
-
-
-# Behind Serve's HAProxy ingress every request arrives from the proxy's address (it sets no
-# X-Forwarded-For), so a counter per client address alone would be one global counter: five bad passwords
-# from anyone would lock every login out. Failures therefore count per (client, username) — the issue's
-# "per username and client" — at `login_max_failures`, and per username from anywhere at
-# USERNAME_LIMIT_FACTOR × that, which stops a brute force spread over many addresses.
-USERNAME_LIMIT_FACTOR = 5
-
-
-def failure_limits(max_failures: int) -> tuple[int, int]:
-    """The limits of the failed-login counters (storage.redis.keys.login_failure_keys), in the same order."""
-    return max_failures * USERNAME_LIMIT_FACTOR, max_failures
 
 
 # -- FastAPI dependencies -----------------------------------------------------------------------------

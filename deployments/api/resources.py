@@ -23,6 +23,7 @@ from storage.kafka.probe import KafkaProbe
 from storage.redis.cache import MultiLevelCache
 from usecases.admin import AdminWrites
 from usecases.driver_queries import DriverQueries
+from usecases.login import LoginPorts
 from usecases.ports.risk_model import RiskModel
 
 
@@ -35,6 +36,7 @@ class ApiResources:
     risk_model: RiskModel
     queries: DriverQueries
     admin: AdminWrites
+    login: LoginPorts  # pair throttle (Redis), credentials (PostgreSQL), the capped password verifier, the clock
     cache_listener: asyncio.Task | None = None
     cache_warming: asyncio.Task | None = None
     ingest: IngestProducer | None = None  # created on the first ingest request

@@ -13,11 +13,9 @@ from deployments.api.auth import (
     AuthError,
     Principal,
     decode_token,
-    failure_limits,
     hash_password,
     issue_token,
     sign_claims,
-    verify_password,
 )
 
 SETTINGS = Settings(jwt_secret_key="unit-test-secret-" + "x" * 64, jwt_expire_minutes=30)
@@ -113,15 +111,17 @@ def test_a_driver_reads_only_their_own_data_and_an_admin_reads_all():
     assert admin.may_read("driver0002") and admin.is_admin and not driver.is_admin
 
 
-def test_the_per_username_failure_limit_is_a_multiple_of_the_per_client_one():
-    assert failure_limits(5) == (25, 5)  # the order of storage.redis.keys.login_failure_keys
-
-
 def test_passwords_are_salted_argon2id_and_verify_off_the_event_loop():
+    from deployments.api.passwords import PasswordVerifier
+
     async def scenario() -> tuple[str, str, bool, bool, bool]:
         first, second = await hash_password("password0001"), await hash_password("password0001")
-        return (first, second, await verify_password(first, "password0001"),
-                await verify_password(first, "password0002"), await verify_password(None, "password0001"))
+        verifier = PasswordVerifier(concurrency=1, queue=4, wait_s=5)
+        try:
+            return (first, second, await verifier.verify(first, "password0001"),
+                    await verifier.verify(first, "password0002"), await verifier.verify(None, "password0001"))
+        finally:
+            verifier.close()
 
     first, second, right, wrong, unknown = asyncio.run(scenario())
     assert first.startswith("$argon2id$v=19$m=19456,t=2,p=1$") and first != second
