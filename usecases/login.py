@@ -1,7 +1,7 @@
 """Log in: throttle the (client, username) pair, check the password within the replica's verification cap, and
 answer the user — or say why not. The route turns the user into a token; this module decides (docs/SECURITY.md §3).
 
-Order, and why: the pair throttle first (one Redis round trip refuses a held pair before any work); then a
+Order, and why: the pair throttle (one Redis round trip refuses a held pair before any work); then a
 verification slot, held over the user lookup and the password check, so a flood costs the database and argon2
 only as much as the cap lets through; an unknown username is checked against a dummy hash inside the same slot,
 so it costs what a known one costs and counts against the cap and the pair alike. An attempt that was never

@@ -17,6 +17,7 @@ from usecases.login import AccountDisabled, BadCredentials, LoginAttempt, TooMan
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 BAD_CREDENTIALS = "invalid username or password"
+LOGIN_PATH = "/api/v1/auth/login"
 
 
 @router.post(
@@ -31,6 +32,7 @@ BAD_CREDENTIALS = "invalid username or password"
         429: {"model": ErrorOut, "description": "this address must wait before trying this username again, or "
                                                 "too many logins are being checked; see Retry-After"},
     },
+    openapi_extra={"x-access": "throttled per (address, username); password checks capped per replica"},
 )
 async def login(body: LoginRequest, request: Request, resources: ResourcesDep) -> TokenResponse:
     settings = resources.settings
