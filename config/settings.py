@@ -109,6 +109,8 @@ class Settings(BaseSettings):
 
     # -- monitoring
     enable_metrics: bool = True
+    metrics_cache_s: float = Field(default=5.0, ge=0)  # a merged cluster scrape is reused this long
+    readiness_cache_s: float = Field(default=1.0, ge=0)  # /health/ready's checks are reused this long
 
     # -- API on Ray Serve (DESIGN.md §5; RAY_NOTES.md: replicas take no CPU, sockets hold a slot)
     http_host: str = "127.0.0.1"

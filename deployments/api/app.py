@@ -21,7 +21,8 @@ from config.logging import get_logger
 from config.settings import Settings
 from deployments.api.auth import TokenCache, hash_password
 from deployments.api.observability import install_observability
-from deployments.api.passwords import PasswordVerifier
+from deployments.api.passwords import PasswordVerifier, ShedLoginsWhenFull
+from deployments.api.recent import Recent
 from deployments.api.request_guard import RequestGuard, body_rule
 from deployments.api.resources import ApiResources
 from deployments.api.routers import auth, drivers, health, metrics, policies, risk, telematics, trips
@@ -66,20 +67,24 @@ def create_app(settings: Settings, *, risk_model: RiskModel | None = None) -> Fa
         finally:
             await close_resources(resources)
 
+    docs = settings.docs_enabled  # off in production unless API_DOCS_ENABLED (docs/SECURITY.md §4)
     app = FastAPI(
         title="Auto-Insurance-System API",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
-        openapi_url="/openapi.json",
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
     app.state.tokens = TokenCache()
     for router in ROUTERS:
         app.include_router(router)
     _install_error_handlers(app)
-    # Inside the platform middleware (added next, outermost), so refusals carry request ids and are measured.
+    # Innermost first: login shedding sees bodies the guard has bounded; both sit inside the platform middleware
+    # (added last, outermost), so their refusals carry request ids and are measured.
+    app.add_middleware(ShedLoginsWhenFull, path=auth.LOGIN_PATH)
     app.add_middleware(RequestGuard, rule_for=lambda method, path: body_rule(settings, method, path))
     install_observability(app)
     return app
@@ -105,7 +110,8 @@ async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResour
         clock=SystemClock(),
     )
     resources = ApiResources(settings=settings, pool=pool, redis=redis, cache=cache, risk_model=risk_model,
-                             queries=queries, admin=admin, login=login)
+                             queries=queries, admin=admin, login=login, metrics_cache=Recent(settings.metrics_cache_s),
+                             readiness_cache=Recent(settings.readiness_cache_s))
     resources.cache_listener = asyncio.create_task(cache.listen(), name="cache-invalidation")
     resources.cache_warming = asyncio.create_task(
         warm_cache(queries, read_models, settings.cache_warm_budget_s), name="cache-warming")
