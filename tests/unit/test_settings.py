@@ -62,27 +62,9 @@ def test_production_with_real_secrets_starts(tmp_path):
     assert settings.is_production
 
 
-@pytest.mark.parametrize(
-    ("change", "key"),
-    [
-        ({"JWT_SECRET_KEY": None}, "JWT_SECRET_KEY"),
-        ({"JWT_SECRET_KEY": DEV_JWT_SECRET}, "JWT_SECRET_KEY"),
-        ({"JWT_SECRET_KEY": "short"}, "JWT_SECRET_KEY"),
-        ({"DATABASE_URL": "postgresql://postgres@db:5432/insurance"}, "DATABASE_URL"),
-        ({"DATABASE_URL": "postgresql://app:password@db:5432/insurance"}, "DATABASE_URL"),
-        ({"DATABASE_URL": "postgresql://postgres:postgres@db:5432/insurance"}, "DATABASE_URL"),
-        ({"REDIS_URL": "redis://cache:6379/0"}, "REDIS_URL"),
-        ({"REDIS_URL": "redis://:changeme@cache:6379/0"}, "REDIS_URL"),
-        ({"DEBUG": "true"}, "DEBUG"),
-    ],
-)
-def test_production_refuses_missing_or_development_secrets_naming_the_key(tmp_path, change, key):
-    environ = {k: v for k, v in {**PROD_OK, **change}.items() if v is not None}
-    with pytest.raises(SettingsError) as caught:
-        load_settings(tmp_path, environ=environ)
-    message = str(caught.value)
-    assert message.startswith(f"{key}:")
-    assert "\n" not in message
+def test_production_refuses_debug():
+    with pytest.raises(SettingsError, match=r"^DEBUG: production refuses debug=true$"):
+        load_settings(Path("/nonexistent"), environ={**PROD_OK, "DEBUG": "true"})
 
 
 def test_production_env_file_shipped_in_the_repo_refuses_to_start_without_secrets():
@@ -136,12 +118,16 @@ STAGING_OK = {**PROD_OK, "ENVIRONMENT": "staging"}
 WEAK = [
     ({"JWT_SECRET_KEY": None}, "JWT_SECRET_KEY"),
     ({"JWT_SECRET_KEY": DEV_JWT_SECRET}, "JWT_SECRET_KEY"),
+    ({"JWT_SECRET_KEY": "short"}, "JWT_SECRET_KEY"),
     ({"JWT_SECRET_KEY": "s" * 31}, "JWT_SECRET_KEY"),
     ({"JWT_ALGORITHM": "HS512", "JWT_SECRET_KEY": "s" * 63}, "JWT_SECRET_KEY"),  # RFC 7518 §3.2: ≥ hash size
+    ({"DATABASE_URL": "postgresql://postgres@db:5432/insurance"}, "DATABASE_URL"),
     ({"DATABASE_URL": "postgresql://app@db:5432/insurance"}, "DATABASE_URL"),
-    ({"DATABASE_URL": "postgresql://app:postgres@db:5432/insurance"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://app:password@db:5432/insurance"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://postgres:postgres@db:5432/insurance"}, "DATABASE_URL"),
     ({"DATABASE_URL": "postgresql://app@db:5432/insurance?password=password"}, "DATABASE_URL"),
     ({"REDIS_URL": "redis://cache:6379/0"}, "REDIS_URL"),
+    ({"REDIS_URL": "redis://:changeme@cache:6379/0"}, "REDIS_URL"),
     ({"REDIS_URL": "redis://:password@cache:6379/0"}, "REDIS_URL"),
     ({"OPERATOR_TOKEN": "short"}, "OPERATOR_TOKEN"),
 ]
