@@ -1,11 +1,14 @@
 """Log in: throttle the (client, username) pair, check the password within the replica's verification cap, and
 answer the user — or say why not. The route turns the user into a token; this module decides (docs/SECURITY.md §3).
 
-Order, and why: the pair throttle (one Redis round trip refuses a held pair before any work); then a
-verification slot, held over the user lookup and the password check, so a flood costs the database and argon2
-only as much as the cap lets through; an unknown username is checked against a dummy hash inside the same slot,
-so it costs what a known one costs and counts against the cap and the pair alike. An attempt that was never
-checked (no slot, database down) is settled as abandoned: it frees its place and counts as no failure.
+Order, and why: first a verification slot of this replica (a full verifier refuses at once, and the edge
+sheds such logins before they are even parsed); inside it the pair throttle admits the attempt (one Lua script:
+check and count together), the user is looked up and the password checked, and the attempt is settled. Taking
+the slot first means a pair's attempts reach the throttle one by one per replica, so ten devices logging in as
+one user through one proxy all get in, while a burst of guesses still gets only the pair's free failures
+checked: the ones behind them find the pair delayed. An unknown username is checked against a dummy hash in
+the same slot, so it costs what a known one costs and counts against the cap and the pair alike. An attempt
+that was never checked (database down) is settled as abandoned: it frees its place and counts as no failure.
 """
 
 from __future__ import annotations
@@ -50,21 +53,22 @@ class LoginPorts:
 async def log_in(attempt: LoginAttempt, ports: LoginPorts) -> LoginRow:
     """The user behind a right password, with `last_login_at` recorded; raises TooManyAttempts, BadCredentials
     or AccountDisabled. Backend errors propagate (the API answers 503) after the attempt is settled."""
-    admission = await ports.throttle.admit(attempt.client, attempt.username, ports.clock.now_ms())
-    if not admission.allowed:
-        raise TooManyAttempts(admission.retry_after_s,
-                              f"too many failed logins; try again in {admission.retry_after_s} s")
-    outcome, row = Outcome.ABANDONED, None
     try:
         async with ports.passwords.slot():
-            row = await ports.credentials.login_row(attempt.username)
-            matches = await ports.passwords.verify(row.password_hash if row else None, attempt.password)
-        outcome = Outcome.SUCCEEDED if matches and row is not None else Outcome.FAILED
+            admission = await ports.throttle.admit(attempt.client, attempt.username, ports.clock.now_ms())
+            if not admission.allowed:
+                raise TooManyAttempts(admission.retry_after_s,
+                                      f"too many failed logins; try again in {admission.retry_after_s} s")
+            outcome, row = Outcome.ABANDONED, None
+            try:
+                row = await ports.credentials.login_row(attempt.username)
+                matches = await ports.passwords.verify(row.password_hash if row else None, attempt.password)
+                outcome = Outcome.SUCCEEDED if matches and row is not None else Outcome.FAILED
+            finally:
+                await ports.throttle.settle(attempt.client, attempt.username, admission.ticket, outcome,
+                                            ports.clock.now_ms())
     except VerifierBusy as busy:
         raise TooManyAttempts(busy.retry_after_s, str(busy)) from None
-    finally:
-        await ports.throttle.settle(attempt.client, attempt.username, admission.ticket, outcome,
-                                    ports.clock.now_ms())
     if outcome is not Outcome.SUCCEEDED or row is None:
         raise BadCredentials("invalid username or password")
     if not row.is_active:

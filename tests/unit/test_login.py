@@ -39,26 +39,29 @@ class FakeCredentials:
 
 
 class FakePasswords:
-    """`hash:<password>` matches <password>; counts checks and how many ran inside a slot."""
+    """`hash:<password>` matches <password>; one slot at a time, like the real verifier's default; counts checks."""
 
     def __init__(self, busy: bool = False) -> None:
         self.busy = busy
         self.inside = 0
         self.checked: list[str | None] = []
+        self._one = asyncio.Semaphore(1)
 
     @asynccontextmanager
     async def slot(self):
         if self.busy:
             raise VerifierBusy(1)
-        self.inside += 1
-        try:
-            yield
-        finally:
-            self.inside -= 1
+        async with self._one:
+            self.inside += 1
+            try:
+                yield
+            finally:
+                self.inside -= 1
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         assert self.inside == 1, "a password is checked only inside a slot"
         self.checked.append(password_hash)
+        await asyncio.sleep(0)  # the real check runs in a thread: others get to run meanwhile
         return password_hash == f"hash:{password}"
 
 
@@ -119,6 +122,30 @@ def test_each_further_failure_doubles_the_wait():
         return waits
 
     assert _run(scenario()) == [2, 4, 8, 16]
+
+
+def _outcomes(results: list) -> list[str]:
+    return sorted(type(r).__name__ for r in results)
+
+
+def test_a_burst_of_guesses_gets_only_the_free_failures_checked():
+    ports = _ports()
+
+    async def scenario() -> list:
+        return await asyncio.gather(*(log_in(LoginAttempt("admin", f"guess{i}", ATTACKER), ports)
+                                      for i in range(10)), return_exceptions=True)
+
+    assert _outcomes(_run(scenario())) == ["BadCredentials"] * RULES.free_failures + ["TooManyAttempts"] * 7
+    assert len(ports.passwords.checked) == RULES.free_failures
+
+
+def test_many_devices_of_one_user_behind_one_address_all_get_in():
+    ports = _ports()
+
+    async def scenario() -> list:
+        return await asyncio.gather(*(log_in(LoginAttempt("admin", "right", ATTACKER), ports) for _ in range(10)))
+
+    assert _run(scenario()) == [VICTIM] * 10
 
 
 def test_a_busy_verifier_is_429_and_counts_no_failure():
