@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -87,11 +88,15 @@ async def seeded_database(base: Settings, drivers: int) -> Settings:
 
 
 async def bump_generations(settings: Settings, driver_ids: list[str]) -> None:
+    """Move each driver's cache generation to one no earlier test used: the session's Redis database is shared,
+    `driverNNNN` ids recur across seeded databases, and a test that deletes a generation key would otherwise
+    restart it at 1, under which another database's cached answers may still live (their TTL). A clock value in
+    ns is above any count reached by INCR and above every earlier bump."""
     redis = create_redis(settings)
     try:
         pipe = redis.pipeline(transaction=False)
         for driver_id in driver_ids:
-            pipe.incr(generation_key(driver_id))
+            pipe.set(generation_key(driver_id), time.time_ns())
         await pipe.execute()
     finally:
         await redis.aclose()

@@ -17,7 +17,7 @@ import pytest
 import storage.redis.cache as cache_module
 from storage.redis.cache import MultiLevelCache
 from storage.redis.client import create_redis
-from storage.redis.keys import INVALIDATE_CHANNEL, driver_keys, generation_key, l2_key
+from storage.redis.keys import INVALIDATE_CHANNEL, driver_keys, generation_key, l2_key, recent_key
 from storage.redis.projections import invalidation_payload, publish_batch
 from tests.integration.inprocess_api import (
     api_settings,
@@ -244,7 +244,7 @@ async def test_the_api_serves_a_new_trip_after_the_pipeline_invalidates(base_set
                 await publish_batch(redis, [output])  # … then projects it: generation + cache:invalidate
                 await _eventually(lambda: cache.stats()["l1_invalidated"] >= 1)
                 after = (await client.get("/api/v1/drivers/me/trips", headers=headers)).json()
-                await redis.delete(*driver_keys(driver))
+                await redis.delete(recent_key(driver))  # not the generation: later databases' driver0001 shares it
             finally:
                 await redis.aclose()
             assert after["total"] == 1 and after["items"][0]["trip_id"] == str(trip_id)
