@@ -4,17 +4,21 @@ Sources, highest first: keyword arguments, process environment, `.autoins/stack.
 `autoins stack up`: the URLs actually in use; never read in production), `.env.<environment>`,
 `.env`, the defaults below.
 `ENVIRONMENT` (process env, or `.env`) picks the `.env.<environment>` file.
-Production refuses to start with a missing or default secret or a development password.
+
+Fail closed (docs/SECURITY.md §1): only development bound to loopback (`is_local_development`) may run on the
+committed JWT secret, a short one, or a database/Redis URL without a real password; every other combination
+refuses to start with one line naming the key. Without ENVIRONMENT, a host bound beyond loopback refuses too.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,7 +27,13 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Values that exist only so a development machine works out of the box; production refuses them.
 DEV_JWT_SECRET = "dev-secret-key-change-in-production"
-DEV_PASSWORDS = frozenset({"", "postgres", "password", "pass", "dev", "changeme", "secret", "admin"})
+DEV_PASSWORDS = frozenset({"", "postgres", "password", "pass", "dev", "changeme", "secret", "admin", "redis",
+                           "root", "test", "default", "autoins"})
+MIN_SECRET_CHARS = 32  # also the floor of an operator token
+# RFC 7518 §3.2: an HMAC key at least as long as the hash output; PyJWT warns below it.
+HMAC_MIN_KEY_CHARS = {"HS256": 32, "HS384": 48, "HS512": 64}
+ASYMMETRIC_JWT_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"})
+JWT_ALGORITHMS = frozenset(HMAC_MIN_KEY_CHARS) | ASYMMETRIC_JWT_ALGORITHMS
 
 
 class Environment(StrEnum):
@@ -78,10 +88,19 @@ class Settings(BaseSettings):
     # caught-up consumer see a message p50 78 ms after it was produced, 100 ms gave p50 2.8 / p95 4.2 ms.
     kafka_fetch_wait_max_ms: int = Field(default=100, ge=1)
 
-    # -- JWT
+    # -- JWT: HS256/384/512 sign and verify with jwt_secret_key; RS*/ES* sign with jwt_secret_key (a PEM private
+    #    key) and verify with jwt_public_key (its PEM public key). Every token carries and is checked for aud/iss.
     jwt_secret_key: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_algorithm: str = "HS256"
+    jwt_public_key: str | None = None
+    jwt_audience: str = Field(default="autoins-api", min_length=1)
+    jwt_issuer: str = Field(default="autoins", min_length=1)
     jwt_expire_minutes: int = Field(default=1440, ge=1)
+
+    # -- operator surfaces (docs/SECURITY.md §4): `Authorization: Bearer <operator_token>` opens /metrics and the
+    #    details of /health/ready; without one, /metrics is open only to development bound to loopback.
+    operator_token: SecretStr | None = None
+    api_docs_enabled: bool | None = None  # /docs, /redoc, /openapi.json; None: on everywhere but production
 
     # -- performance tuning (plan §7)
     cache_ttl_default: int = Field(default=300, ge=0)
@@ -90,6 +109,8 @@ class Settings(BaseSettings):
 
     # -- monitoring
     enable_metrics: bool = True
+    metrics_cache_s: float = Field(default=5.0, ge=0)  # a merged cluster scrape is reused this long
+    readiness_cache_s: float = Field(default=1.0, ge=0)  # /health/ready's checks are reused this long
 
     # -- API on Ray Serve (DESIGN.md §5; RAY_NOTES.md: replicas take no CPU, sockets hold a slot)
     http_host: str = "127.0.0.1"
@@ -104,13 +125,22 @@ class Settings(BaseSettings):
     l1_cache_ttl_s: float = Field(default=30.0, gt=0)  # bound on staleness if an invalidation is lost
     l1_cache_maxsize: int = Field(default=10_000, ge=1)
     cache_warm_budget_s: float = Field(default=5.0, ge=0)
-    login_max_failures: int = Field(default=5, ge=1)  # per username and client, per window
-    login_failure_window_s: int = Field(default=300, ge=1)
+    # Login throttle per (client address, username) and the per-replica cap of password checks (docs/SECURITY.md §3)
+    login_max_failures: int = Field(default=5, ge=1)  # free failures of a pair; then 2, 4, 8 … s between attempts
+    login_failure_window_s: int = Field(default=300, ge=1)  # a pair is forgotten this long after its last delay
+    login_delay_max_s: int = Field(default=300, ge=1)
+    login_verify_concurrency: int = Field(default=1, ge=1)  # argon2 checks at once per replica (~25 ms each)
+    login_verify_queue: int = Field(default=64, ge=0)  # more may wait (each up to login_verify_wait_s); then 429
+    login_verify_wait_s: float = Field(default=2.0, gt=0)
+    trusted_proxy_hops: int = Field(default=0, ge=0)  # proxies that append to X-Forwarded-For (0: the TCP peer)
     # One access line per request cost ~20 % of a replica's CPU (py-spy: structlog rendering plus Ray's stderr
     # capture); by default only errors (status >= 400) and slow requests are logged, every one when true.
     access_log_all: bool = False
     access_log_slow_ms: float = Field(default=500.0, ge=0)
-    ingest_max_readings: int = Field(default=1000, ge=1)
+    ingest_max_readings: int = Field(default=1000, ge=1)  # body cap: × BYTES_PER_READING (16 KiB)
+    # Request bodies (deployments/api/request_guard.py): login/auth and admin writes; every other route but ingest.
+    body_max_bytes_small: int = Field(default=16 * 1024, ge=1024)
+    body_max_bytes_default: int = Field(default=64 * 1024, ge=1024)
     ingest_kafka_timeout_s: float = Field(default=5.0, gt=0)
 
     # -- risk model (issue 6)
@@ -177,26 +207,49 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis:// URL")
         return value
 
+    @field_validator("jwt_algorithm")
+    @classmethod
+    def _jwt_algorithm_is_allowed(cls, value: str) -> str:
+        if value not in JWT_ALGORITHMS:
+            raise ValueError(f"{value!r} is not allowed; use one of {', '.join(sorted(JWT_ALGORITHMS))}")
+        return value
+
     @model_validator(mode="after")
-    def _production_refuses_defaults(self) -> Settings:
-        if self.environment is not Environment.PRODUCTION:
-            return self
-        secret = self.jwt_secret_key.get_secret_value()
-        if not secret or secret == DEV_JWT_SECRET or len(secret) < 32:
-            raise SettingsError(
-                "JWT_SECRET_KEY: production needs a secret of at least 32 characters, not the default"
-            )
-        for key, url in (("DATABASE_URL", self.database_url), ("REDIS_URL", self.redis_url)):
-            password = urlsplit(url).password or ""
-            if password.lower() in DEV_PASSWORDS:
-                raise SettingsError(f"{key}: production refuses a missing or development password")
-        if self.debug:
+    def _refuse_insecure_defaults(self) -> Settings:
+        """Fail closed: every check runs unless this is development bound to loopback (docs/SECURITY.md §1)."""
+        if self.jwt_algorithm in ASYMMETRIC_JWT_ALGORITHMS:
+            _check_asymmetric_keys(self)  # in every environment: a wrong key would fail every login
+        if self.is_production and self.debug:
             raise SettingsError("DEBUG: production refuses debug=true")
+        if self.is_local_development:
+            return self
+        where = self.environment.value if self.environment is not Environment.DEVELOPMENT else (
+            f"development bound to {self.http_host}")
+        secret = self.jwt_secret_key.get_secret_value()
+        minimum = HMAC_MIN_KEY_CHARS.get(self.jwt_algorithm, MIN_SECRET_CHARS)
+        if secret == DEV_JWT_SECRET or len(secret) < minimum:
+            raise SettingsError(f"JWT_SECRET_KEY: {where} refuses the committed default or a secret under {minimum} "
+                                "characters (only development bound to loopback may use them)")
+        for key, url in (("DATABASE_URL", self.database_url), ("REDIS_URL", self.redis_url)):
+            if url_password(url).lower() in DEV_PASSWORDS:
+                raise SettingsError(f"{key}: {where} refuses a URL without a password or with a default one")
+        token = self.operator_token.get_secret_value() if self.operator_token is not None else None
+        if token is not None and len(token) < MIN_SECRET_CHARS:
+            raise SettingsError(f"OPERATOR_TOKEN: {where} refuses a token under {MIN_SECRET_CHARS} characters")
         return self
 
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def is_local_development(self) -> bool:
+        """Development bound to loopback: the only place defaults and passwordless local services may run."""
+        return self.environment is Environment.DEVELOPMENT and is_loopback(self.http_host)
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.api_docs_enabled if self.api_docs_enabled is not None else not self.is_production
 
     @property
     def database_name(self) -> str:
@@ -210,11 +263,48 @@ class Settings(BaseSettings):
         """Every field, passwords and secrets masked: for `autoins config` and logs."""
         shown = self.model_dump(mode="json")
         shown["jwt_secret_key"] = "**********"
+        shown["operator_token"] = None if self.operator_token is None else "**********"
         for key in ("database_url", "redis_url"):
             parts = urlsplit(shown[key])
             if parts.password:
                 shown[key] = shown[key].replace(f":{parts.password}@", ":****@", 1)
         return shown
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1); False for 0.0.0.0, :: and any name."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def url_password(url: str) -> str:
+    """The password of a database/Redis URL, from its userinfo or a `password=` query parameter; "" if none."""
+    parts = urlsplit(url)
+    if parts.password:
+        return parts.password
+    return (parse_qs(parts.query).get("password") or [""])[0]
+
+
+def _check_asymmetric_keys(settings: Settings) -> None:
+    """RS*/ES*: jwt_secret_key must be a PEM private key and jwt_public_key a PEM public key of that family."""
+    from jwt.algorithms import get_default_algorithms  # needs `cryptography` for RS/ES
+
+    algorithm = get_default_algorithms().get(settings.jwt_algorithm)
+    if algorithm is None:
+        raise SettingsError(f"JWT_ALGORITHM: {settings.jwt_algorithm} needs the cryptography package")
+    for key, value, private in (("JWT_SECRET_KEY", settings.jwt_secret_key.get_secret_value(), True),
+                                ("JWT_PUBLIC_KEY", settings.jwt_public_key or "", False)):
+        try:
+            prepared = algorithm.prepare_key(value)
+        except Exception:  # InvalidKeyError, ValueError, TypeError: every way a PEM can be wrong
+            prepared = None
+        if prepared is None or hasattr(prepared, "private_bytes") is not private:
+            kind = "private" if private else "public"
+            raise SettingsError(f"{key}: {settings.jwt_algorithm} needs a PEM {kind} key of its family")
 
 
 def env_files(environment: str, root: Path) -> tuple[Path, ...]:
@@ -230,7 +320,8 @@ def load_settings(root: Path | None = None, environ: Mapping[str, str] | None = 
     """Build Settings at an entrypoint: the only place that reads the process environment."""
     root = root or Path.cwd()
     environ = os.environ if environ is None else environ
-    environment = environ.get("ENVIRONMENT") or _read_key(root / ".env", "ENVIRONMENT") or "development"
+    named = environ.get("ENVIRONMENT") or _read_key(root / ".env", "ENVIRONMENT")
+    environment = named or "development"
     try:
         Environment(environment.lower())
     except ValueError:
@@ -241,11 +332,15 @@ def load_settings(root: Path | None = None, environ: Mapping[str, str] | None = 
     fields = Settings.model_fields
     from_environ = {k.lower(): v for k, v in environ.items() if k.lower() in fields}
     try:
-        return Settings(_env_file=files or None, **{**from_environ, **overrides})
+        settings = Settings(_env_file=files or None, **{**from_environ, **overrides})
     except SettingsError:
         raise
     except ValueError as error:  # pydantic ValidationError: reduce to one line naming the key
         raise SettingsError(_one_line(error)) from None
+    if not named and not is_loopback(settings.http_host):
+        raise SettingsError(f"ENVIRONMENT: not set while HTTP_HOST={settings.http_host} is beyond loopback; "
+                            "set ENVIRONMENT=development, staging or production explicitly")
+    return settings
 
 
 def _one_line(error: ValueError) -> str:

@@ -175,7 +175,8 @@ async def scrape_cluster(client: httpx.AsyncClient, targets: Sequence[str], time
     results = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)
     texts = [r for r in results if isinstance(r, str)]
     failed = {t: repr(r)[:200] for t, r in zip(targets, results, strict=True) if not isinstance(r, str)}
-    text = merge_exposition(texts)
+    # Merging MBs of text is CPU work: off the event loop, which keeps answering requests meanwhile.
+    text = await asyncio.to_thread(merge_exposition, texts)
     if failed:
         text += "".join(f"# scrape of {t} failed: {reason}\n" for t, reason in failed.items())
     return ScrapeResult(text, failed)

@@ -113,9 +113,11 @@ def cache_hit_rate(before: dict[str, float], after: dict[str, float]) -> float |
     return round((delta.get("l1_hits", 0.0) + delta.get("l2_hits", 0.0)) / lookups, 4)
 
 
-async def _scrape(base_url: str) -> str:
+async def _scrape(base_url: str, operator_token: str | None) -> str:
+    """`/metrics` with the operator token when one is configured (docs/SECURITY.md §4); "" if refused."""
+    headers = {"Authorization": f"Bearer {operator_token}"} if operator_token else {}
     async with httpx.AsyncClient(timeout=10.0) as client:
-        response = await client.get(f"{base_url}/metrics")
+        response = await client.get(f"{base_url}/metrics", headers=headers)
         return response.text if response.status_code == 200 else ""
 
 
@@ -135,12 +137,13 @@ async def wait_ready(base_url: str, timeout_s: float = 120.0) -> None:
     raise UserFacingError(f"the API at {base_url} did not become ready within {timeout_s:.0f} s: {last}")
 
 
-def measure(base_url: str, options: ApiBenchOptions, out: Console, noop_path: str | None) -> dict:
+def measure(base_url: str, options: ApiBenchOptions, out: Console, noop_path: str | None,
+            operator_token: str | None = None) -> dict:
     """Both phases against a ready API; cache hit rate from /metrics deltas around the plan phase."""
     env = {"AUTOINS_BENCH_NOOP_PATH": noop_path or "/noop/"}
-    before = cache_counters(asyncio.run(_scrape(base_url)))
+    before = cache_counters(asyncio.run(_scrape(base_url, operator_token)))
     raw, elapsed = run_locust(base_url, "PlanUser", options.users, options.spawn_rate, options.duration_s, env, out)
-    after = cache_counters(asyncio.run(_scrape(base_url)))
+    after = cache_counters(asyncio.run(_scrape(base_url, operator_token)))
     result = summarize_phase(raw, elapsed)
     if noop_path is None:
         result["noop"] = None
@@ -190,7 +193,8 @@ def run_api_benchmark(settings: Settings, options: ApiBenchOptions, out: Console
             base_url, noop_path, postgres, replicas = options.url.rstrip("/"), None, "(running system)", None
         asyncio.run(wait_ready(base_url))
         machine = machine_info(postgres, "private" if world else "(running system)")
-        result = measure(base_url, options, out, noop_path)
+        token = settings.operator_token.get_secret_value() if settings.operator_token is not None else None
+        result = measure(base_url, options, out, noop_path, token)
     finally:
         if world is not None:
             for problem in world.close():

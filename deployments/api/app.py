@@ -21,19 +21,27 @@ from config.logging import get_logger
 from config.settings import Settings
 from deployments.api.auth import TokenCache, hash_password
 from deployments.api.observability import install_observability
+from deployments.api.passwords import PasswordVerifier, ShedLoginsWhenFull
+from deployments.api.recent import Recent
+from deployments.api.request_guard import RequestGuard, body_rule
 from deployments.api.resources import ApiResources
 from deployments.api.routers import auth, drivers, health, metrics, policies, risk, telematics, trips
 from deployments.api.routers.admin import router as admin_router
 from deployments.api.warming import warm_cache
 from storage.postgres.admin_queries import PostgresAdminStore
+from storage.postgres.credentials import PostgresCredentials
 from storage.postgres.pool import create_pool
 from storage.postgres.read_models import PostgresDriverReadModels
 from storage.redis.cache import REDIS_ERRORS, MultiLevelCache
 from storage.redis.client import create_redis
+from storage.redis.login_throttle import RedisLoginThrottle
 from storage.serve.risk_model import ServeRiskModel
 from usecases.admin import AdminWrites
 from usecases.driver_queries import DriverQueries, QueryTerms
+from usecases.login import LoginPorts
 from usecases.ports.admin_store import Conflict, MissingReference
+from usecases.ports.clock import SystemClock
+from usecases.ports.login import ThrottleRules
 from usecases.ports.risk_model import RiskModel, RiskModelUnavailable
 
 _log = get_logger("deployments.api")
@@ -59,19 +67,25 @@ def create_app(settings: Settings, *, risk_model: RiskModel | None = None) -> Fa
         finally:
             await close_resources(resources)
 
+    docs = settings.docs_enabled  # off in production unless API_DOCS_ENABLED (docs/SECURITY.md §4)
     app = FastAPI(
         title="Auto-Insurance-System API",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
-        openapi_url="/openapi.json",
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
     app.state.tokens = TokenCache()
     for router in ROUTERS:
         app.include_router(router)
     _install_error_handlers(app)
+    # Innermost first: login shedding sees bodies the guard has bounded; both sit inside the platform middleware
+    # (added last, outermost), so their refusals carry request ids and are measured.
+    app.add_middleware(ShedLoginsWhenFull, path=auth.LOGIN_PATH)
+    app.add_middleware(RequestGuard, rule_for=lambda method, path: body_rule(settings, method, path))
     install_observability(app)
     return app
 
@@ -88,12 +102,25 @@ async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResour
                        window_days=settings.scoring_window_days)
     queries = DriverQueries(read_models, cache, risk_model, terms)
     admin = AdminWrites(PostgresAdminStore(pool, settings), cache, hash_password)
+    login = LoginPorts(
+        throttle=RedisLoginThrottle(redis, throttle_rules(settings)),
+        credentials=PostgresCredentials(pool, settings),
+        passwords=PasswordVerifier(settings.login_verify_concurrency, settings.login_verify_queue,
+                                   settings.login_verify_wait_s),
+        clock=SystemClock(),
+    )
     resources = ApiResources(settings=settings, pool=pool, redis=redis, cache=cache, risk_model=risk_model,
-                             queries=queries, admin=admin)
+                             queries=queries, admin=admin, login=login, metrics_cache=Recent(settings.metrics_cache_s),
+                             readiness_cache=Recent(settings.readiness_cache_s))
     resources.cache_listener = asyncio.create_task(cache.listen(), name="cache-invalidation")
     resources.cache_warming = asyncio.create_task(
         warm_cache(queries, read_models, settings.cache_warm_budget_s), name="cache-warming")
     return resources
+
+
+def throttle_rules(settings: Settings) -> ThrottleRules:
+    return ThrottleRules(free_failures=settings.login_max_failures, max_delay_ms=settings.login_delay_max_s * 1000,
+                         window_ms=settings.login_failure_window_s * 1000)
 
 
 async def close_resources(resources: ApiResources) -> None:
@@ -106,6 +133,8 @@ async def close_resources(resources: ApiResources) -> None:
         await resources.ingest.close()
     if resources.metrics_client is not None:
         await resources.metrics_client.aclose()
+    if isinstance(resources.login.passwords, PasswordVerifier):
+        resources.login.passwords.close()
     await resources.redis.aclose()
     await resources.pool.close()
 

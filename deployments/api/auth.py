@@ -1,8 +1,9 @@
 """Passwords (argon2id), JWTs (PyJWT, HS256 by default) and the FastAPI dependencies that guard routes.
 
-Tokens are stateless: claims sub (user id), role, driver_id, iat, exp; decoding accepts only
-`settings.jwt_algorithm` and requires exp/iat/sub/role, so `alg: none`, another algorithm, a
-tampered or expired token are all 401 with `WWW-Authenticate: Bearer`. Hashing runs in a thread
+Tokens are stateless: claims iss, aud, sub (user id), role, driver_id, iat, exp; decoding accepts only
+`settings.jwt_algorithm` (HS*, RS* or ES*: config.settings refuses others) and requires every claim with this
+deployment's `jwt_issuer` and `jwt_audience`, so `alg: none`, another algorithm, a token minted for another
+service, a tampered or expired token are all 401 with `WWW-Authenticate: Bearer`. Hashing runs in a thread
 (`asyncio.to_thread`): one verify costs ~10–30 ms of CPU and must not stall the event loop.
 """
 
@@ -20,7 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from config.settings import Settings
+from config.settings import ASYMMETRIC_JWT_ALGORITHMS, Settings
 
 ROLES = ("driver", "admin")
 CLOCK_SKEW_S = 10  # tolerated between the node that issued a token and the one checking it (iat, exp)
@@ -71,33 +72,40 @@ async def hash_password(password: str) -> str:
     return await asyncio.to_thread(HASHER.hash, password)
 
 
-def _verify(password_hash: str | None, password: str) -> bool:
+def check_password(password_hash: str | None, password: str) -> bool:
+    """Blocking (~25 ms of CPU): run it in a thread. None (unknown user) verifies the dummy hash and is False."""
     try:
         return HASHER.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
 
-async def verify_password(password_hash: str | None, password: str) -> bool:
-    """True iff `password` matches; a None hash (unknown user) costs the same and is False."""
-    return await asyncio.to_thread(_verify, password_hash, password)
-
-
 # -- tokens -------------------------------------------------------------------------------------------
+
+
+REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "sub", "role")
+
+
+def _verification_key(settings: Settings) -> str:
+    """HS*: the shared secret; RS*/ES*: the public key (the secret is the private key and only signs)."""
+    if settings.jwt_algorithm in ASYMMETRIC_JWT_ALGORITHMS:
+        return settings.jwt_public_key or ""
+    return settings.jwt_secret_key.get_secret_value()
+
+
+def sign_claims(settings: Settings, claims: dict) -> str:
+    """`claims` signed with this deployment's key and algorithm; `iss` and `aud` are this deployment's unless
+    given. The one place tokens are minted (logins, benches, tests)."""
+    full = {"iss": settings.jwt_issuer, "aud": settings.jwt_audience, **claims}
+    return jwt.encode(full, settings.jwt_secret_key.get_secret_value(), algorithm=settings.jwt_algorithm)
 
 
 def issue_token(
     settings: Settings, *, user_id: str, role: str, driver_id: str | None, now_s: float | None = None
 ) -> str:
     issued = int(time.time() if now_s is None else now_s)
-    claims = {
-        "sub": user_id,
-        "role": role,
-        "driver_id": driver_id,
-        "iat": issued,
-        "exp": issued + settings.jwt_expire_minutes * 60,
-    }
-    return jwt.encode(claims, settings.jwt_secret_key.get_secret_value(), algorithm=settings.jwt_algorithm)
+    return sign_claims(settings, {"sub": user_id, "role": role, "driver_id": driver_id, "iat": issued,
+                                  "exp": issued + settings.jwt_expire_minutes * 60})
 
 
 def decode_token(settings: Settings, token: str) -> Principal:
@@ -110,15 +118,21 @@ def _decode(settings: Settings, token: str) -> tuple[Principal, float]:
     try:
         claims = jwt.decode(
             token,
-            settings.jwt_secret_key.get_secret_value(),
+            _verification_key(settings),
             algorithms=[settings.jwt_algorithm],
-            options={"require": ["exp", "iat", "sub", "role"]},
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": list(REQUIRED_CLAIMS)},
             leeway=CLOCK_SKEW_S,
         )
     except jwt.ExpiredSignatureError:
         raise AuthError("token expired: log in again") from None
     except jwt.MissingRequiredClaimError as error:
         raise AuthError(f"token rejected: missing claim {error.claim!r}") from None
+    except jwt.InvalidAudienceError:
+        raise AuthError("token rejected: not issued for this API (aud)") from None
+    except jwt.InvalidIssuerError:
+        raise AuthError("token rejected: unknown issuer (iss)") from None
     except jwt.InvalidAlgorithmError:
         raise AuthError(f"token rejected: only {settings.jwt_algorithm} tokens are accepted") from None
     except jwt.InvalidSignatureError:
@@ -153,22 +167,6 @@ class TokenCache:
             self._entries.clear()
         self._entries[token] = (principal, expires_s + CLOCK_SKEW_S)
         return principal
-
-
-# -- login rate limit ---------------------------------------------------------------------------------
-
-
-# Behind Serve's HAProxy ingress every request arrives from the proxy's address (it sets no
-# X-Forwarded-For), so a counter per client address alone would be one global counter: five bad passwords
-# from anyone would lock every login out. Failures therefore count per (client, username) — the issue's
-# "per username and client" — at `login_max_failures`, and per username from anywhere at
-# USERNAME_LIMIT_FACTOR × that, which stops a brute force spread over many addresses.
-USERNAME_LIMIT_FACTOR = 5
-
-
-def failure_limits(max_failures: int) -> tuple[int, int]:
-    """The limits of the failed-login counters (storage.redis.keys.login_failure_keys), in the same order."""
-    return max_failures * USERNAME_LIMIT_FACTOR, max_failures
 
 
 # -- FastAPI dependencies -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ model's handle, the metrics scrape client) are created on first use: `/health/re
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -18,11 +18,13 @@ import redis.asyncio as aioredis
 from fastapi import Request
 
 from config.settings import Settings
+from deployments.api.recent import Recent
 from storage.kafka.ingest import IngestProducer
 from storage.kafka.probe import KafkaProbe
 from storage.redis.cache import MultiLevelCache
 from usecases.admin import AdminWrites
 from usecases.driver_queries import DriverQueries
+from usecases.login import LoginPorts
 from usecases.ports.risk_model import RiskModel
 
 
@@ -35,6 +37,7 @@ class ApiResources:
     risk_model: RiskModel
     queries: DriverQueries
     admin: AdminWrites
+    login: LoginPorts  # pair throttle (Redis), credentials (PostgreSQL), the capped password verifier, the clock
     cache_listener: asyncio.Task | None = None
     cache_warming: asyncio.Task | None = None
     ingest: IngestProducer | None = None  # created on the first ingest request
@@ -42,6 +45,9 @@ class ApiResources:
     risk_app_handle: Any = None  # ray.serve handle of the risk app, for readiness (model_info)
     metrics_targets: Any = None  # deployments.metrics.ClusterTargets, created on the first /metrics
     metrics_client: httpx.AsyncClient | None = None
+    # (status, text) of the last cluster scrape and the last readiness checks, reused briefly (docs/SECURITY.md §4)
+    metrics_cache: Recent[tuple[int, str]] = field(default_factory=lambda: Recent(5.0))
+    readiness_cache: Recent[dict[str, str]] = field(default_factory=lambda: Recent(1.0))
 
     def ingest_producer(self) -> IngestProducer:
         if self.ingest is None:

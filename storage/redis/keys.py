@@ -18,10 +18,10 @@ FLEET_CHANNEL = "ws:fleet"  # channel: every driver's messages, in fleet_batch c
 INVALIDATE_CHANNEL = "cache:invalidate"  # channel: drivers whose API-visible data changed (L1 drops)
 GENERATION_PREFIX = "cache:gen:"  # counter per driver: the API's L2 generation
 L2_PREFIX = "cache:v1"  # the API's L2 entries: cache:v1:{id}:{gen}:{name}
-LOGIN_FAILURE_PREFIX = "login:fail:"  # counters of failed logins, with a window TTL
+LOGIN_PAIR_PREFIX = "login:pair:"  # per (client, username): failures and attempts in flight, with TTLs
 
 PREFIXES = (RECENT_PREFIX, DRIVER_CHANNEL_PREFIX, FLEET_CHANNEL, INVALIDATE_CHANNEL, GENERATION_PREFIX, L2_PREFIX,
-            LOGIN_FAILURE_PREFIX)  # fmt: skip
+            LOGIN_PAIR_PREFIX)  # fmt: skip
 
 
 def recent_key(driver_id: str) -> str:
@@ -48,10 +48,12 @@ def driver_keys(driver_id: str) -> tuple[str, str]:
     return recent_key(driver_id), generation_key(driver_id)
 
 
-def login_failure_keys(username: str, client: str) -> tuple[str, str]:
-    """Counters of failed logins: (per username from anywhere, per client and username); case-insensitive."""
-    user = username.lower()
-    return f"{LOGIN_FAILURE_PREFIX}user:{user}", f"{LOGIN_FAILURE_PREFIX}client:{client}:user:{user}"
+def login_pair_keys(client: str, username: str) -> tuple[str, str]:
+    """The login throttle's keys of one (client address, username) pair, username case-insensitive: the record
+    (hash: failures `f`, earliest next attempt `next` in epoch ms) and the attempts in flight (zset: ticket →
+    lease end). Nothing is keyed by username alone: a stranger's failures cannot hold the victim's address."""
+    pair = f"{LOGIN_PAIR_PREFIX}{client}:{username.lower()}"
+    return pair, f"{pair}:inflight"
 
 
 # -- Lua ------------------------------------------------------------------------------------------

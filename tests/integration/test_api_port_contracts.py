@@ -18,8 +18,10 @@ from storage.postgres.pool import create_pool, drop_database
 from storage.postgres.read_models import PostgresDriverReadModels
 from storage.redis.cache import MultiLevelCache
 from storage.redis.client import create_redis
+from storage.redis.login_throttle import RedisLoginThrottle
 from tests.contracts import admin_store_contract as admin_store
 from tests.contracts import cache_contract as cache
+from tests.contracts import login_throttle_contract as login_throttle
 from tests.contracts import read_models_contract as read_models
 from tests.integration.fixtures_db import create_migrated_database
 from tests.integration.inprocess_api import api_settings
@@ -113,5 +115,14 @@ async def test_the_redis_backed_cache_keeps_the_cache_contract(base_settings, ch
     redis = create_redis(settings)
     try:
         await check(MultiLevelCache(redis, l1_ttl_s=60, l1_maxsize=1000))
+    finally:
+        await redis.aclose()
+
+
+@pytest.mark.parametrize("check", login_throttle.CONTRACT, ids=lambda c: c.__name__)
+async def test_the_redis_login_throttle_keeps_the_throttle_contract(base_settings, check):
+    redis = create_redis(api_settings(base_settings, base_settings.database_url))
+    try:
+        await check(RedisLoginThrottle(redis, login_throttle.RULES))
     finally:
         await redis.aclose()

@@ -13,10 +13,9 @@ from deployments.api.auth import (
     AuthError,
     Principal,
     decode_token,
-    failure_limits,
     hash_password,
     issue_token,
-    verify_password,
+    sign_claims,
 )
 
 SETTINGS = Settings(jwt_secret_key="unit-test-secret-" + "x" * 64, jwt_expire_minutes=30)
@@ -25,9 +24,10 @@ SECRET = SETTINGS.jwt_secret_key.get_secret_value()
 
 def test_a_token_carries_sub_role_driver_iat_and_exp_and_decodes_to_its_principal():
     token = issue_token(SETTINGS, user_id="u-1", role="driver", driver_id="driver0007", now_s=1_800_000_000)
-    claims = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False, "verify_iat": False})
-    assert claims == {"sub": "u-1", "role": "driver", "driver_id": "driver0007", "iat": 1_800_000_000,
-                      "exp": 1_800_000_000 + 30 * 60}
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="autoins-api",
+                        options={"verify_exp": False, "verify_iat": False})
+    assert claims == {"iss": "autoins", "aud": "autoins-api", "sub": "u-1", "role": "driver",
+                      "driver_id": "driver0007", "iat": 1_800_000_000, "exp": 1_800_000_000 + 30 * 60}
     fresh = issue_token(SETTINGS, user_id="u-1", role="driver", driver_id="driver0007")
     assert decode_token(SETTINGS, fresh) == Principal(user_id="u-1", role="driver", driver_id="driver0007")
 
@@ -49,7 +49,7 @@ def test_an_expired_token_says_so():
 )
 def test_well_signed_tokens_with_bad_claims_are_rejected(claims, message):
     now = int(time.time())
-    token = jwt.encode({**claims, "iat": now, "exp": now + 60}, SECRET, algorithm="HS256")
+    token = sign_claims(SETTINGS, {**claims, "iat": now, "exp": now + 60})
     with pytest.raises(AuthError, match=message) as raised:
         decode_token(SETTINGS, token)
     assert raised.value.status_code == 401 and raised.value.headers == {"WWW-Authenticate": "Bearer"}
@@ -65,6 +65,45 @@ def test_only_the_configured_algorithm_is_accepted():
         decode_token(SETTINGS, unsigned)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"aud": "another-service"}, r"not issued for this API \(aud\)"),
+        ({"iss": "someone-else"}, r"unknown issuer \(iss\)"),
+        ({"aud": None}, "missing claim 'aud'"),
+        ({"iss": None}, "missing claim 'iss'"),
+    ],
+)
+def test_a_token_for_another_audience_or_from_another_issuer_is_rejected(change, message):
+    now = int(time.time())
+    claims = {"iss": "autoins", "aud": "autoins-api", "sub": "u", "role": "admin", "driver_id": None,
+              "iat": now, "exp": now + 60, **change}
+    token = jwt.encode({k: v for k, v in claims.items() if v is not None}, SECRET, algorithm="HS256")
+    with pytest.raises(AuthError, match=message):
+        decode_token(SETTINGS, token)
+
+
+def test_a_deployment_with_its_own_audience_and_issuer_refuses_the_defaults():
+    mine = SETTINGS.with_overrides(jwt_audience="fleet-api", jwt_issuer="fleet-auth")
+    token = issue_token(mine, user_id="u", role="admin", driver_id=None)
+    assert decode_token(mine, token).user_id == "u"
+    with pytest.raises(AuthError, match=r"\((aud|iss)\)"):
+        decode_token(SETTINGS, token)
+
+
+@pytest.mark.parametrize(("algorithm", "kind"), [("RS256", "rsa"), ("ES384", "p384")])
+def test_rsa_and_ecdsa_tokens_are_signed_with_the_private_key_and_checked_with_the_public_one(algorithm, kind):
+    from tests.unit.test_settings import pem_pair
+
+    private, public = pem_pair(kind)
+    settings = Settings(jwt_algorithm=algorithm, jwt_secret_key=private, jwt_public_key=public)
+    token = issue_token(settings, user_id="u", role="driver", driver_id="driver0001")
+    assert jwt.get_unverified_header(token)["alg"] == algorithm
+    assert decode_token(settings, token).driver_id == "driver0001"
+    with pytest.raises(AuthError, match="only " + algorithm):  # an HS256 token made with the public key
+        decode_token(settings, jwt.encode({"sub": "u"}, "k" * 64, algorithm="HS256"))
+
+
 def test_a_driver_reads_only_their_own_data_and_an_admin_reads_all():
     driver = Principal(user_id="u", role="driver", driver_id="driver0001")
     admin = Principal(user_id="a", role="admin", driver_id=None)
@@ -72,15 +111,17 @@ def test_a_driver_reads_only_their_own_data_and_an_admin_reads_all():
     assert admin.may_read("driver0002") and admin.is_admin and not driver.is_admin
 
 
-def test_the_per_username_failure_limit_is_a_multiple_of_the_per_client_one():
-    assert failure_limits(5) == (25, 5)  # the order of storage.redis.keys.login_failure_keys
-
-
 def test_passwords_are_salted_argon2id_and_verify_off_the_event_loop():
+    from deployments.api.passwords import PasswordVerifier
+
     async def scenario() -> tuple[str, str, bool, bool, bool]:
         first, second = await hash_password("password0001"), await hash_password("password0001")
-        return (first, second, await verify_password(first, "password0001"),
-                await verify_password(first, "password0002"), await verify_password(None, "password0001"))
+        verifier = PasswordVerifier(concurrency=1, queue=4, wait_s=5)
+        try:
+            return (first, second, await verifier.verify(first, "password0001"),
+                    await verifier.verify(first, "password0002"), await verifier.verify(None, "password0001"))
+        finally:
+            verifier.close()
 
     first, second, right, wrong, unknown = asyncio.run(scenario())
     assert first.startswith("$argon2id$v=19$m=19456,t=2,p=1$") and first != second

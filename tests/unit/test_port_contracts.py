@@ -12,9 +12,11 @@ import pytest
 from domain.events import PremiumQuoted
 from storage.memory.admin_store import InMemoryAdminStore
 from storage.memory.cache import InMemoryResponseCache
+from storage.memory.login_throttle import InMemoryLoginThrottle
 from storage.memory.read_models import InMemoryDriverReadModels
 from tests.contracts import admin_store_contract as admin_store
 from tests.contracts import cache_contract as cache
+from tests.contracts import login_throttle_contract as login_throttle
 from tests.contracts import read_models_contract as read_models
 
 
@@ -94,3 +96,8 @@ async def test_the_in_memory_read_models_keep_the_read_model_contract(check):
 @pytest.mark.parametrize("check", admin_store.CONTRACT, ids=lambda c: c.__name__)
 async def test_the_in_memory_admin_store_keeps_the_admin_store_contract(check):
     await check(InMemoryAdminStore())
+
+
+@pytest.mark.parametrize("check", login_throttle.CONTRACT, ids=lambda c: c.__name__)
+async def test_the_in_memory_login_throttle_keeps_the_throttle_contract(check):
+    await check(InMemoryLoginThrottle(login_throttle.RULES))

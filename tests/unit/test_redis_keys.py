@@ -21,7 +21,7 @@ KEYS_MODULE = ROOT / "storage" / "redis" / "keys.py"
 # Every prefix the system has used, the deleted `driver:{id}:live|latest_trip|score` included: a new copy of
 # any of them outside keys.py is a second home.
 PREFIX_LITERALS = ("ws:recent:", "ws:driver:", "ws:fleet", "cache:gen:", "cache:v1", "cache:invalidate", "login:fail:",
-                   "driver:")  # fmt: skip
+                   "login:pair:", "driver:")  # fmt: skip
 
 
 def test_the_builders_spell_the_documented_names():
@@ -32,12 +32,13 @@ def test_the_builders_spell_the_documented_names():
     assert keys.driver_keys("d1") == ("ws:recent:d1", "cache:gen:d1")
 
 
-def test_failed_login_counters_are_per_username_and_per_client_and_username_case_insensitively():
-    assert keys.login_failure_keys("Driver0001", "10.0.0.1") == (
-        "login:fail:user:driver0001", "login:fail:client:10.0.0.1:user:driver0001")  # fmt: skip
-    assert keys.login_failure_keys("driver0001", "10.0.0.2")[0] == keys.login_failure_keys("DRIVER0001", "1.1.1.1")[0]
-    # one client address (all traffic behind the ingress) never shares a counter across usernames
-    assert keys.login_failure_keys("driver0001", "10.0.0.1")[1] != keys.login_failure_keys("driver0002", "10.0.0.1")[1]
+def test_the_login_throttle_keys_one_pair_of_client_and_username_case_insensitively():
+    assert keys.login_pair_keys("10.0.0.1", "Driver0001") == (
+        "login:pair:10.0.0.1:driver0001", "login:pair:10.0.0.1:driver0001:inflight")  # fmt: skip
+    assert keys.login_pair_keys("10.0.0.1", "DRIVER0001") == keys.login_pair_keys("10.0.0.1", "driver0001")
+    # nothing is shared per username alone (a stranger cannot hold the victim's address) nor per address alone
+    assert keys.login_pair_keys("10.0.0.2", "driver0001")[0] != keys.login_pair_keys("10.0.0.1", "driver0001")[0]
+    assert keys.login_pair_keys("10.0.0.1", "driver0002")[0] != keys.login_pair_keys("10.0.0.1", "driver0001")[0]
 
 
 def test_the_lua_key_functions_are_built_from_the_python_prefixes():

@@ -11,6 +11,7 @@ PROD_OK = {
     "DATABASE_URL": "postgresql://app:Vq8-long-db-password@db.internal:5432/insurance",
     "REDIS_URL": "redis://:Zr4-long-redis-password@cache.internal:6379/0",
 }
+SECRETS = {k: v for k, v in PROD_OK.items() if k != "ENVIRONMENT"}
 
 
 def write(path: Path, **values: str) -> None:
@@ -27,14 +28,14 @@ def test_development_starts_with_defaults_and_no_files(tmp_path):
 def test_environment_picks_its_own_env_file(tmp_path):
     write(tmp_path / ".env.staging", DB_POOL_SIZE="17")
     write(tmp_path / ".env.development", DB_POOL_SIZE="3")
-    assert load_settings(tmp_path, environ={"ENVIRONMENT": "staging"}).db_pool_size == 17
+    assert load_settings(tmp_path, environ={**SECRETS, "ENVIRONMENT": "staging"}).db_pool_size == 17
     assert load_settings(tmp_path, environ={}).db_pool_size == 3
 
 
 def test_environment_can_come_from_dot_env(tmp_path):
     write(tmp_path / ".env", ENVIRONMENT="staging")
     write(tmp_path / ".env.staging", KAFKA_PARTITIONS="12")
-    settings = load_settings(tmp_path, environ={})
+    settings = load_settings(tmp_path, environ=SECRETS)
     assert settings.environment is Environment.STAGING
     assert settings.kafka_partitions == 12
 
@@ -61,27 +62,9 @@ def test_production_with_real_secrets_starts(tmp_path):
     assert settings.is_production
 
 
-@pytest.mark.parametrize(
-    ("change", "key"),
-    [
-        ({"JWT_SECRET_KEY": None}, "JWT_SECRET_KEY"),
-        ({"JWT_SECRET_KEY": DEV_JWT_SECRET}, "JWT_SECRET_KEY"),
-        ({"JWT_SECRET_KEY": "short"}, "JWT_SECRET_KEY"),
-        ({"DATABASE_URL": "postgresql://postgres@db:5432/insurance"}, "DATABASE_URL"),
-        ({"DATABASE_URL": "postgresql://app:password@db:5432/insurance"}, "DATABASE_URL"),
-        ({"DATABASE_URL": "postgresql://postgres:postgres@db:5432/insurance"}, "DATABASE_URL"),
-        ({"REDIS_URL": "redis://cache:6379/0"}, "REDIS_URL"),
-        ({"REDIS_URL": "redis://:changeme@cache:6379/0"}, "REDIS_URL"),
-        ({"DEBUG": "true"}, "DEBUG"),
-    ],
-)
-def test_production_refuses_missing_or_development_secrets_naming_the_key(tmp_path, change, key):
-    environ = {k: v for k, v in {**PROD_OK, **change}.items() if v is not None}
-    with pytest.raises(SettingsError) as caught:
-        load_settings(tmp_path, environ=environ)
-    message = str(caught.value)
-    assert message.startswith(f"{key}:")
-    assert "\n" not in message
+def test_production_refuses_debug():
+    with pytest.raises(SettingsError, match=r"^DEBUG: production refuses debug=true$"):
+        load_settings(Path("/nonexistent"), environ={**PROD_OK, "DEBUG": "true"})
 
 
 def test_production_env_file_shipped_in_the_repo_refuses_to_start_without_secrets():
@@ -127,3 +110,134 @@ def test_with_overrides_validates(tmp_path):
     assert settings.with_overrides(num_shards=2).num_shards == 2
     with pytest.raises(ValueError):
         settings.with_overrides(num_shards=0)
+
+
+# -- fail closed outside development on loopback (docs/SECURITY.md §1) --------------------------------------
+
+STAGING_OK = {**PROD_OK, "ENVIRONMENT": "staging"}
+WEAK = [
+    ({"JWT_SECRET_KEY": None}, "JWT_SECRET_KEY"),
+    ({"JWT_SECRET_KEY": DEV_JWT_SECRET}, "JWT_SECRET_KEY"),
+    ({"JWT_SECRET_KEY": "short"}, "JWT_SECRET_KEY"),
+    ({"JWT_SECRET_KEY": "s" * 31}, "JWT_SECRET_KEY"),
+    ({"JWT_ALGORITHM": "HS512", "JWT_SECRET_KEY": "s" * 63}, "JWT_SECRET_KEY"),  # RFC 7518 §3.2: ≥ hash size
+    ({"DATABASE_URL": "postgresql://postgres@db:5432/insurance"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://app@db:5432/insurance"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://app:password@db:5432/insurance"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://postgres:postgres@db:5432/insurance"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://app@db:5432/insurance?password=password"}, "DATABASE_URL"),
+    ({"REDIS_URL": "redis://cache:6379/0"}, "REDIS_URL"),
+    ({"REDIS_URL": "redis://:changeme@cache:6379/0"}, "REDIS_URL"),
+    ({"REDIS_URL": "redis://:password@cache:6379/0"}, "REDIS_URL"),
+    ({"OPERATOR_TOKEN": "short"}, "OPERATOR_TOKEN"),
+]
+
+
+@pytest.mark.parametrize(("change", "key"), WEAK)
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_staging_and_production_refuse_weak_secrets_in_one_line_naming_the_key(tmp_path, environment, change, key):
+    environ = {k: v for k, v in {**PROD_OK, "ENVIRONMENT": environment, **change}.items() if v is not None}
+    with pytest.raises(SettingsError) as caught:
+        load_settings(tmp_path, environ=environ)
+    message = str(caught.value)
+    assert message.startswith(f"{key}: {environment} refuses"), message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(("change", "key"), WEAK)
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "api.example.com"])
+def test_development_bound_beyond_loopback_refuses_them_too(tmp_path, host, change, key):
+    environ = {k: v for k, v in {**PROD_OK, "ENVIRONMENT": "development", "HTTP_HOST": host, **change}.items()
+               if v is not None}
+    with pytest.raises(SettingsError) as caught:
+        load_settings(tmp_path, environ=environ)
+    assert str(caught.value).startswith(f"{key}: development bound to {host} refuses"), str(caught.value)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1"])
+def test_development_on_loopback_runs_on_the_local_defaults(tmp_path, host):
+    settings = load_settings(tmp_path, environ={"HTTP_HOST": host})
+    assert settings.is_local_development
+    assert settings.jwt_secret_key.get_secret_value() == DEV_JWT_SECRET
+    assert settings.database_url == "postgresql://postgres@127.0.0.1:5432/autoins"
+
+
+def test_the_repos_development_file_refuses_to_start_when_bound_to_every_interface():
+    root = Path(__file__).resolve().parents[2]
+    with pytest.raises(SettingsError, match=r"^JWT_SECRET_KEY: development bound to 0\.0\.0\.0 refuses"):
+        load_settings(root, environ={"ENVIRONMENT": "development", "HTTP_HOST": "0.0.0.0"})
+
+
+def test_staging_with_real_secrets_starts(tmp_path):
+    settings = load_settings(tmp_path, environ=STAGING_OK)
+    assert settings.environment is Environment.STAGING and not settings.is_local_development
+
+
+def test_without_environment_a_host_bound_beyond_loopback_must_name_it(tmp_path):
+    with pytest.raises(SettingsError, match=r"^ENVIRONMENT: not set while HTTP_HOST=0\.0\.0\.0"):
+        load_settings(tmp_path, environ={k: v for k, v in {**PROD_OK, "HTTP_HOST": "0.0.0.0"}.items()
+                                         if k != "ENVIRONMENT"})
+    assert load_settings(tmp_path, environ={**PROD_OK, "ENVIRONMENT": "staging", "HTTP_HOST": "0.0.0.0"})
+
+
+@pytest.mark.parametrize("algorithm", ["none", "HS1", "PS256", "EdDSA", "hs256"])
+def test_only_hmac_rsa_and_ecdsa_jwt_algorithms_are_allowed(tmp_path, algorithm):
+    with pytest.raises(SettingsError, match=r"^JWT_ALGORITHM: .* is not allowed"):
+        load_settings(tmp_path, environ={"JWT_ALGORITHM": algorithm})
+
+
+def pem_pair(kind: str) -> tuple[str, str]:
+    """(private, public) PEM keys: kind "rsa", "ec" (P-256) or "p384"."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    curves = {"ec": ec.SECP256R1, "p384": ec.SECP384R1}
+    key = rsa.generate_private_key(65537, 2048) if kind == "rsa" else ec.generate_private_key(curves[kind]())
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
+@pytest.mark.parametrize(("algorithm", "kind"), [("RS256", "rsa"), ("ES256", "ec")])
+def test_rsa_and_ecdsa_need_a_private_and_a_public_key_of_their_family(tmp_path, algorithm, kind):
+    private, public = pem_pair(kind)
+    base = {**PROD_OK, "JWT_ALGORITHM": algorithm, "JWT_SECRET_KEY": private}
+    assert load_settings(tmp_path, environ={**base, "JWT_PUBLIC_KEY": public}).jwt_algorithm == algorithm
+    with pytest.raises(SettingsError, match=r"^JWT_PUBLIC_KEY: "):
+        load_settings(tmp_path, environ=base)
+    with pytest.raises(SettingsError, match=r"^JWT_PUBLIC_KEY: "):  # the private key where the public one goes
+        load_settings(tmp_path, environ={**base, "JWT_PUBLIC_KEY": private})
+    with pytest.raises(SettingsError, match=r"^JWT_SECRET_KEY: "):
+        load_settings(tmp_path, environ={**base, "JWT_SECRET_KEY": GOOD_SECRET, "JWT_PUBLIC_KEY": public})
+    other = pem_pair("ec" if kind == "rsa" else "rsa")[1]
+    with pytest.raises(SettingsError, match=r"^JWT_PUBLIC_KEY: "):
+        load_settings(tmp_path, environ={**base, "JWT_PUBLIC_KEY": other})
+
+
+def test_docs_are_off_in_production_unless_enabled(tmp_path):
+    assert load_settings(tmp_path, environ={}).docs_enabled
+    assert load_settings(tmp_path, environ=STAGING_OK).docs_enabled
+    assert not load_settings(tmp_path, environ=PROD_OK).docs_enabled
+    assert load_settings(tmp_path, environ={**PROD_OK, "API_DOCS_ENABLED": "true"}).docs_enabled
+
+
+def test_the_operator_token_is_masked(tmp_path):
+    token = "o" * 40
+    shown = load_settings(tmp_path, environ={**PROD_OK, "OPERATOR_TOKEN": token}).redacted()
+    assert token not in repr(shown) and shown["operator_token"] == "**********"
+
+
+def test_the_cli_prints_a_refusal_as_one_line_without_a_traceback(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from autoins.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["config"], env={"ENVIRONMENT": "staging", "JWT_SECRET_KEY": "short"})
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["configuration error: JWT_SECRET_KEY: staging refuses the committed default or a secret "
+                     "under 32 characters (only development bound to loopback may use them)"], result.stderr
+    assert "Traceback" not in result.output

@@ -22,6 +22,8 @@ ERRORS: dict[int | str, dict] = {
     400: {"model": ErrorOut, "description": "a request body that is not readable JSON"},
     401: {"model": ErrorOut, "description": "missing, malformed, expired or tampered bearer token"},
     404: {"model": ErrorOut, "description": "unknown resource, or one this login may not read"},
+    413: {"model": ErrorOut, "description": "request body larger than this route class allows"},
+    415: {"model": ErrorOut, "description": "a request body that is not application/json"},
 }
 ADMIN_ERRORS: dict[int | str, dict] = {**ERRORS, 403: {"model": ErrorOut, "description": "admin role required"}}
 

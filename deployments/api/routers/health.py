@@ -2,7 +2,10 @@
 
 Ready checks run concurrently, each bounded by `CHECK_TIMEOUT_S`: PostgreSQL `SELECT 1`, Redis PING,
 Kafka metadata (and the events topic exists), the risk model's `model_info()` through its Serve handle.
-200 when all are ok; otherwise 503 naming each failure (`"model": "not ready: <reason>"`); never a 500.
+200 when all are ok; otherwise 503; never a 500. The public sees only `{"status": "ready" | "not ready"}`; the
+operator token or an admin's JWT (deployments.api.operator.sees_details) also get each check, its reason
+(`"model": "not ready: <reason>"`, which may name hosts and paths) and the replica. Results are reused for
+`readiness_cache_s` (1 s), one round of checks at a time, so probes and floods cost the services nothing more.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from config.names import RISK_APP
+from deployments.api.operator import sees_details
 from deployments.api.resources import ApiResources, get_resources
 from deployments.replica import replica_name
 from storage.kafka.probe import KafkaProbe
@@ -34,10 +38,22 @@ async def live() -> dict[str, str]:
 
 @router.get(
     "/health/ready",
-    summary="PostgreSQL, Redis, Kafka and the risk model answer",
-    responses={503: {"description": "At least one dependency is not ready; `checks` names it"}},
+    summary="PostgreSQL, Redis, Kafka and the risk model answer (details with the operator token or as admin)",
+    responses={503: {"description": "At least one dependency is not ready; operators see which in `checks`"}},
+    openapi_extra={"x-access": "status only; checks, reasons and replica with the operator token or as admin"},
 )
-async def ready(resources: ResourcesDep) -> JSONResponse:
+async def ready(request: Request, resources: ResourcesDep) -> JSONResponse:
+    statuses = await resources.readiness_cache.get(lambda: _check_all(resources))
+    failed = sorted(name for name, status in statuses.items() if not status.startswith(OK))
+    body: dict[str, Any] = {"status": "not ready" if failed else "ready"}
+    if sees_details(request):
+        body.update(checks=statuses, replica=replica_name())
+        if failed:
+            body["failed"] = failed
+    return JSONResponse(body, status_code=503 if failed else 200)
+
+
+async def _check_all(resources: ApiResources) -> dict[str, str]:
     checks: dict[str, Callable[[], Awaitable[str]]] = {
         "postgres": lambda: _postgres(resources),
         "redis": lambda: _redis(resources),
@@ -45,12 +61,7 @@ async def ready(resources: ResourcesDep) -> JSONResponse:
         "model": lambda: _model(resources),
     }
     results = await asyncio.gather(*(_bounded(name, check) for name, check in checks.items()))
-    statuses = dict(zip(checks, results, strict=True))
-    failed = sorted(name for name, status in statuses.items() if not status.startswith(OK))
-    body: dict[str, Any] = {"status": "not ready" if failed else "ready", "checks": statuses, "replica": replica_name()}
-    if failed:
-        body["failed"] = failed
-    return JSONResponse(body, status_code=503 if failed else 200)
+    return dict(zip(checks, results, strict=True))
 
 
 async def _bounded(name: str, check: Callable[[], Awaitable[str]]) -> str:
