@@ -68,7 +68,7 @@ async function render() {
     showError(error);
   }
   window.__consoleStats.rendered = location.hash;
-  main.focus({ preventScroll: true });
+  if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 
 async function start() {

@@ -32,14 +32,19 @@ export async function fleetView({ main, config, go }) {
 
   const map = createMap(mapElement, config, { zoomAnimation: false });
   const stats = window.__consoleStats.fleet = {
-    frames: 0, draws: 0, updatesApplied: 0, vehicles: 0, messages: 0, workMs: [], intervalMs: [],
+    frames: 0, draws: 0, updatesApplied: 0, vehicles: 0, messages: 0, workMs: [], drawMs: [], intervalMs: [],
     summary() {
       return { frames: this.frames, draws: this.draws, vehicles: this.vehicles, updatesApplied: this.updatesApplied,
                work_p50_ms: percentile(this.workMs, 0.5), work_p95_ms: percentile(this.workMs, 0.95),
+               draw_p50_ms: percentile(this.drawMs, 0.5), draw_p95_ms: percentile(this.drawMs, 0.95),
+               draw_max_ms: this.drawMs.length ? Math.max(...this.drawMs) : null, draw_samples: this.drawMs.length,
                interval_p50_ms: percentile(this.intervalMs, 0.5), interval_p95_ms: percentile(this.intervalMs, 0.95),
                samples: this.workMs.length };
     },
-    reset() { this.workMs.length = 0; this.intervalMs.length = 0; this.frames = 0; this.draws = 0; },
+    reset() {
+      for (const buffer of [this.workMs, this.drawMs, this.intervalMs]) buffer.length = 0;
+      this.frames = 0; this.draws = 0;
+    },
   };
   const layer = new VehicleLayer(stats).addTo(map);
   let fitted = false, pendingRows = [], listTimer = null;
@@ -69,7 +74,10 @@ export async function fleetView({ main, config, go }) {
     onMessage: receive,
   });
   // Benchmarks feed synthetic fleets through the same path as the socket's messages.
-  window.__consoleFleet = { receive, feed };
+  window.__consoleFleet = {
+    receive, feed, map,
+    snapshot: () => Object.fromEntries([...layer.vehicles].map(([d, v]) => [d, [v.lat, v.lon, v.seq]])),
+  };
   return () => { feed.stop(); if (listTimer) clearTimeout(listTimer); map.remove(); };
 }
 
