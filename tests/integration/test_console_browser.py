@@ -13,6 +13,7 @@ import math
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -119,6 +120,23 @@ def open_page(chromium, system, width: int = 1280, height: int = 860):
     return context, page, watch_console(page)
 
 
+@contextmanager
+def signed_in(chromium, system, username: str, *, width: int = 1280, height: int = 860, expected: tuple = ()):
+    """A fresh browser context, logged in with the keyboard, on its home page; on leaving, no console error but the
+    `expected` ones (substrings: a step's deliberate refusal that the browser logs)."""
+    context, page, console = open_page(chromium, system, width, height)
+    console.expected.extend(expected)
+    password = ADMIN_PASSWORD if username == ADMIN_USERNAME else demo_password(username)
+    try:
+        log_in_with_the_keyboard(page, username, password)
+        page.wait_for_selector("[data-testid=dashboard]" if username == ADMIN_USERNAME else
+                               "[data-testid=score-value]")
+        yield page
+        assert console.unexpected() == []
+    finally:
+        context.close()
+
+
 def log_in_with_the_keyboard(page, username: str, password: str) -> None:
     page.goto("/")
     page.wait_for_selector("#username")
@@ -140,16 +158,13 @@ def settle(system: System, extra: int) -> None:
 
 
 def test_a_driver_sees_the_score_opens_a_trip_and_sees_its_route_and_event_markers(system, chromium):
-    context, page, console = open_page(chromium, system)
-    try:
-        log_in_with_the_keyboard(page, DRIVER, demo_password(DRIVER))
-        page.wait_for_selector("[data-testid=score-value]")
+    with signed_in(chromium, system, DRIVER) as page:
         token = system.token(DRIVER, demo_password(DRIVER))
         score = system.get("/api/v1/risk/me/score", token)
         assert page.text_content("[data-testid=score-value]") == f"{score['score']:.1f}"
         assert "own driving" in page.text_content("[data-testid=credibility]")
-        assert "premium would be" in page.text_content("[data-testid=premium]") or \
-            "best band" in page.text_content("[data-testid=premium]")
+        premium = page.text_content("[data-testid=premium]")
+        assert "premium would be" in premium or "best band" in premium
         assert page.locator("[data-testid=trip-link]").count() >= 1
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "portal.png"), full_page=True)
@@ -163,42 +178,33 @@ def test_a_driver_sees_the_score_opens_a_trip_and_sees_its_route_and_event_marke
         assert drawn["markers"] == len(placed) and drawn["markers"] >= 1, (drawn, episodes)
         assert page.locator("[data-testid=trip-figures]").is_visible()
         page.screenshot(path=str(SCREENSHOTS / "trip.png"), full_page=True)
-        assert console.unexpected() == []
-    finally:
-        context.close()
 
 
 def busiest_trip(system: System, token: str) -> tuple[str, list[dict]]:
     trips = system.get("/api/v1/drivers/me/trips?page_size=100", token)["items"]
-    best = max(((t["trip_id"], system.get(f"/api/v1/trips/{t['trip_id']}/events?page_size=100", token)["items"])
+    return max(((t["trip_id"], system.get(f"/api/v1/trips/{t['trip_id']}/events?page_size=100", token)["items"])
                 for t in trips), key=lambda pair: sum(e["lat"] is not None for e in pair[1]))
-    return best
 
 
 def test_the_portal_works_at_a_phones_width_without_sideways_scrolling(chromium, system):
-    context, page, console = open_page(chromium, system, width=390, height=844)
-    try:
-        log_in_with_the_keyboard(page, DRIVER, demo_password(DRIVER))
-        page.wait_for_selector("[data-testid=score-value]")
+    with signed_in(chromium, system, DRIVER, width=390, height=844) as page:
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         unlabeled = page.evaluate("""() => [...document.querySelectorAll('input, button, a')]
             .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
             .map(e => e.outerHTML)""")
         assert unlabeled == []
-        assert console.unexpected() == []
-    finally:
-        context.close()
+
+
+def wait_until_live(page) -> None:
+    page.wait_for_function("() => (document.querySelector('[data-testid=feed-status]') || {}).textContent"
+                           "?.includes('live')")
 
 
 def test_a_driver_receives_live_positions_and_resumes_after_a_dropped_connection(chromium, system):
-    context, page, console = open_page(chromium, system)
     held = system.held[DRIVER]
-    try:
-        log_in_with_the_keyboard(page, DRIVER, demo_password(DRIVER))
-        page.wait_for_selector("[data-testid=score-value]")
+    with signed_in(chromium, system, DRIVER) as page:
         page.goto("/#/live")
-        page.wait_for_function("() => (document.querySelector('[data-testid=feed-status]') || {}).textContent"
-                               "?.includes('live')")
+        wait_until_live(page)
         system.produce(held[: HELD // 2])
         page.wait_for_function("() => window.__consoleStats.live.positions >= 1", timeout=60_000)
         assert page.text_content("[data-testid=live-position]").startswith("At ")
@@ -211,53 +217,33 @@ def test_a_driver_receives_live_positions_and_resumes_after_a_dropped_connection
                                ".includes('resumed')")
         assert stat(page, "s.live.feed.resumedFrom").startswith(f"{before}:")
         settle(system, HELD - HELD // 2)
-        assert console.unexpected() == []
-    finally:
-        context.close()
 
 
 def test_a_driver_cannot_open_another_drivers_trip(chromium, system):
     admin = system.token(ADMIN_USERNAME, ADMIN_PASSWORD)
     others = system.get(f"/api/v1/drivers/{OTHER}/trips", admin)["items"]
     assert others, "the other demo driver has trips"
-    context, page, console = open_page(chromium, system)
-    console.expected.append("status of 404")  # the browser logs the API's refusal; the page shows it in words
-    try:
-        log_in_with_the_keyboard(page, DRIVER, demo_password(DRIVER))
-        page.wait_for_selector("[data-testid=score-value]")
+    # The browser logs the API's refusal; the page shows it in words.
+    with signed_in(chromium, system, DRIVER, expected=("status of 404",)) as page:
         page.goto(f"/#/trip/{others[0]['trip_id']}")
         page.wait_for_selector("#notice:not([hidden])")
         assert "not found" in page.text_content("#notice").lower()
-        assert console.unexpected() == []
-    finally:
-        context.close()
 
 
 def test_a_session_the_api_refuses_goes_back_to_login(chromium, system):
-    context, page, console = open_page(chromium, system)
-    console.expected.append("status of 401")
-    try:
-        log_in_with_the_keyboard(page, DRIVER, demo_password(DRIVER))
-        page.wait_for_selector("[data-testid=score-value]")
+    with signed_in(chromium, system, DRIVER, expected=("status of 401",)) as page:
         page.evaluate("""() => { const t = sessionStorage.getItem('autoins.token');
                                  sessionStorage.setItem('autoins.token', t.slice(0, -4) + 'AAAA'); }""")
         page.goto("/#/portal?page=1")
         page.wait_for_selector("#username")
         assert "expired=1" in page.url and "session ended" in page.text_content("main").lower()
-        assert console.unexpected() == []
-    finally:
-        context.close()
 
 
 def test_an_admin_sees_the_fleet_move(chromium, system):
-    context, page, console = open_page(chromium, system)
     held = system.held[THIRD]
-    try:
-        log_in_with_the_keyboard(page, ADMIN_USERNAME, ADMIN_PASSWORD)
-        page.wait_for_selector("[data-testid=dashboard]")
+    with signed_in(chromium, system, ADMIN_USERNAME) as page:
         assert page.locator("svg.chart rect").count() >= 1
-        page.wait_for_function("() => document.querySelector('[data-testid=feed-status]').textContent"
-                               ".includes('live')")
+        wait_until_live(page)
         system.produce(held[: HELD // 2])
         page.wait_for_function("() => Object.keys(window.__consoleFleet.snapshot()).length >= 1", timeout=60_000)
         first = page.evaluate("() => window.__consoleFleet.snapshot()")
@@ -269,9 +255,6 @@ def test_an_admin_sees_the_fleet_move(chromium, system):
         settle(system, HELD - HELD // 2)
         page.wait_for_timeout(800)  # the side list is refreshed twice a second
         assert int(page.text_content("[data-testid=vehicle-count]")) >= 1
-        assert console.unexpected() == []
-    finally:
-        context.close()
 
 
 async def feed_moving_fleet(settings, drivers: int, seconds: int) -> None:
@@ -296,11 +279,8 @@ async def feed_moving_fleet(settings, drivers: int, seconds: int) -> None:
 
 
 def test_the_fleet_view_stays_smooth_with_2000_moving_drivers(chromium, system):
-    context, page, console = open_page(chromium, system)
-    try:
-        log_in_with_the_keyboard(page, ADMIN_USERNAME, ADMIN_PASSWORD)
-        page.wait_for_function("() => (document.querySelector('[data-testid=feed-status]') || {}).textContent"
-                               "?.includes('live')")
+    with signed_in(chromium, system, ADMIN_USERNAME) as page:
+        wait_until_live(page)
         page.evaluate("() => window.__consoleStats.fleet.reset()")
         # A user panning all along: every frame with a move redraws all 2,000 vehicles, not only those with news.
         page.evaluate("() => { window.__pan = setInterval(() => window.__consoleFleet.map.panBy([2, 1], "
@@ -318,6 +298,3 @@ def test_the_fleet_view_stays_smooth_with_2000_moving_drivers(chromium, system):
         assert summary["vehicles"] >= BENCH_DRIVERS and summary["updatesApplied"] >= BENCH_DRIVERS * 2
         assert summary["draw_samples"] >= BENCH_SECONDS  # the vehicles were redrawn as they moved
         assert summary["draw_p95_ms"] < 16.7, figures  # a redraw of 2,000 vehicles fits in one 60 Hz frame
-        assert console.unexpected() == []
-    finally:
-        context.close()
