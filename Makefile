@@ -10,9 +10,19 @@ DEMO_DURATION ?= 1d
 # pipeline, prints their addresses, and keeps serving until Ctrl-C; DEMO_FLAGS=--exit-when-drained exits.
 DEMO_FLAGS ?=
 
-.PHONY: install demo test test-unit test-integration stack-down lint clean
+.PHONY: install browser demo test test-unit test-integration stack-down lint clean
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# Debian's chromium for the console's browser tests (Playwright drives it by executable_path; its own browser
+# download cannot work here). Best effort: without it those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null \
+	    || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; } \
+	    || echo "chromium could not be installed: the console's browser tests will skip"; \
+	  else echo "chromium is missing (needs root and apt-get): the console's browser tests will skip"; fi; }
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -42,6 +42,7 @@ def demo_command(
     pipeline, system = launch_pipeline(settings)
     dashboard = system.dashboard
     urls = deploy_apps(settings)
+    console.print(f"Console: {urls['console']}  (driver0001 / password0001, admin / admin-password)")
     console.print(
         f"pipeline up: {settings.kafka_num_consumers} consumer(s), {settings.num_shards} shards, "
         f"{settings.num_persistence} persistence actors; simulating {drivers} drivers over {duration}"

@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     operator_token: SecretStr | None = None
     api_docs_enabled: bool | None = None  # /docs, /redoc, /openapi.json; None: on everywhere but production
 
+    # -- web console at / (docs/CONSOLE.md): map tiles, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png;
+    #    empty (the default): no tiles, routes and vehicles draw on a blank background, so it works offline
+    console_tile_url: str = ""
+    console_tile_attribution: str = ""
+
     # -- performance tuning (plan §7)
     cache_ttl_default: int = Field(default=300, ge=0)
     cache_ttl_risk_score: int = Field(default=3600, ge=0)
@@ -205,6 +210,13 @@ class Settings(BaseSettings):
     def _redis_url_is_redis(cls, value: str) -> str:
         if urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
             raise ValueError("must be a redis:// URL")
+        return value
+
+    @field_validator("console_tile_url")
+    @classmethod
+    def _tile_url_is_http(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("CONSOLE_TILE_URL must be an http(s) URL template such as https://host/{z}/{x}/{y}.png")
         return value
 
     @field_validator("jwt_algorithm")

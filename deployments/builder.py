@@ -82,6 +82,7 @@ def deploy_all(settings: Settings, *, risk: bool = True) -> dict[str, str]:
 def urls(settings: Settings) -> dict[str, str]:
     base = api_base_url(settings)
     return {
+        "console": f"{base}/",  # the web console (docs/CONSOLE.md), served by the API deployment
         "api": base,
         "docs": f"{base}/docs",
         "websocket": f"ws://{http_host_port(settings)}{WS_ROUTE}/drivers/<driver_id>",

@@ -28,6 +28,7 @@ from deployments.api.resources import ApiResources
 from deployments.api.routers import auth, drivers, health, metrics, policies, risk, telematics, trips
 from deployments.api.routers.admin import router as admin_router
 from deployments.api.warming import warm_cache
+from deployments.console.routes import install_console
 from storage.postgres.admin_queries import PostgresAdminStore
 from storage.postgres.credentials import PostgresCredentials
 from storage.postgres.pool import create_pool
@@ -81,6 +82,7 @@ def create_app(settings: Settings, *, risk_model: RiskModel | None = None) -> Fa
     app.state.tokens = TokenCache()
     for router in ROUTERS:
         app.include_router(router)
+    install_console(app, settings)  # the web console at / (docs/CONSOLE.md): static files, same ingress
     _install_error_handlers(app)
     # Innermost first: login shedding sees bodies the guard has bounded; both sit inside the platform middleware
     # (added last, outermost), so their refusals carry request ids and are measured.

@@ -39,4 +39,4 @@ def test_the_classification_matches_the_guards():
     assert who[("GET", "/health/ready")].startswith("anyone; status only")
     public = {path for (_, path), w in who.items() if w.startswith("anyone")}
     assert public == {"/api/v1/auth/login", "/health/live", "/health/ready", "/docs", "/docs/oauth2-redirect",
-                      "/redoc", "/openapi.json"}
+                      "/redoc", "/openapi.json", "/", "/console/config.json"}

@@ -1,0 +1,71 @@
+// A live feed (/ws/drivers/{id} or /ws/fleet, docs/OPERATIONS.md): the token goes in the first message (never in
+// the URL, so it stays out of access logs); after a drop it reconnects with backoff and resumes with
+// ?since=<seq>:<type>:<stream_version> of the last message received, which the server answers with exactly the
+// messages missed (driver feeds; the fleet feed has no history and simply resumes live).
+
+const FATAL = { 4400: "the resume cursor was refused", 4403: "you may not watch this feed",
+                4404: "this driver does not exist" };
+
+export class LiveFeed {
+  constructor(path, token, { onMessage, onStatus, onExpired }) {
+    this.path = path;
+    this.token = token;
+    this.onMessage = onMessage;
+    this.onStatus = onStatus || (() => {});
+    this.onExpired = onExpired || (() => {});
+    this.cursor = null;
+    this.delayMs = 500;
+    this.stopped = false;
+    this.stats = { connects: 0, messages: 0, lastSeq: null, resumedFrom: null };
+    this.connect();
+  }
+
+  connect() {
+    if (this.stopped) return;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const since = this.cursor ? `?since=${encodeURIComponent(this.cursor)}` : "";
+    this.stats.resumedFrom = this.cursor;
+    const ws = new WebSocket(`${scheme}//${location.host}/ws${this.path}${since}`);
+    this.ws = ws;
+    this.onStatus(this.stats.connects ? "reconnecting…" : "connecting…");
+    ws.addEventListener("open", () => ws.send(JSON.stringify({ token: this.token })));
+    ws.addEventListener("message", (event) => this.receive(event.data));
+    ws.addEventListener("close", (event) => this.closed(ws, event));
+    ws.addEventListener("error", () => {});  // a close event always follows; it decides what to do
+  }
+
+  receive(data) {
+    let message;
+    try { message = JSON.parse(data); } catch { return; }
+    if (message.type === "hello") {
+      this.stats.connects += 1;
+      this.delayMs = 500;
+      this.onStatus(this.cursor ? "live (resumed)" : "live");
+      return;
+    }
+    if (message.type === "heartbeat") return;
+    const messages = message.type === "fleet_batch" ? message.messages : [message];
+    for (const m of messages) {
+      this.stats.messages += 1;
+      if (typeof m.seq === "number" && this.path !== "/fleet") {
+        this.cursor = `${m.seq}:${m.type}:${m.stream_version || 0}`;
+        this.stats.lastSeq = m.seq;
+      }
+    }
+    this.onMessage(messages);
+  }
+
+  closed(ws, event) {
+    if (ws !== this.ws || this.stopped) return;
+    if (event.code === 4401) { this.onStatus("session ended"); this.onExpired(); return; }
+    if (FATAL[event.code]) { this.onStatus(`closed: ${FATAL[event.code]}`); return; }
+    this.onStatus(`disconnected; retrying in ${Math.round(this.delayMs / 100) / 10} s`);
+    setTimeout(() => this.connect(), this.delayMs);
+    this.delayMs = Math.min(this.delayMs * 2, 10_000);
+  }
+
+  // Tests and the "reconnect" button: drop the socket as a network would; the feed resumes by itself.
+  drop() { if (this.ws) this.ws.close(4000, "dropped by the viewer"); }
+
+  stop() { this.stopped = true; if (this.ws) this.ws.close(1000, "viewer left"); }
+}
