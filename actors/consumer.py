@@ -6,9 +6,9 @@ group rebalance to wait for (KAFKA_NOTES.md: joins are slow here, and one member
 others). Offsets are committed to Kafka too, after the batch is durable, for lag monitoring.
 
 A batch that fails anywhere (a shard or the persistence actor died, a stream conflict) makes the
-consumer rewind: wait for what is in flight, evict the touched drivers from the shards (their state may
-be ahead of what is durable), seek back to the stored offsets, and go on. Every write is idempotent,
-so whatever happened to the failed call, replaying it is safe.
+consumer rewind: wait for what is in flight, evict the drivers of its partitions from the shards (their
+state may be ahead of what is durable, log time included), seek back to the stored offsets, and go on.
+Every write is idempotent, so whatever happened to the failed call, replaying it is safe.
 
 Kafka's client is not thread-safe: every call on it runs in one dedicated thread.
 """
@@ -214,8 +214,10 @@ class IngestConsumer:
         for item in pending[1:]:
             with contextlib.suppress(Exception):
                 await item.ref
-        drivers = sorted({d for item in pending for d in item.prepared.drivers})
-        await self._evict(drivers)
+        # Forget every driver fed from this consumer's partitions, not only the failed batches' drivers: the log
+        # time those batches carried may have closed a silent driver's trip in a shard (no reading of its own),
+        # and a shard that kept it closed would never write that trip_ended (tests/unit/test_silence.py).
+        await self._evict(None)
         await self._seek_to_stored_offsets()
         # Back off while the same failure repeats (a bug or a schema mismatch must not spin the CPU);
         # the first success resets it.

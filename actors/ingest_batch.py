@@ -46,7 +46,6 @@ class PreparedBatch:
 
     persist: PersistBatch
     shard_blobs: dict[int, bytes]
-    drivers: frozenset[str]
     dead_letters: list[DeadLetter]
     log_times: dict[int, int] = field(default_factory=dict)  # partition -> log time after this batch
     shard_request_ids: dict[int, tuple[str, ...]] = field(default_factory=dict)
@@ -104,7 +103,6 @@ def prepare_batch(
         persist=persist,
         shard_blobs={s: encode_shard_items(items_by_shard.get(s, ())) for s in range(shards)},
         log_times=clock.of(p for _, p in next_offsets),
-        drivers=frozenset(r.driver_id for r in readings),
         dead_letters=[_dead_letter(messages[i], r) for i, r in sorted(rejected.items())],
         shard_request_ids={s: tuple(sorted(ids)) for s, ids in sorted(ids_by_shard.items())},
     )

@@ -46,13 +46,20 @@ def cut_off_then_others_drive() -> list[Reading]:
     return sorted(a + b, key=lambda r: r.ts_ms)
 
 
-async def run(readings: list[Reading], batch_size: int, evict_every: int = 0):
+async def run(readings: list[Reading], batch_size: int, evict_every: int = 0, fail_every: int = 0,
+              idle_batches: int = 3):
+    """Fold and persist in batches. `fail_every`: every such batch is folded, then lost before it is durable
+    (the persistence actor died), and the consumer's rewind (`ShardBatchHandler.evict_partitions`) runs
+    before the batch is folded again."""
     store = InMemoryEventStore()
-    folder = ShardBatchHandler(store, RULES, shard=0, snapshot_every_events=50, idle_batches=3)
+    folder = ShardBatchHandler(store, RULES, shard=0, snapshot_every_events=50, idle_batches=idle_batches)
     persister = PersistBatchHandler(store, InMemoryProjector())
     items = arrived_in_one_partition(readings)
     for n, start in enumerate(range(0, len(items), batch_size), start=1):
         chunk = items[start : start + batch_size]
+        if fail_every and n % fail_every == 0:
+            await folder.handle(chunk, log_times=log_time_after(chunk))  # folded, never durable
+            folder.evict_partitions({item.partition for item in chunk})
         done = await folder.handle(chunk, log_times=log_time_after(chunk))
         await persister.handle(persist_batch(chunk, done.output))
         if evict_every and n % evict_every == 0:
@@ -90,6 +97,21 @@ async def test_the_same_events_whatever_the_batch_size_and_across_restarts(batch
     for store in (await run(readings, batch_size), await run(readings, batch_size, evict_every=3)):
         assert events_of(store, "A") == events_of(reference, "A")
         assert events_of(store, "B") == events_of(reference, "B")
+
+
+async def test_a_batch_lost_after_log_time_closed_a_silent_trip_closes_it_again_on_replay():
+    """The batch that only moves log time past A's silence (A has no reading in it) is lost before it is durable.
+    The rewind must forget A too, though A is not among the batch's drivers: otherwise A stays closed in memory,
+    its trip_ended is never written, and log time cannot close it again (found by the node-loss test)."""
+    readings = cut_off_then_others_drive()
+    reference = await run(readings, batch_size=20)
+    for fail_every in (1, 2, 3, 5):
+        # drivers stay in memory for many batches (as in the pipeline): A is still there, closed, at the replay
+        store = await run(readings, batch_size=20, fail_every=fail_every, idle_batches=1_000)
+        assert events_of(store, "A") == events_of(reference, "A"), fail_every
+        assert events_of(store, "B") == events_of(reference, "B"), fail_every
+    (trip,) = ended(reference, "A")
+    assert trip["summary"]["end_reason"] == "device_silent"
 
 
 async def test_a_backlog_uploaded_late_is_one_trip_not_one_per_reading():
