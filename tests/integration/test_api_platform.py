@@ -238,6 +238,9 @@ def test_a_flood_of_unknown_user_logins_leaves_authenticated_reads_fast(api, ser
           f"({len(samples['flood'])}); p50 {sorted(samples['idle'])[len(samples['idle']) // 2]:.2f} / "
           f"{sorted(samples['flood'])[len(samples['flood']) // 2]:.2f} ms")
     assert sum(counts.values()) >= FLOOD_RATE * FLOOD_S * CYCLES * 0.8, counts
-    assert counts.get("429", 0) > 0 and counts.get("401", 0) > 0, counts  # the cap refused, and checked some
+    # Every answer is a refusal; some were checked (401). Whether the cap also refused some (429) depends on how
+    # fast this host verifies: at 80/s two replicas keep up on a quiet machine, so 429s are not asserted here.
+    # The cap itself is tested deterministically in tests/unit/test_login.py and test_api_authz.py.
+    assert set(counts) <= {"401", "429"} and counts.get("401", 0) > 0, counts
     assert not any(k.startswith("5") for k in counts), counts
     assert p95_flood <= 2 * p95_idle, (p95_idle, p95_flood)
