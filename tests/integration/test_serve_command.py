@@ -187,6 +187,60 @@ def test_the_system_outlives_a_sigkilled_cli_and_status_and_stop_work_from_anoth
         drop(url)
 
 
+def test_on_a_joined_cluster_stop_removes_our_system_and_leaves_the_cluster_running(
+    base_settings, kafka_topics, fleet, tmp_path
+):
+    """RAY_ADDRESS set: `autoins deploy` joins a cluster it did not start. `autoins stop` from another process
+    removes the pipeline, the apps and Serve's ingress (the HTTP port is free again) and leaves every process of
+    the cluster running; `autoins status` then says nothing of ours runs there."""
+    from autoins.ingress import ingress_environment
+    from autoins.ray_head import start_head, stop_head, wait_for_head
+    from autoins.stack.processes import port_listening
+
+    payloads, _ = fleet
+    first = payloads[:1_000]
+    url = asyncio.run(make_migrated_database(base_settings, NOW))
+    group = f"joined-{uuid.uuid4().hex[:8]}"
+    settings = base_settings.with_overrides(database_url=url, kafka_consumer_group=group, **kafka_topics)
+    http_port = free_tcp_port()
+    env = _serve_env(url, http_port, kafka_topics, group, "joined") | {"RAY_AUTH_MODE": "disabled"}
+    owner_dir, cli_dir = tmp_path / "cluster-owner", tmp_path / "operator"
+    owner_dir.mkdir(), cli_dir.mkdir()
+    owner = load_settings(owner_dir, environ={}, data_dir=owner_dir / ".autoins")
+    head = start_head(owner, env | ingress_environment(base_settings.serve_haproxy))  # someone else's cluster
+    try:
+        wait_for_head(head)
+        env["RAY_ADDRESS"] = head.address
+        cluster_processes = {p.pid for p in head_processes(head)  # its GCS and raylet (workers come and go)
+                             if any(core in " ".join(p.cmdline()) for core in ("gcs_server", "raylet"))}
+        assert len(cluster_processes) >= 2
+        produce(settings, first, [key_of(p) for p in first])
+        deploy = _cli(["deploy"], env, cli_dir, timeout_s=240)
+        assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+        assert httpx.get(f"http://127.0.0.1:{http_port}/health/live", timeout=5).status_code == 200
+        deadline = time.monotonic() + 90
+        while asyncio.run(durable_messages(settings)) < len(first):
+            assert time.monotonic() < deadline, "the joined pipeline did not consume"
+            time.sleep(0.5)
+        status = _cli(["status"], env, cli_dir)
+        assert status.returncode == 0 and "pipeline ok" in status.stdout, status.stdout + status.stderr
+
+        stop = _cli(["stop"], env, cli_dir)
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert "stopped the local Ray head" not in stop.stdout  # not ours to stop
+        assert cluster_processes <= {p.pid for p in head_processes(head) if p.is_running()}, "the cluster was hurt"
+        assert port_listening("127.0.0.1", head.port)
+        deadline = time.monotonic() + 30
+        while port_listening("127.0.0.1", http_port):  # Serve's ingress is gone with Serve
+            assert time.monotonic() < deadline, f"something still listens on {http_port} after stop"
+            time.sleep(0.5)
+        again = _cli(["status"], env, cli_dir)
+        assert again.returncode == 1 and "no pipeline is running" in again.stderr.replace("\n", " "), again.stderr
+    finally:
+        stop_head(owner, head)
+        drop(url)
+
+
 def _kill_head(cwd, head=None) -> None:
     """A failed test must not leave a cluster (and its ingress) behind for the next one."""
     head = head or head_of(cwd)
