@@ -39,15 +39,15 @@ async def register_device(body: DeviceCreate, resources: ResourcesDep) -> Device
 
 @router.get("/{device_id}", response_model=DeviceOut, summary="One device")
 async def get_device(device_id: uuid.UUID, resources: ResourcesDep) -> DeviceOut:
-    row = await resources.devices.get(device_id)
-    if row is None:
-        raise not_found(f"device {device_id}")
-    return DeviceOut.of(row)
+    return _found(device_id, await resources.devices.get(device_id))
 
 
 @router.post("/{device_id}/revoke", response_model=DeviceOut, summary="Revoke a device's key (idempotent)")
 async def revoke_device(device_id: uuid.UUID, resources: ResourcesDep) -> DeviceOut:
-    row = await resources.devices.revoke(device_id)
+    return _found(device_id, await resources.devices.revoke(device_id))
+
+
+def _found(device_id: uuid.UUID, row) -> DeviceOut:
     if row is None:
         raise not_found(f"device {device_id}")
     return DeviceOut.of(row)
