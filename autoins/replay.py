@@ -23,7 +23,7 @@ from autoins.cli_support import console, settings_from_env, user_errors
 from autoins.errors import UserFacingError
 from config.endpoints import api_base_url
 from config.rules import validation_rules
-from storage.http.telematics_api import HttpTelematicsApi
+from storage.http.telematics_api import IMPORT, INGEST, HttpTelematicsApi
 from usecases.ports.clock import SystemClock
 from usecases.ports.telematics_api import ApiRefused, ApiUnavailable
 from usecases.replay import Replay, ReplayReport, ReplayTerms
@@ -51,6 +51,9 @@ def replay_command(
     ] = None,
     timeout: Annotated[float, typer.Option(
         "--timeout", min=0, help="Seconds to wait at most for the pipeline's trips after the last batch.")] = 60.0,
+    import_: Annotated[bool, typer.Option(
+        "--import", help="Post through the admin import (an admin login): readings older than the ingest route's "
+        "window (INGEST_MAX_BACKDATE_S) are taken too, within retention.")] = False,
     settle: Annotated[float | None, typer.Option(
         "--settle", min=0, help="Done waiting once the trips found did not change for this many seconds. Default: "
         "the setting log_tick_idle_s + 10 (an idle partition's last trip ends once a log tick passes it).")] = None,
@@ -74,20 +77,21 @@ def replay_command(
         settle = settings.log_tick_idle_s + 10.0
     terms = ReplayTerms(batch_size=size, timeout_s=max(timeout, settle), settle_s=settle,
                         rules=validation_rules(settings))
-    report = asyncio.run(_replay(file, lines, base_url, username, password, token, terms))
+    ingest_path = IMPORT if import_ else INGEST
+    report = asyncio.run(_replay(file, lines, base_url, username, password, token, terms, ingest_path))
     print_report(report, terms, settings.log_tick_idle_s)
     if report.accepted == 0:
         raise typer.Exit(1)
 
 
 async def _replay(file: Path, lines: int, base_url: str, username: str | None, password: str | None,
-                  token: str | None, terms: ReplayTerms) -> ReplayReport:
+                  token: str | None, terms: ReplayTerms, ingest_path: str = INGEST) -> ReplayReport:
     try:
         if token is not None:
-            api = HttpTelematicsApi(base_url, token)
+            api = HttpTelematicsApi(base_url, token, ingest_path=ingest_path)
         else:
             assert username is not None and password is not None
-            api = await HttpTelematicsApi.login(base_url, username, password)
+            api = await HttpTelematicsApi.login(base_url, username, password, ingest_path=ingest_path)
         try:
             with Progress(TextColumn("posting"), BarColumn(), MofNCompleteColumn(), TextColumn("lines"),
                           TimeElapsedColumn(), console=console) as progress:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from config.settings import Settings
 from domain.batch_sizing import BatchSizingRules
 from domain.rules import ValidationRules
@@ -10,6 +12,12 @@ from domain.rules import ValidationRules
 def validation_rules(settings: Settings) -> ValidationRules:
     """What the API and the pipeline accept: the clock skew and the retention of these settings."""
     return ValidationRules(max_future_skew_s=settings.max_future_skew_s, retention_months=settings.retention_months)
+
+
+def ingest_validation_rules(settings: Settings) -> ValidationRules:
+    """The public ingest route's: the pipeline's rules plus the backdating window (docs/SECURITY.md §6). The admin
+    import uses `validation_rules`: only retention limits its past."""
+    return msgspec.structs.replace(validation_rules(settings), max_backdate_s=settings.ingest_max_backdate_s)
 
 
 def batch_sizing_rules(settings: Settings) -> BatchSizingRules:

@@ -147,6 +147,14 @@ class Settings(BaseSettings):
     body_max_bytes_small: int = Field(default=16 * 1024, ge=1024)
     body_max_bytes_default: int = Field(default=64 * 1024, ge=1024)
     ingest_kafka_timeout_s: float = Field(default=5.0, gt=0)
+    # Device credentials and ingest limits (docs/SECURITY.md §6). Readings older than this window are refused on the
+    # public ingest route (`ts_backdated`); older data goes through the admin import. 72 h: a phone offline over a
+    # weekend still delivers its trips (our choice).
+    ingest_max_backdate_s: int = Field(default=72 * 3600, ge=1)
+    # Driver (bearer) tokens on the ingest route; None: on in development only (the replay tool and the tests post
+    # as drivers there), off in staging and production, where devices post with their own key.
+    ingest_driver_tokens: bool | None = None
+    device_last_seen_interval_s: float = Field(default=60.0, gt=0)  # a device's last_seen_at written at most so often
 
     # -- risk model (issue 6)
     models_dir: Path = Path(".autoins/models")
@@ -262,6 +270,13 @@ class Settings(BaseSettings):
     @property
     def docs_enabled(self) -> bool:
         return self.api_docs_enabled if self.api_docs_enabled is not None else not self.is_production
+
+    @property
+    def driver_token_ingest(self) -> bool:
+        """Whether a driver's bearer token may post readings (devices always may, with their key)."""
+        if self.ingest_driver_tokens is not None:
+            return self.ingest_driver_tokens
+        return self.environment is Environment.DEVELOPMENT
 
     @property
     def database_name(self) -> str:

@@ -25,6 +25,10 @@ class ValidationRules(msgspec.Struct, frozen=True, kw_only=True):
     # DESIGN.md / the plan: raw events are kept 12 months, then archived. Readings from a month that
     # retention retires are refused (`domain.partition_calendar.retention_start_ms`, the one rule for both).
     retention_months: int = 12
+    # How far in the past a reading may be when it arrives through the public ingest route (docs/SECURITY.md §6):
+    # older ones are refused (`ts_backdated`) and go through the admin import. None: only retention limits the
+    # past — the pipeline's own rules (Kafka producers are ours) and the admin import.
+    max_backdate_s: int | None = None
     # One reading is ~300 bytes of JSON; 64 KiB leaves room for a `data` object and refuses abuse.
     max_payload_bytes: int = 64 * 1024
 

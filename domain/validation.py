@@ -44,6 +44,7 @@ class RejectReason(StrEnum):
     TS_UNPARSEABLE = "ts_unparseable"
     TS_IN_FUTURE = "ts_in_future"
     TS_BEFORE_RETENTION = "ts_before_retention"
+    TS_BACKDATED = "ts_backdated"  # older than the ingest route's window (ValidationRules.max_backdate_s)
     PAYLOAD_TOO_LARGE = "payload_too_large"
 
 
@@ -239,6 +240,12 @@ def _check_ts_window(ts_ms: int, now_ms: int, rules: ValidationRules) -> tuple[R
             RejectReason.TS_BEFORE_RETENTION,
             f"ts is before {_iso_ms(oldest_ms)}, the start of the oldest month the {rules.retention_months}-month "
             "retention keeps",
+        )
+    if rules.max_backdate_s is not None and ts_ms < now_ms - rules.max_backdate_s * 1000:
+        return (
+            RejectReason.TS_BACKDATED,
+            f"ts is {(now_ms - ts_ms) // 1000} s before now; readings older than {rules.max_backdate_s} s are "
+            "accepted only through the admin import (POST /api/v1/admin/telematics/import)",
         )
     return None
 

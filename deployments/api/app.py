@@ -31,6 +31,7 @@ from deployments.api.warming import warm_cache
 from deployments.console.routes import install_console
 from storage.postgres.admin_queries import PostgresAdminStore
 from storage.postgres.credentials import PostgresCredentials
+from storage.postgres.devices import PostgresDeviceStore
 from storage.postgres.pool import create_pool
 from storage.postgres.read_models import PostgresDriverReadModels
 from storage.redis.cache import REDIS_ERRORS, MultiLevelCache
@@ -38,6 +39,7 @@ from storage.redis.client import create_redis
 from storage.redis.login_throttle import RedisLoginThrottle
 from storage.serve.risk_model import ServeRiskModel
 from usecases.admin import AdminWrites
+from usecases.devices import Devices, DeviceTerms
 from usecases.driver_queries import DriverQueries, QueryTerms
 from usecases.login import LoginPorts
 from usecases.ports.admin_store import Conflict, MissingReference
@@ -111,8 +113,12 @@ async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResour
                                    settings.login_verify_wait_s),
         clock=SystemClock(),
     )
+    devices = Devices(PostgresDeviceStore(pool, settings), cache, SystemClock(),
+                      DeviceTerms(cache_ttl_s=settings.cache_ttl_default,
+                                  last_seen_interval_s=settings.device_last_seen_interval_s))
     resources = ApiResources(settings=settings, pool=pool, redis=redis, cache=cache, risk_model=risk_model,
-                             queries=queries, admin=admin, login=login, metrics_cache=Recent(settings.metrics_cache_s),
+                             queries=queries, admin=admin, login=login, devices=devices,
+                             metrics_cache=Recent(settings.metrics_cache_s),
                              readiness_cache=Recent(settings.readiness_cache_s))
     resources.cache_listener = asyncio.create_task(cache.listen(), name="cache-invalidation")
     resources.cache_warming = asyncio.create_task(

@@ -1,14 +1,15 @@
 """Bounded input before any parsing (docs/SECURITY.md §2): a pure ASGI middleware in front of every route.
 
 - **Size, per route class** (`body_rule`): login/auth and admin writes `body_max_bytes_small` (16 KiB), the
-  ingest route `ingest_max_readings × BYTES_PER_READING`, everything else `body_max_bytes_default` (64 KiB).
+  ingest route and the admin import `ingest_max_readings × BYTES_PER_READING`, everything else
+  `body_max_bytes_default` (64 KiB).
   A declared `Content-Length` above the limit is refused before the app runs; a streamed (chunked) body is
   counted as it arrives and refused the moment it passes the limit. Both are 413 with a JSON `detail`.
 - **Methods without a body** (GET, HEAD, DELETE, OPTIONS) refuse one (400): nothing reads it, and a body
   there only serves request smuggling and cache tricks.
 - **JSON only**: a body must be `application/json` (or `+json`), else 415.
-- **Plain JSON** on the JSON routes (not ingest, whose route decodes with msgspec and answers 400 itself):
-  the body is read here (it is small) and refused with 400 unless it is UTF-8, nested at most
+- **Plain JSON** on the JSON routes (not ingest nor the import, whose route decodes with msgspec and answers 400
+  itself): the body is read here (it is small) and refused with 400 unless it is UTF-8, nested at most
   `MAX_JSON_DEPTH` deep, RFC 8259 JSON (no NaN/Infinity), with no duplicate keys (parsers disagree on which
   one wins) and no NUL characters (PostgreSQL text refuses them). FastAPI then parses a body known to be good.
 
@@ -32,6 +33,8 @@ from config.settings import Settings
 from deployments.api.routers.telematics import BYTES_PER_READING
 
 INGEST_PATH = "/api/v1/telematics/events"
+IMPORT_PATH = "/api/v1/admin/telematics/import"  # the admin import: ingest's body, ingest's limit
+INGEST_PATHS = frozenset({INGEST_PATH, IMPORT_PATH})
 AUTH_PREFIX = "/api/v1/auth/"
 ADMIN_PREFIX = "/api/v1/admin/"
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
@@ -50,7 +53,7 @@ class BodyRule:
 
 def body_rule(settings: Settings, method: str, path: str) -> BodyRule:
     """Which class a request falls in, by method and raw path (before routing, so a 404 is bounded too)."""
-    if path == INGEST_PATH and method == "POST":
+    if path in INGEST_PATHS and method == "POST":
         return BodyRule("ingest", settings.ingest_max_readings * BYTES_PER_READING, check_json=False)
     if path.startswith(AUTH_PREFIX) or path.rstrip("/") == AUTH_PREFIX.rstrip("/"):
         return BodyRule("auth", settings.body_max_bytes_small)

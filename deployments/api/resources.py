@@ -23,6 +23,7 @@ from storage.kafka.ingest import IngestProducer
 from storage.kafka.probe import KafkaProbe
 from storage.redis.cache import MultiLevelCache
 from usecases.admin import AdminWrites
+from usecases.devices import Devices
 from usecases.driver_queries import DriverQueries
 from usecases.login import LoginPorts
 from usecases.ports.risk_model import RiskModel
@@ -38,6 +39,7 @@ class ApiResources:
     queries: DriverQueries
     admin: AdminWrites
     login: LoginPorts  # pair throttle (Redis), credentials (PostgreSQL), the capped password verifier, the clock
+    devices: Devices  # device keys: admin writes, and the ingest route's cached key check
     cache_listener: asyncio.Task | None = None
     cache_warming: asyncio.Task | None = None
     ingest: IngestProducer | None = None  # created on the first ingest request

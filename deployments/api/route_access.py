@@ -2,8 +2,9 @@
 
 `python -m deployments.api.route_access` prints the table; `--write docs/SECURITY.md` replaces it between the
 markers; tests/unit/test_route_access.py fails when the document and the app disagree. Who: found from each
-route's dependencies (`require_operator`, `require_admin`, `current_principal`), refined by an `x-access` note in
-the route's `openapi_extra` where the answer depends on the caller (readiness details, login throttling).
+route's dependencies (`require_operator`, `require_admin`, `ingest_caller`, `current_principal`), refined by an
+`x-access` note in the route's `openapi_extra` where the answer depends on the caller (readiness details, login
+throttling).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from config.settings import Settings
 from deployments.api.auth import current_principal, require_admin
+from deployments.api.device_auth import ingest_caller
 from deployments.api.operator import require_operator
 from deployments.api.request_guard import BODYLESS_METHODS, body_rule
 
@@ -28,6 +30,8 @@ ADMIN = "admin"
 LOGIN = "driver (own data only) or admin"
 ANYONE = "anyone"
 DOCS = "anyone; off in production unless API_DOCS_ENABLED"
+INGEST = ("device key (its driver's readings only), admin, or driver (own readings only; off outside development "
+          "unless INGEST_DRIVER_TOKENS)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,8 @@ def _who(context) -> str:
         who = OPERATOR
     elif require_admin in calls:
         who = ADMIN
+    elif ingest_caller in calls:
+        who = INGEST
     elif current_principal in calls:
         who = LOGIN
     else:

@@ -22,6 +22,7 @@ from domain.trip_summary import TripSummary
 from usecases.ports.telematics_api import ApiRefused, ApiUnavailable, IngestAnswer, ReadingRefusal
 
 INGEST = "/api/v1/telematics/events"
+IMPORT = "/api/v1/admin/telematics/import"  # the admin import: no backdating window (docs/SECURITY.md §6)
 PAGE_SIZE = 100  # the API's largest page
 MAX_PAGES = 50  # 5,000 trips or episodes: far more than one file's readings fall in
 RETRY_PAUSE_S = 0.5
@@ -31,28 +32,31 @@ BATCH_REFUSALS = {403: "forbidden", 413: "batch_too_large", 422: "invalid_batch"
 
 class HttpTelematicsApi:
     def __init__(self, base_url: str, token: str, *, timeout_s: float = 30.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, ingest_path: str = INGEST) -> None:
+        """`ingest_path`: INGEST, or IMPORT for an admin loading readings older than the ingest route's window."""
         self.base_url = base_url.rstrip("/")
+        self.ingest_path = ingest_path
         self._client = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s, transport=transport,
                                          headers={"Authorization": f"Bearer {token}"})
 
     @classmethod
     async def login(cls, base_url: str, username: str, password: str, *, timeout_s: float = 30.0,
-                    transport: httpx.AsyncBaseTransport | None = None) -> HttpTelematicsApi:
+                    transport: httpx.AsyncBaseTransport | None = None, ingest_path: str = INGEST) -> HttpTelematicsApi:
         """`POST /api/v1/auth/login`; ApiRefused on a wrong login (401), a disabled one (403) or too many (429)."""
         async with httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s, transport=transport) as client:
             response = await _send(client, "POST", "/api/v1/auth/login",
                                    json={"username": username, "password": password})
         if response.status_code != 200:
             raise ApiRefused(f"login as {username!r} refused: HTTP {response.status_code} {_detail(response)}")
-        return cls(base_url, response.json()["access_token"], timeout_s=timeout_s, transport=transport)
+        return cls(base_url, response.json()["access_token"], timeout_s=timeout_s, transport=transport,
+                   ingest_path=ingest_path)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def post_readings(self, readings: Sequence[bytes]) -> IngestAnswer:
         body = b'{"readings":[' + b",".join(readings) + b"]}"  # each line is a JSON object already
-        response = await _send(self._client, "POST", INGEST, content=body,
+        response = await _send(self._client, "POST", self.ingest_path, content=body,
                                headers={"Content-Type": "application/json"})
         status = response.status_code
         payload = _json(response)

@@ -73,7 +73,8 @@ async def delete_driver(conn: asyncpg.Connection, driver_id: str) -> bool:
         status = await conn.execute("DELETE FROM drivers WHERE driver_id = $1", driver_id)
     except asyncpg.ForeignKeyViolationError:
         raise Conflict(
-            f"driver {driver_id!r} still has a login or policies: delete those first, or deactivate the driver"
+            f"driver {driver_id!r} still has a login, policies or devices (revoked ones too, kept as records): "
+            "delete the login and policies first, or deactivate the driver"
         ) from None
     return status.endswith(" 1")
 

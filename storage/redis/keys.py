@@ -19,9 +19,10 @@ INVALIDATE_CHANNEL = "cache:invalidate"  # channel: drivers whose API-visible da
 GENERATION_PREFIX = "cache:gen:"  # counter per driver: the API's L2 generation
 L2_PREFIX = "cache:v1"  # the API's L2 entries: cache:v1:{id}:{gen}:{name}
 LOGIN_PAIR_PREFIX = "login:pair:"  # per (client, username): failures and attempts in flight, with TTLs
+DEVICE_SCOPE_PREFIX = "device:"  # the API cache's scope of one device's credential (in place of a driver id)
 
 PREFIXES = (RECENT_PREFIX, DRIVER_CHANNEL_PREFIX, FLEET_CHANNEL, INVALIDATE_CHANNEL, GENERATION_PREFIX, L2_PREFIX,
-            LOGIN_PAIR_PREFIX)  # fmt: skip
+            LOGIN_PAIR_PREFIX, DEVICE_SCOPE_PREFIX)  # fmt: skip
 
 
 def recent_key(driver_id: str) -> str:
@@ -46,6 +47,13 @@ def driver_keys(driver_id: str) -> tuple[str, str]:
     """The keys the projections write for a driver (the recent zset and the generation), for tests and admin
     tools that delete them by name. L2 entries are not listed: they are versioned and expire by TTL."""
     return recent_key(driver_id), generation_key(driver_id)
+
+
+def device_scope(device_id: object) -> str:
+    """The response cache's scope of one device (docs/SECURITY.md §6): `device:{uuid}` stands where a driver id does
+    (`cache:gen:device:{uuid}`, its L2 entries, `drivers_changed` messages). A driver id cannot contain ':', so
+    the two never collide; revoking or rotating invalidates this scope like an admin write invalidates a driver."""
+    return f"{DEVICE_SCOPE_PREFIX}{device_id}"
 
 
 def login_pair_keys(client: str, username: str) -> tuple[str, str]:

@@ -45,6 +45,7 @@ class World:
     trip_id: uuid.UUID
     policy_id: str
     user_id: str
+    device_id: str
 
     async def admin(self, method: str, path: str, body: dict | None = None) -> dict:
         response = await self.client.request(method, path, json=body, headers=bearer(self.tokens["admin"]))
@@ -64,7 +65,9 @@ async def world(base_settings):
             policy = (await client.get("/api/v1/admin/policies", params={"driver_id": D1}, headers=headers)).json()
             users = (await client.get("/api/v1/admin/users", params={"page_size": 100}, headers=headers)).json()
             user_id = next(u["user_id"] for u in users["items"] if u["username"] == D3)
-            yield World(app, client, settings, tokens, trip_id, policy["items"][0]["policy_id"], user_id)
+            device = (await client.post("/api/v1/admin/devices", json={"driver_id": D3}, headers=headers)).json()
+            yield World(app, client, settings, tokens, trip_id, policy["items"][0]["policy_id"], user_id,
+                        device["device_id"])
     finally:
         await drop_seeded(settings)
 
@@ -93,6 +96,8 @@ async def _victim(world: World, kind: str) -> str:
         return (await world.admin("POST", "/api/v1/admin/drivers", _new_driver()))["driver_id"]
     if kind == "policy":
         return (await world.admin("POST", "/api/v1/admin/policies", _new_policy()))["policy_id"]
+    if kind == "device":
+        return (await world.admin("POST", "/api/v1/admin/devices", {"driver_id": D3}))["device_id"]
     return (await world.admin("POST", "/api/v1/admin/users", _new_user()))["user_id"]
 
 
@@ -141,6 +146,13 @@ CASES: list[tuple[str, str, Callable[[], dict] | None, dict[str, int]]] = [
     ("POST", "/api/v1/admin/users", _new_user, _admin_only(201)),
     ("PATCH", "/api/v1/admin/users/{user}", lambda: {"is_active": True}, ADMIN_READ),
     ("DELETE", "/api/v1/admin/users/{victim_user}", None, _admin_only(204)),
+    ("GET", "/api/v1/admin/devices", None, ADMIN_READ),
+    ("POST", "/api/v1/admin/devices", lambda: {"driver_id": D3, "label": "authz"}, _admin_only(201)),
+    ("GET", "/api/v1/admin/devices/{device}", None, ADMIN_READ),
+    ("POST", "/api/v1/admin/devices/{device}/rotate", None, ADMIN_READ),
+    ("POST", "/api/v1/admin/devices/{victim_device}/revoke", None, ADMIN_READ),
+    # no valid reading (so nothing reaches Kafka): the admin gets past authorization to the body's 422
+    ("POST", "/api/v1/admin/telematics/import", lambda: {"readings": [1]}, _admin_only(422)),
 ]
 
 
@@ -148,8 +160,9 @@ CASES: list[tuple[str, str, Callable[[], dict] | None, dict[str, int]]] = [
 @pytest.mark.parametrize(("method", "template", "body", "expected"), CASES,
                          ids=[f"{m} {t}" for m, t, _, _ in CASES])
 async def test_authorization_matrix(world, role, method, template, body, expected):
-    values = {"d1": D1, "d3": D3, "trip": world.trip_id, "policy": world.policy_id, "user": world.user_id}
-    for kind in ("driver", "policy", "user"):
+    values = {"d1": D1, "d3": D3, "trip": world.trip_id, "policy": world.policy_id, "user": world.user_id,
+              "device": world.device_id}
+    for kind in ("driver", "policy", "user", "device"):
         if f"{{victim_{kind}}}" in template:
             values[f"victim_{kind}"] = await _victim(world, kind) if role == "admin" else str(uuid.uuid4())[:8]
     token = world.tokens[role]

@@ -13,6 +13,7 @@ import pytest
 from domain.events import PremiumQuoted, decode_event, encode_event, event_type
 from domain.scoring import risk_stream_id
 from storage.postgres.admin_queries import PostgresAdminStore
+from storage.postgres.devices import PostgresDeviceStore
 from storage.postgres.partitions import ensure_for_timestamps
 from storage.postgres.pool import create_pool, drop_database
 from storage.postgres.read_models import PostgresDriverReadModels
@@ -21,6 +22,7 @@ from storage.redis.client import create_redis
 from storage.redis.login_throttle import RedisLoginThrottle
 from tests.contracts import admin_store_contract as admin_store
 from tests.contracts import cache_contract as cache
+from tests.contracts import device_store_contract as device_store
 from tests.contracts import login_throttle_contract as login_throttle
 from tests.contracts import read_models_contract as read_models
 from tests.integration.fixtures_db import create_migrated_database
@@ -107,6 +109,15 @@ async def test_the_postgres_read_models_keep_the_read_model_contract(pg, check):
 async def test_the_postgres_admin_store_keeps_the_admin_store_contract(pg, check):
     settings, pool = pg
     await check(PostgresAdminStore(pool, settings))
+
+
+@pytest.mark.parametrize("check", device_store.CONTRACT, ids=lambda c: c.__name__)
+async def test_the_postgres_device_store_keeps_the_device_store_contract(pg, check):
+    settings, pool = pg
+    driver = f"dev-{uuid.uuid4().hex[:10]}"
+    await pool.execute("INSERT INTO drivers (driver_id, first_name, last_name, email) VALUES ($1, 'D', 'E', $2)",
+                       driver, f"{driver}@example.test")
+    await check(PostgresDeviceStore(pool, settings), driver)
 
 
 @pytest.mark.parametrize("check", cache.CONTRACT, ids=lambda c: c.__name__)

@@ -26,7 +26,7 @@ from tests.integration.inprocess_api import FakeRiskModel, bearer, drop_seeded, 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # The platform's routes (H3) and the ingest endpoint, which needs Kafka, are tested in their own files.
 EXAMPLES = 8  # per operation, generation mode and login
-PLATFORM = r"^/(health|metrics|api/v1/telematics)"
+PLATFORM = r"^/(health|metrics|api/v1/telematics|api/v1/admin/telematics)"
 
 
 @pytest.fixture(scope="module")

@@ -180,6 +180,30 @@ def test_posting_without_a_token_is_401(ingest):
     assert client.post(URL, json={"readings": [reading(driver)]}).status_code == 401
 
 
+def test_a_device_key_posts_its_drivers_readings_through_the_ingress_and_backdated_ones_are_named(ingest):
+    """Issue 13: a device posts with its own key, bound to its driver; readings older than the backdating window are
+    rejected one by one (`ts_backdated`) and never reach Kafka."""
+    client, settings, (driver, other), _ = ingest
+    created = client.post("/api/v1/admin/devices", json={"driver_id": driver, "label": "ingress"},
+                          headers=bearer(admin_token(settings)))
+    assert created.status_code == 201, created.text
+    key = {"X-Device-Key": created.json()["key"]}
+    fresh = reading(driver)
+    old = reading(driver, ts=int(time.time() * 1000) - (settings.ingest_max_backdate_s + 3600) * 1000)
+    request_id = f"device-{uuid.uuid4().hex}"
+    response = client.post(URL, json={"readings": [fresh, old]}, headers={**key, "X-Request-ID": request_id})
+    assert response.status_code == 202, response.text
+    assert response.json()["accepted"] == 1
+    assert [(r["index"], r["reason"]) for r in response.json()["rejected"]] == [(1, "ts_backdated")]
+    mine = [msgspec.json.decode(m.value())["event_id"] for m in consumed(settings)
+            if dict(m.headers() or ()).get("x-request-id") == request_id.encode()]
+    assert mine == [fresh["event_id"]]
+    refused = client.post(URL, json={"readings": [reading(other)]}, headers=key)
+    assert refused.status_code == 403 and "nothing was accepted" in refused.json()["detail"]
+    wrong = created.json()["key"][:-1] + ("A" if not created.json()["key"].endswith("A") else "B")
+    assert client.post(URL, json={"readings": [reading(driver)]}, headers={"X-Device-Key": wrong}).status_code == 401
+
+
 def test_a_kafka_outage_is_a_503_with_retry_after_and_claims_nothing_then_ingest_recovers(ingest):
     client, settings, (driver, _), broker = ingest
     headers = bearer(driver_token(settings, driver))

@@ -145,6 +145,7 @@ EXPECTED_TABLES = {
     "policies": "r",
     "trips": "r",
     "risk_scores": "r",
+    "devices": "r",
     "schema_migrations": "r",
 }
 
@@ -169,6 +170,9 @@ EXPECTED_INDEXES = {
     "trips_driver_id_start_time_end_time_idx": "(driver_id, start_time, end_time)",
     "risk_scores_pkey": "(score_id)",
     "risk_scores_driver_id_scored_at_recorded_at_idx": "(driver_id, scored_at DESC, recorded_at DESC)",
+    "devices_pkey": "(device_id)",
+    "devices_key_digest_key": "(key_digest)",
+    "devices_driver_id_idx": "(driver_id)",
 }
 
 

@@ -12,10 +12,12 @@ import pytest
 from domain.events import PremiumQuoted
 from storage.memory.admin_store import InMemoryAdminStore
 from storage.memory.cache import InMemoryResponseCache
+from storage.memory.device_store import InMemoryDeviceStore
 from storage.memory.login_throttle import InMemoryLoginThrottle
 from storage.memory.read_models import InMemoryDriverReadModels
 from tests.contracts import admin_store_contract as admin_store
 from tests.contracts import cache_contract as cache
+from tests.contracts import device_store_contract as device_store
 from tests.contracts import login_throttle_contract as login_throttle
 from tests.contracts import read_models_contract as read_models
 
@@ -101,3 +103,8 @@ async def test_the_in_memory_admin_store_keeps_the_admin_store_contract(check):
 @pytest.mark.parametrize("check", login_throttle.CONTRACT, ids=lambda c: c.__name__)
 async def test_the_in_memory_login_throttle_keeps_the_throttle_contract(check):
     await check(InMemoryLoginThrottle(login_throttle.RULES))
+
+
+@pytest.mark.parametrize("check", device_store.CONTRACT, ids=lambda c: c.__name__)
+async def test_the_in_memory_device_store_keeps_the_device_store_contract(check):
+    await check(InMemoryDeviceStore(drivers={"d-devices"}), "d-devices")

@@ -21,7 +21,7 @@ KEYS_MODULE = ROOT / "storage" / "redis" / "keys.py"
 # Every prefix the system has used, the deleted `driver:{id}:live|latest_trip|score` included: a new copy of
 # any of them outside keys.py is a second home.
 PREFIX_LITERALS = ("ws:recent:", "ws:driver:", "ws:fleet", "cache:gen:", "cache:v1", "cache:invalidate", "login:fail:",
-                   "login:pair:", "driver:")  # fmt: skip
+                   "login:pair:", "driver:", "device:")  # fmt: skip
 
 
 def test_the_builders_spell_the_documented_names():
@@ -30,6 +30,13 @@ def test_the_builders_spell_the_documented_names():
     assert (keys.FLEET_CHANNEL, keys.INVALIDATE_CHANNEL) == ("ws:fleet", "cache:invalidate")
     assert keys.l2_key("driver0001", 7, "trips:1:20") == "cache:v1:driver0001:7:trips:1:20"
     assert keys.driver_keys("d1") == ("ws:recent:d1", "cache:gen:d1")
+
+
+def test_a_devices_cache_scope_cannot_be_a_driver_id():
+    device_id = "0b5e6a52-5f25-4d0c-9d6e-7a8bc2d0a111"
+    assert keys.device_scope(device_id) == f"device:{device_id}"
+    assert keys.generation_key(keys.device_scope(device_id)) == f"cache:gen:device:{device_id}"
+    assert ":" in keys.device_scope(device_id)  # a driver id never has one (domain.validation.DRIVER_ID_PATTERN)
 
 
 def test_the_login_throttle_keys_one_pair_of_client_and_username_case_insensitively():

@@ -69,3 +69,31 @@ def test_a_report_names_bad_lines_refusals_trips_and_episodes(monkeypatch):
 def test_no_trip_after_the_wait_says_why_it_may_be(monkeypatch):
     text = _printed(_report(waited_s=60.0), monkeypatch)
     assert "no trip holds these readings after 60 s" in text and "log tick after 15 s idle" in text
+
+
+@pytest.mark.parametrize(("args", "path"), [([], "/api/v1/telematics/events"),
+                                            (["--import"], "/api/v1/admin/telematics/import")])
+def test_import_posts_through_the_admin_import_and_otherwise_the_ingest_route(tmp_path, monkeypatch, args, path):
+    """Readings older than the ingest route's window (docs/SECURITY.md §6) need the admin import."""
+    import httpx
+
+    from storage.http import telematics_api
+
+    posted: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        posted.append(request.url.path)
+        return httpx.Response(422, json={"detail": "no valid reading in the batch", "accepted": 0,
+                                         "rejected": [{"index": 0, "reason": "bad_event_id", "message": "x"}]})
+
+    real = telematics_api.HttpTelematicsApi.__init__
+
+    def with_mock(self, *a, **kw):
+        real(self, *a, **{**kw, "transport": httpx.MockTransport(answer)})
+
+    monkeypatch.setattr(telematics_api.HttpTelematicsApi, "__init__", with_mock)
+    file = tmp_path / "readings.jsonl"
+    file.write_text('{"event_id": "x"}\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["replay", str(file), "--token", "t", "--api-url", "http://api.test", *args])
+    assert posted == [path], result.output
+    assert result.exit_code == 1 and "bad_event_id" in result.output

@@ -33,6 +33,8 @@ INGEST_MAX = 2 * BYTES_PER_READING
         ("POST", "/api/v1/admin/drivers", "admin_write", SMALL),
         ("PATCH", "/api/v1/admin/users/u1", "admin_write", SMALL),
         ("POST", "/api/v1/telematics/events", "ingest", INGEST_MAX),
+        ("POST", "/api/v1/admin/telematics/import", "ingest", INGEST_MAX),  # the admin import: ingest's body
+        ("POST", "/api/v1/admin/devices/d1/revoke", "admin_write", SMALL),
         ("POST", "/api/v1/unknown", "default", DEFAULT),
         ("GET", "/api/v1/admin/drivers", "default", DEFAULT),
     ],

@@ -9,7 +9,7 @@ from fastapi.routing import iter_route_contexts
 
 from config.settings import Settings
 from deployments.api.app import create_app
-from deployments.api.route_access import ADMIN, LOGIN, OPERATOR, current_table, route_access
+from deployments.api.route_access import ADMIN, INGEST, LOGIN, OPERATOR, current_table, route_access
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "SECURITY.md"
 
@@ -34,7 +34,7 @@ def test_the_classification_matches_the_guards():
     assert who[("GET", "/metrics")] == OPERATOR
     assert all(w == ADMIN for (_, path), w in who.items() if path.startswith("/api/v1/admin/"))
     assert who[("GET", "/api/v1/drivers/me")] == LOGIN
-    assert who[("POST", "/api/v1/telematics/events")] == LOGIN
+    assert who[("POST", "/api/v1/telematics/events")] == INGEST
     assert who[("POST", "/api/v1/auth/login")].startswith("anyone; throttled")
     assert who[("GET", "/health/ready")].startswith("anyone; status only")
     public = {path for (_, path), w in who.items() if w.startswith("anyone")}

@@ -2,11 +2,14 @@
 only after Kafka acknowledged every one of them (DESIGN.md §2.1: an accepted event is stored exactly once).
 
 Body `{"readings": [<wire reading>, …]}` (≤ settings.ingest_max_readings), each validated by
-`domain.validation.decode_batch` exactly as the pipeline does. Invalid readings are rejected per item
-(index, reason, field, message); the valid ones are produced keyed by driver_id with the `x-request-id`
-header. Authorization is per batch: a driver posting a reading of another driver gets 403 and nothing is
-produced (a device that mixes drivers is misconfigured; partial acceptance would hide it); admin may post
-any driver. Kafka slow or down → 503 with Retry-After, and nothing is claimed.
+`domain.validation.decode_batch` exactly as the pipeline does, plus the backdating window
+(`config.rules.ingest_validation_rules`: older than `ingest_max_backdate_s` → `ts_backdated`). Invalid readings are
+rejected per item (index, reason, field, message); the valid ones are produced keyed by driver_id with the
+`x-request-id` header. Who (deployments.api.device_auth): a device with `X-Device-Key` posts its driver's readings,
+a driver's token their own (where `ingest_driver_tokens` allows), an admin's token any. Authorization is per batch:
+a reading of another driver gets 403 and nothing is produced. Kafka slow or down → 503 with Retry-After, and
+nothing is claimed. `ingest` is shared with the admin import (routers/admin/telematics_import.py), which has no
+backdating window.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from config.logging import get_logger, request_id_var
-from config.rules import validation_rules
-from deployments.api.auth import CurrentPrincipal
+from config.rules import ingest_validation_rules
+from deployments.api.device_auth import IngestCaller, IngestCallerDep
+from deployments.api.resources import ApiResources
 from deployments.api.routers.common import ResourcesDep
 from deployments.metrics import platform_metrics
+from domain.rules import ValidationRules
 from domain.validation import decode_batch, encode_reading
 from storage.kafka.producer import ProduceError
 
@@ -68,13 +73,22 @@ _OPENAPI = {
     },
     "responses": {
         "202": {"description": "Valid readings acknowledged by Kafka; `rejected` lists the others"},
-        "400": {"description": "The body is not JSON"},
-        "403": {"description": "A driver posted readings of another driver; nothing was produced"},
+        "400": {"description": "The body is not JSON, or both a device key and a bearer token were sent"},
+        "401": {"description": "No credentials, or a malformed, unknown, wrong or revoked device key or token"},
+        "403": {"description": "Readings of another driver (nothing was produced), or a driver token where driver "
+                               "tokens may not post (setting ingest_driver_tokens)"},
         "413": {"description": "More than ingest_max_readings readings, or the body is too large"},
         "422": {"description": "Wrong shape, empty batch, or no valid reading"},
         "503": {"description": "Kafka did not acknowledge in time; nothing is claimed; retry after Retry-After"},
     },
 }
+
+# The admin import: the same body and answers, only an admin calls it, and nothing is too old but retention.
+IMPORT_OPENAPI = {**_OPENAPI, "responses": {
+    **{k: v for k, v in _OPENAPI["responses"].items() if k not in ("401", "403")},
+    "202": {"description": "Valid readings acknowledged by Kafka, however old within retention; `rejected` lists "
+                           "the others"},
+}}
 
 
 def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
@@ -104,9 +118,14 @@ def _readings_of(body: bytes) -> list[bytes] | JSONResponse:
 
 @router.post("/api/v1/telematics/events", status_code=202, summary="Ingest a batch of readings",
              openapi_extra=_OPENAPI)
-async def ingest_events(
-    request: Request, principal: CurrentPrincipal, resources: ResourcesDep
+async def ingest_events(request: Request, caller: IngestCallerDep, resources: ResourcesDep) -> JSONResponse:
+    return await ingest(request, resources, caller, ingest_validation_rules(resources.settings))
+
+
+async def ingest(
+    request: Request, resources: ApiResources, caller: IngestCaller, rules: ValidationRules
 ) -> JSONResponse:
+    """Decode, validate with `rules`, authorize the batch for `caller`, produce; the answer as documented above."""
     settings = resources.settings
     metrics = platform_metrics()
     body = await request.body()
@@ -120,16 +139,13 @@ async def ingest_events(
         return _error(422, "readings must not be empty")
     if count > settings.ingest_max_readings:
         return _error(413, f"{count} readings; at most {settings.ingest_max_readings} per request")
-    readings, rejects = decode_batch(raws, int(time.time() * 1000),
-                                     validation_rules(settings))
+    readings, rejects = decode_batch(raws, int(time.time() * 1000), rules)
     rejected = [{"index": i, "reason": r.reason.value, "field": r.field, "message": r.message} for i, r in rejects]
     if rejected:
         metrics.ingest_readings.inc(len(rejected), tags={"outcome": "rejected"})
-    if not principal.is_admin:
-        foreign = sorted({r.driver_id for r in readings if r.driver_id != principal.driver_id})
-        if foreign:
-            return _error(403, f"a driver may post only their own readings ({principal.driver_id}); "
-                               f"this batch has readings of {len(foreign)} other driver(s); nothing was accepted")
+    refusal = caller.refusal(r.driver_id for r in readings)
+    if refusal is not None:
+        return _error(403, refusal)
     if not readings:
         return _error(422, "no valid reading in the batch", accepted=0, rejected=rejected)
     request_id = request_id_var.get() or ""
