@@ -29,14 +29,15 @@ ZERO = ScoreRequest(driver_id="x", features=(0.0,) * 14)
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, base_settings):
     """Two tiny artifacts (seeds 1 and 2, the second newer) in one directory, and their dataset."""
     models_dir = tmp_path_factory.mktemp("models")
     data = build_dataset(DatasetSpec(seed=4, drivers=30, days=1, exposure_years=10.0))
     versions = []
     for seed, created in ((1, "2026-01-01T00:00:00Z"), (2, "2026-01-02T00:00:00Z")):
         result = train(data, TrainingParams(seed=seed, gbm_max_iter=20), {"drivers": 30.0})
-        versions.append(save_artifact(models_dir, result.spec, result.estimator, created_at=created).name)
+        versions.append(save_artifact(models_dir, result.spec, result.estimator, created_at=created,
+                                      signing_key=base_settings.model_signing_key).name)
     return models_dir, versions, data
 
 
@@ -72,16 +73,17 @@ def requests_of(data, prefix="d"):
     return [ScoreRequest(driver_id=f"{prefix}{i}", features=tuple(row.tolist())) for i, row in enumerate(data.features)]
 
 
-def local_predictor(models_dir, version):
-    artifact = load_artifact(models_dir, version)
+def local_predictor(models_dir, version, signing_key):
+    artifact = load_artifact(models_dir, version, signing_key=signing_key)
     return RiskPredictor(artifact.spec, artifact.estimator, artifact.model_version)
 
 
-async def test_single_and_batched_calls_answer_what_the_predictor_answers(models, served):
+async def test_single_and_batched_calls_answer_what_the_predictor_answers(models, served, base_settings):
     models_dir, versions, data = models
     handle, _ = served
     requests = requests_of(data)
-    expected = local_predictor(models_dir, versions[0]).assess_many(requests, k_trips=K_TRIPS)
+    predictor = local_predictor(models_dir, versions[0], base_settings.model_signing_key)
+    expected = predictor.assess_many(requests, k_trips=K_TRIPS)
     single = await handle.assess.remote(requests[0])
     many = await handle.assess_many.remote(requests)
     assert single == expected[0]
