@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
     db_pool_recycle_s: float = Field(default=3600.0, gt=0)
     # TLS (docs/SECURITY.md §6): added to DATABASE_URL's query by `database_dsn` (a setting replaces the URL's
-    # own ?sslmode= / ?sslrootcert=). sslrootcert: a CA file, or "system" for the system's CAs.
+    # own ?sslmode= / ?sslrootcert=). sslrootcert: the CA file that verify-ca / verify-full check the server with.
     database_sslmode: str | None = None
     database_sslrootcert: str | None = None
 
