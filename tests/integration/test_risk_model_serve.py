@@ -6,12 +6,14 @@ under load while the adapter keeps answering from the other."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
 
 import msgspec
 import pytest
+from pydantic import SecretStr
 from ray import serve
 
 from config.names import RISK_APP
@@ -20,6 +22,7 @@ from domain.risk_assessment import ScoreRequest
 from domain.risk_model import ModelNotReady, RiskPredictor, TrainingParams
 from domain.risk_model.dataset import DatasetSpec, build_dataset
 from domain.risk_model.training import train
+from storage.files.artifact_signature import signed
 from storage.files.model_artifacts import load_artifact, save_artifact
 from storage.serve.risk_model import ServeRiskModel
 from tests.contracts.risk_model_contract import *  # noqa: F403
@@ -142,6 +145,18 @@ async def test_user_config_switches_the_version_without_restarting_the_replica(m
         info = await handle.model_info.remote()
         assert info["model_version"] == versions[1] and info["pid"] == before["pid"]
         assert "model.pkl does not match its recorded sha256" in info["error"]
+
+        # Nor does one re-signed with another key than the replica's MODEL_SIGNING_KEY (docs/SECURITY.md §6).
+        foreign = tmp_path / "foreign"
+        shutil.copytree(models_dir / versions[0], foreign / versions[0])
+        manifest_path = foreign / versions[0] / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        manifest.pop("signature")
+        manifest_path.write_text(json.dumps(signed(manifest, SecretStr("another-signing-key-" + "x" * 32))))
+        handle = redeploy({"model_version": versions[0], "models_dir": str(foreign)})
+        info = await handle.model_info.remote()
+        assert info["model_version"] == versions[1] and info["pid"] == before["pid"]
+        assert "manifest.json is signed with another key" in info["error"]
     finally:
         redeploy({"model_version": versions[0], "models_dir": str(models_dir)})
 
