@@ -151,3 +151,18 @@ def test_saving_over_a_copy_signed_with_another_key_re_signs_it_with_ours(tmp_pa
     assert ours == theirs and manifest_of(ours)["signature"]["key_id"] == key_id(KEY)
     assert verify_artifact(tmp_path, signing_key=KEY).model_version == content_version(
         {name: (ours / name).read_bytes() for name in (MODEL_FILE, SPEC_FILE)})
+
+
+@pytest.mark.parametrize(("key", "trains"), [(KEY, False), (ATTACKERS_KEY, True)])
+def test_the_demo_retrains_unless_its_newest_artifact_verifies(tmp_path, artifact, monkeypatch, key, trains):
+    import autoins.demo as demo
+    from config.settings import Settings
+
+    runs: list[list[str]] = []
+    monkeypatch.setattr(demo.subprocess, "run", lambda argv, check: runs.append(argv) or _Done())
+    demo.ensure_model(Settings(models_dir=tmp_path, model_signing_key=key))
+    assert bool(runs) is trains and all(argv[-1] == "train" for argv in runs)
+
+
+class _Done:
+    returncode = 0
