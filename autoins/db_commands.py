@@ -142,7 +142,7 @@ def _load(migrations_dir: Path) -> list[Migration]:
 
 async def _create_database(settings: Settings) -> bool:
     try:
-        created = await create_database_if_missing(settings.database_url, timeout_s=settings.db_connect_timeout_s)
+        created = await create_database_if_missing(settings.database_dsn, timeout_s=settings.db_connect_timeout_s)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         raise UserFacingError(
             f"cannot connect to PostgreSQL at {_shown_url(settings)}: {_reason(error)}; run `autoins stack up`"

@@ -118,15 +118,19 @@ def seed_logins(settings: Settings, drivers: int, seed: int) -> None:
 
 
 def ensure_model(settings: Settings) -> None:
-    """Train the default model with `autoins train` when models_dir holds no artifact: its simulated
+    """Train the default model with `autoins train` unless models_dir holds one that verifies with
+    MODEL_SIGNING_KEY (an older unsigned artifact, or one signed with another key, would not load): its simulated
     features ship with autoins (autoins/data/training-cache), so this is a fit of a few seconds."""
     from autoins.train import absolute_models_dir
-    from storage.files.model_artifacts import list_artifacts
+    from domain.risk_model import ArtifactError
+    from storage.files.model_artifacts import verify_artifact
 
     models_dir = absolute_models_dir(settings)
-    if models_dir.is_dir() and list_artifacts(models_dir):
+    try:
+        verify_artifact(models_dir, settings.model_version, signing_key=settings.model_signing_key)
         return
-    console.print(f"no model in {models_dir}: training the default one (`autoins train`) …")
+    except ArtifactError as error:
+        console.print(f"{error}: training the default model (`autoins train`) …", highlight=False, markup=False)
     done = subprocess.run([sys.executable, "-m", "autoins.cli", "train"], check=False)
     if done.returncode:
         raise UserFacingError(f"training the demo model failed (exit {done.returncode}); run `autoins train`")

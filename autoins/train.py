@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
+from pydantic import SecretStr
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autoins.cli_support import console, err_console, settings_from_env, user_errors
@@ -88,8 +89,8 @@ def simulated_features(spec: DatasetSpec, *, workers: int, on_chunk: Callable[[i
 
 
 def train_model(
-    spec: DatasetSpec, params: TrainingParams, *, models_dir: Path, data_dir: Path | None, workers: int,
-    command: str, on_chunk: Callable[[int, int], None] | None = None,
+    spec: DatasetSpec, params: TrainingParams, *, models_dir: Path, signing_key: SecretStr, data_dir: Path | None,
+    workers: int, command: str, on_chunk: Callable[[int, int], None] | None = None,
 ) -> TrainOutcome:
     """Features (cached when `data_dir` is given) → labels → fit → artifact + report. Returns the version."""
     from autoins.model_report import write_report  # matplotlib and sklearn: imported only when training
@@ -115,7 +116,8 @@ def train_model(
     result = train(label(spec, features), params, info)
     timings["fit"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    path = save_artifact(models_dir, result.spec, result.estimator, created_at=datetime.now(UTC).isoformat())
+    path = save_artifact(models_dir, result.spec, result.estimator, created_at=datetime.now(UTC).isoformat(),
+                         signing_key=signing_key)
     write_report(path, result, path.name, command, timings)
     timings["save_and_report"] = time.perf_counter() - t0
     return TrainOutcome(path.name, path, result, timings, cached)
@@ -151,6 +153,7 @@ def train_command(
                                  total=len(chunk_plan(drivers, CHUNK_DRIVERS)))
         outcome = train_model(
             spec, TrainingParams(seed=seed), models_dir=absolute_models_dir(settings),
+            signing_key=settings.model_signing_key,
             data_dir=data_dir if cache else None, workers=n_workers, command=command,
             on_chunk=lambda done, total: progress.update(task, completed=done),
         )

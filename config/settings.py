@@ -5,8 +5,9 @@ Sources, highest first: keyword arguments, process environment, `.autoins/stack.
 `.env`, the defaults below.
 `ENVIRONMENT` (process env, or `.env`) picks the `.env.<environment>` file.
 
-Fail closed (docs/SECURITY.md §1): only development bound to loopback (`is_local_development`) may run on the
-committed JWT secret, a short one, or a database/Redis URL without a real password; every other combination
+Fail closed (docs/SECURITY.md §1, §6): only development bound to loopback (`is_local_development`) may run on the
+committed JWT secret or model signing key, short ones, a database/Redis URL without a real password, or plaintext
+links to PostgreSQL, Redis and Kafka (the last also with ALLOW_PLAINTEXT_LINKS=true); every other combination
 refuses to start with one line naming the key. Without ENVIRONMENT, a host bound beyond loopback refuses too.
 """
 
@@ -17,16 +18,19 @@ import os
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.links import PG_SSLMODES, missing_sasl_setting, plaintext_link, postgres_dsn
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Values that exist only so a development machine works out of the box; production refuses them.
 DEV_JWT_SECRET = "dev-secret-key-change-in-production"
+DEV_MODEL_SIGNING_KEY = "dev-model-signing-key-change-in-production"
 DEV_PASSWORDS = frozenset({"", "postgres", "password", "pass", "dev", "changeme", "secret", "admin", "redis",
                            "root", "test", "default", "autoins"})
 MIN_SECRET_CHARS = 32  # also the floor of an operator token
@@ -68,11 +72,16 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(default=10.0, gt=0)
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
     db_pool_recycle_s: float = Field(default=3600.0, gt=0)
+    # TLS (docs/SECURITY.md §7): added to DATABASE_URL's query by `database_dsn` (a setting replaces the URL's
+    # own ?sslmode= / ?sslrootcert=). sslrootcert: the CA file that verify-ca / verify-full check the server with.
+    database_sslmode: str | None = None
+    database_sslrootcert: str | None = None
 
     # -- Redis
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_max_connections: int = Field(default=50, ge=1)
     redis_socket_timeout_s: float = Field(default=5.0, gt=0)
+    redis_ssl_ca_certs: Path | None = None  # rediss:// only: the CA file (None: the system's CAs)
 
     # -- Kafka
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -87,6 +96,16 @@ class Settings(BaseSettings):
     # KAFKA_NOTES: tansu answers a waiting fetch only when this runs out; librdkafka's 500 ms default made a
     # caught-up consumer see a message p50 78 ms after it was produced, 100 ms gave p50 2.8 / p95 4.2 ms.
     kafka_fetch_wait_max_ms: int = Field(default=100, ge=1)
+    # Every Kafka client (producer, consumers, DLQ, admin) gets these (storage/kafka/clients.py).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: Path | None = None  # SSL/SASL_SSL: the CA file (None: the system's CAs)
+
+    # Outside development on loopback, plaintext links to PostgreSQL, Redis or Kafka refuse to start unless true
+    # (e.g. a sidecar that terminates TLS on the same host); docs/SECURITY.md §7.
+    allow_plaintext_links: bool = False
 
     # -- JWT: HS256/384/512 sign and verify with jwt_secret_key; RS*/ES* sign with jwt_secret_key (a PEM private
     #    key) and verify with jwt_public_key (its PEM public key). Every token carries and is checked for aud/iss.
@@ -158,6 +177,9 @@ class Settings(BaseSettings):
 
     # -- risk model (issue 6)
     models_dir: Path = Path(".autoins/models")
+    # HMAC-SHA256 key that signs every artifact's manifest and is checked before unpickling (docs/MODEL.md §6).
+    # Kept out of models_dir: who can write there cannot sign. The default serves development on loopback only.
+    model_signing_key: SecretStr = SecretStr(DEV_MODEL_SIGNING_KEY)
     model_version: str | None = None  # None: the newest artifact in models_dir
     ml_batch_wait_s: float = Field(default=0.002, ge=0)
     # two, so a replica crash leaves one answering (the API's prior, the scorer) while Serve replaces it
@@ -220,6 +242,24 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis:// URL")
         return value
 
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_sslmode", "database_sslrootcert", "kafka_sasl_mechanism", "kafka_sasl_username",
+                     "redis_ssl_ca_certs", "kafka_ssl_ca_location", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("database_sslmode")
+    @classmethod
+    def _sslmode_is_libpqs(cls, value: str | None) -> str | None:
+        if value is not None and value not in PG_SSLMODES:
+            raise ValueError(f"{value!r} is not one of {', '.join(sorted(PG_SSLMODES))}")
+        return value
+
     @field_validator("console_tile_url")
     @classmethod
     def _tile_url_is_http(cls, value: str) -> str:
@@ -239,6 +279,9 @@ class Settings(BaseSettings):
         """Fail closed: every check runs unless this is development bound to loopback (docs/SECURITY.md §1)."""
         if self.jwt_algorithm in ASYMMETRIC_JWT_ALGORITHMS:
             _check_asymmetric_keys(self)  # in every environment: a wrong key would fail every login
+        if missing := missing_sasl_setting(self):  # in every environment: the broker would refuse every client
+            raise SettingsError(f"{missing}: KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                                "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
         if self.is_production and self.debug:
             raise SettingsError("DEBUG: production refuses debug=true")
         if self.is_local_development:
@@ -256,6 +299,14 @@ class Settings(BaseSettings):
         token = self.operator_token.get_secret_value() if self.operator_token is not None else None
         if token is not None and len(token) < MIN_SECRET_CHARS:
             raise SettingsError(f"OPERATOR_TOKEN: {where} refuses a token under {MIN_SECRET_CHARS} characters")
+        signing_key = self.model_signing_key.get_secret_value()
+        if signing_key == DEV_MODEL_SIGNING_KEY or len(signing_key) < MIN_SECRET_CHARS:
+            raise SettingsError(f"MODEL_SIGNING_KEY: {where} refuses the committed default or a key under "
+                                f"{MIN_SECRET_CHARS} characters")
+        if not self.allow_plaintext_links and (plaintext := plaintext_link(self)):
+            key, what = plaintext
+            raise SettingsError(f"{key}: {where} refuses a plaintext link ({what}), "
+                                "or set ALLOW_PLAINTEXT_LINKS=true")
         return self
 
     @property
@@ -277,6 +328,11 @@ class Settings(BaseSettings):
         if self.ingest_driver_tokens is not None:
             return self.ingest_driver_tokens
         return self.environment is Environment.DEVELOPMENT
+
+    @property
+    def database_dsn(self) -> str:
+        """What every PostgreSQL client connects with: DATABASE_URL plus DATABASE_SSLMODE / DATABASE_SSLROOTCERT."""
+        return postgres_dsn(self.database_url, self.database_sslmode, self.database_sslrootcert)
 
     @property
     def database_name(self) -> str:

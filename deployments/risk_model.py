@@ -95,6 +95,7 @@ class RiskModel:
         self._metrics = _metrics()
         self._loaded: _Loaded | None = None
         self._models_dir = Path(settings.models_dir)
+        self._signing_key = settings.model_signing_key
         self._error: str | None = None
         self._assess_batch.set_max_batch_size(settings.ml_batch_size)
         self._assess_batch.set_batch_wait_timeout_s(settings.ml_batch_wait_s)
@@ -105,7 +106,7 @@ class RiskModel:
     def _load(self, models_dir: Path, model_version: str | None) -> None:
         """Load and swap in one assignment; on failure keep what serves now and record the reason."""
         try:
-            artifact = load_artifact(models_dir, model_version)
+            artifact = load_artifact(models_dir, model_version, signing_key=self._signing_key)
             predictor = RiskPredictor(artifact.spec, artifact.estimator, artifact.model_version)
         except (ArtifactError, ValueError) as error:
             self._error = str(error)

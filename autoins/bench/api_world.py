@@ -78,7 +78,8 @@ class ApiWorld:
         spec = DatasetSpec()  # the default data set: its features ship with autoins, so this takes seconds
         with self.out.status("training the default risk model …"):
             outcome = train_model(spec, TrainingParams(seed=spec.seed), models_dir=self.settings.models_dir,
-                                  data_dir=self.settings.data_dir, workers=2, command="autoins bench api")
+                                  signing_key=self.settings.model_signing_key, data_dir=self.settings.data_dir,
+                                  workers=2, command="autoins bench api")
         self.out.print(f"risk model {outcome.model_version}", highlight=False)
 
     def _serve(self) -> str:

@@ -164,7 +164,8 @@ def _train(settings: Settings, seed: int) -> str:
 
     data = build_dataset(DatasetSpec(seed=seed, drivers=40, days=1))
     result = train(data, TrainingParams(seed=seed, gbm_max_iter=30), {"drivers": 40.0, "days": 1.0})
-    path = save_artifact(settings.models_dir, result.spec, result.estimator, created_at="2026-01-01T00:00:00Z")
+    path = save_artifact(settings.models_dir, result.spec, result.estimator, created_at="2026-01-01T00:00:00Z",
+                         signing_key=settings.model_signing_key)
     return path.name
 
 

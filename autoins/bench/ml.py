@@ -50,11 +50,13 @@ def _model(settings: Settings, tmp: Path, out: Console) -> tuple[Path, str, bool
 
     models_dir = absolute_models_dir(settings)
     try:
-        return models_dir, load_artifact(models_dir, settings.model_version).model_version, False
+        return models_dir, load_artifact(models_dir, settings.model_version,
+                                         signing_key=settings.model_signing_key).model_version, False
     except ArtifactError as error:
         out.print(f"{escape(str(error))}; training a small model ({SMALL_MODEL}) into {tmp}", highlight=False)
     spec = DatasetSpec(seed=7, **SMALL_MODEL)
-    outcome = train_model(spec, TrainingParams(seed=7), models_dir=tmp, data_dir=None, workers=1,
+    outcome = train_model(spec, TrainingParams(seed=7), models_dir=tmp, signing_key=settings.model_signing_key,
+                          data_dir=None, workers=1,
                           command="autoins bench ml (small model)")
     return tmp, outcome.model_version, True
 
@@ -111,11 +113,12 @@ async def _measure(handle, base: np.ndarray, singles: int, reps: int) -> dict:
     return {"single": single, "batch": batch, "many": many, "cached": cached, "stats": stats, "info": info}
 
 
-def _in_process(models_dir: Path, version: str, base: np.ndarray, k_trips: float, reps: int) -> dict:
+def _in_process(settings: Settings, models_dir: Path, version: str, base: np.ndarray, reps: int) -> dict:
     from domain.risk_model import RiskPredictor
     from storage.files.model_artifacts import load_artifact
 
-    artifact = load_artifact(models_dir, version)
+    artifact = load_artifact(models_dir, version, signing_key=settings.model_signing_key)
+    k_trips = settings.credibility_k_trips
     predictor = RiskPredictor(artifact.spec, artifact.estimator, artifact.model_version)
     one, hundred = _requests(base, 1, 0), _requests(base, 100, 0)
     t1, t100 = [], []
@@ -153,7 +156,7 @@ def run_ml_benchmark(settings: Settings, *, singles: int, reps: int, command: st
                 raw = asyncio.run(_measure(handle, base, singles, reps))
             finally:
                 serve.delete(BENCH_APP)
-            local = _in_process(models_dir, version, base, settings.credibility_k_trips, reps)
+            local = _in_process(settings, models_dir, version, base, reps)
         finally:
             if started_ray:
                 import ray

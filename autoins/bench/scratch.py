@@ -59,7 +59,7 @@ class Scratch:
 
     async def postgres_version(self) -> str:
         """`PostgreSQL 15.x` of the configured server; one clear line when it cannot be reached."""
-        url = with_database(self.base.database_url, "postgres")
+        url = with_database(self.base.database_dsn, "postgres")
         shown = self.base.redacted()["database_url"]
         try:
             conn = await asyncpg.connect(url, timeout=self.base.db_connect_timeout_s)
@@ -73,7 +73,7 @@ class Scratch:
 
     async def create_database(self, role: str, now: datetime) -> str:
         """A new database with every migration applied and the partition window around `now` ensured."""
-        url = with_database(self.base.database_url, f"autoins_bench_{role}_{self.run_id}")
+        url = with_database(self.base.database_dsn, f"autoins_bench_{role}_{self.run_id}")
         self.databases.append(url)
         await create_database_if_missing(url)
         conn = await connect(self.base.with_overrides(database_url=url), application_name="autoins-bench")

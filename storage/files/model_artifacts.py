@@ -2,9 +2,10 @@
 
 The version is derived from the content: `freq-<sha256 over (name, sha256) of model.pkl and spec.json>[:12]`,
 so the same training gives the same version, and loading can prove the files are the ones trained.
-manifest.json records each file's sha256 and the creation time (not hashed: retraining the same model
-keeps its version). Loading verifies every hash *before* unpickling; any mismatch raises ArtifactError
-naming the file. Writes go to a temporary directory renamed into place: a reader never sees half an artifact.
+manifest.json records each file's sha256 and the creation time (not in the version: retraining the same model
+keeps its version), signed with MODEL_SIGNING_KEY (storage/files/artifact_signature.py). Loading verifies the
+signature, then every hash, *before* unpickling; any failure raises ArtifactError naming the file. Writes go to a
+temporary directory renamed into place: a reader never sees half an artifact.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import SecretStr
 
 from domain.risk_model.errors import ArtifactError
 from domain.risk_model.spec import ModelSpec, decode_spec, encode_spec
+from storage.files.artifact_signature import signed, verify_signature
 
 MODEL_FILE, SPEC_FILE, MANIFEST_FILE, REPORT_FILE = "model.pkl", "spec.json", "manifest.json", "report.md"
 HASHED_FILES = (MODEL_FILE, SPEC_FILE)
@@ -60,15 +63,17 @@ def serialize(spec: ModelSpec, estimator: object) -> dict[str, bytes]:
     return {MODEL_FILE: pickle.dumps(estimator, protocol=5), SPEC_FILE: encode_spec(spec)}
 
 
-def save_artifact(models_dir: Path, spec: ModelSpec, estimator: object, *, created_at: str) -> Path:
-    """Write an artifact; returns its directory. The same content again keeps the existing directory."""
+def save_artifact(models_dir: Path, spec: ModelSpec, estimator: object, *, created_at: str,
+                  signing_key: SecretStr) -> Path:
+    """Write an artifact signed with `signing_key`; returns its directory. The same content again keeps the
+    existing directory when it verifies with this key (else it is rewritten: damaged, unsigned, another key)."""
     files = serialize(spec, estimator)
     version = content_version(files)
     models_dir.mkdir(parents=True, exist_ok=True)
     final = models_dir / version
     if final.is_dir():
         try:
-            load_artifact(models_dir, version)
+            verify_artifact(models_dir, version, signing_key=signing_key)
             return final
         except ArtifactError:
             shutil.rmtree(final)  # a damaged copy of the same content: rewrite it
@@ -79,7 +84,7 @@ def save_artifact(models_dir: Path, spec: ModelSpec, estimator: object, *, creat
         (tmp / name).write_bytes(data)
     manifest = {"model_version": version, "created_at": created_at,
                 "files": {name: _sha256(data) for name, data in sorted(files.items())}}
-    (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    (tmp / MANIFEST_FILE).write_text(json.dumps(signed(manifest, signing_key), indent=2) + "\n")
     os.replace(tmp, final)
     return final
 
@@ -111,8 +116,19 @@ def resolve_version(models_dir: Path, model_version: str | None) -> str:
     return artifacts[0].model_version
 
 
-def load_artifact(models_dir: Path, model_version: str | None = None) -> LoadedArtifact:
-    """Verify and load an artifact (None = newest). ArtifactError names the version and the bad file."""
+@dataclass(frozen=True, slots=True)
+class VerifiedArtifact:
+    """An artifact's bytes whose signature, hashes and version checked out; nothing unpickled yet."""
+    model_version: str
+    path: Path
+    created_at: str
+    files: dict[str, bytes]
+
+
+def verify_artifact(models_dir: Path, model_version: str | None = None, *,
+                    signing_key: SecretStr) -> VerifiedArtifact:
+    """Check an artifact (None = newest) without unpickling: the manifest's signature with `signing_key`, each
+    file's sha256, the content version. ArtifactError names the version and the bad file."""
     version = resolve_version(models_dir, model_version)
     if not VERSION_PATTERN.match(version):
         raise ArtifactError(f"model version {version!r} is not a model version (expected freq-<12 hex>)")
@@ -124,6 +140,9 @@ def load_artifact(models_dir: Path, model_version: str | None = None) -> LoadedA
         recorded = manifest["files"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ArtifactError(f"model {version}: {path / MANIFEST_FILE} is missing or unreadable ({error})") from None
+    verify_signature(manifest, signing_key, f"model {version}: {path / MANIFEST_FILE}")
+    if manifest.get("model_version") != version:
+        raise ArtifactError(f"model {version}: {path / MANIFEST_FILE} was signed for {manifest.get('model_version')}")
     files: dict[str, bytes] = {}
     for name in HASHED_FILES:
         try:
@@ -134,12 +153,19 @@ def load_artifact(models_dir: Path, model_version: str | None = None) -> LoadedA
             raise ArtifactError(f"model {version}: {path / name} does not match its recorded sha256 (corrupted)")
     if content_version(files) != version:
         raise ArtifactError(f"model {version}: the files in {path} hash to {content_version(files)}, not {version}")
+    return VerifiedArtifact(version, path, str(manifest.get("created_at", "")), files)
+
+
+def load_artifact(models_dir: Path, model_version: str | None = None, *, signing_key: SecretStr) -> LoadedArtifact:
+    """Verify (`verify_artifact`) and only then unpickle an artifact (None = newest)."""
+    verified = verify_artifact(models_dir, model_version, signing_key=signing_key)
+    version, path = verified.model_version, verified.path
     try:
-        spec = decode_spec(files[SPEC_FILE])
-        estimator = pickle.loads(files[MODEL_FILE])
+        spec = decode_spec(verified.files[SPEC_FILE])
+        estimator = pickle.loads(verified.files[MODEL_FILE])
     except Exception as error:  # a verified file that still fails: another library version, a format change
         raise ArtifactError(f"model {version}: cannot load {path}: {type(error).__name__}: {error}") from None
-    return LoadedArtifact(version, spec, estimator, path, str(manifest.get("created_at", "")))
+    return LoadedArtifact(version, spec, estimator, path, verified.created_at)
 
 
 def feature_cache_path(data_dir: Path, seed: int, drivers: int, days: int, feature_spec_version: str) -> Path:

@@ -12,10 +12,24 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from config.settings import Settings
 
 
+def security_config(settings: Settings) -> dict[str, Any]:
+    """TLS and SASL options, part of every client's config (producer, consumers, DLQ, admin): one home, so no
+    client of the system can talk to the broker in plaintext while the others use TLS (docs/SECURITY.md §6)."""
+    config: dict[str, Any] = {"security.protocol": settings.kafka_security_protocol}
+    if settings.kafka_ssl_ca_location is not None:
+        config["ssl.ca.location"] = str(settings.kafka_ssl_ca_location)
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # Settings refuses SASL without it
+        config |= {"sasl.mechanism": settings.kafka_sasl_mechanism, "sasl.username": settings.kafka_sasl_username,
+                   "sasl.password": settings.kafka_sasl_password.get_secret_value()}
+    return config
+
+
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """Idempotent producer: retries cannot duplicate or reorder within a partition."""
     return {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
+        **security_config(settings),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
@@ -31,6 +45,7 @@ def consumer_config(settings: Settings, group_id: str | None = None, **extra: An
     """Offsets are ours: auto-commit off, we commit after the batch is durable in PostgreSQL."""
     return {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
+        **security_config(settings),
         "group.id": group_id or settings.kafka_consumer_group,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -48,7 +63,8 @@ def consumer_config(settings: Settings, group_id: str | None = None, **extra: An
 def admin_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """Short-lived admin clients (CLI, tests): an unreachable broker is reported once by the caller,
     not as a connect-failure line every 50 ms from librdkafka (log_level 2 keeps only CRIT and up)."""
-    return {"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 2, **extra}
+    return {"bootstrap.servers": settings.kafka_bootstrap_servers, **security_config(settings), "log_level": 2,
+            **extra}
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 10.0) -> list[str]:

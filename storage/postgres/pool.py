@@ -3,7 +3,8 @@
 asyncpg has no "overflow": the pool holds `db_pool_size` connections and grows to
 `db_pool_size + db_max_overflow` under load. `max_inactive_connection_lifetime` plays
 `pool_recycle`; `statement_timeout` is set server-side per connection; acquiring waits at most
-`db_pool_timeout_s` (see `acquire`).
+`db_pool_timeout_s` (see `acquire`). Every connection uses `settings.database_dsn`: DATABASE_URL with
+DATABASE_SSLMODE / DATABASE_SSLROOTCERT (docs/SECURITY.md §7).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def pool_options(settings: Settings, application_name: str) -> dict[str, Any]:
 async def create_pool(settings: Settings, application_name: str = "autoins", **overrides: Any) -> asyncpg.Pool:
     """A connected pool; sizes and timeouts from settings, `overrides` for tools (e.g. min_size=1)."""
     options = {**pool_options(settings, application_name), **overrides}
-    return await asyncpg.create_pool(settings.database_url, **options)
+    return await asyncpg.create_pool(settings.database_dsn, **options)
 
 
 @asynccontextmanager
@@ -64,7 +65,7 @@ async def acquire(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[async
 async def connect(settings: Settings, application_name: str = "autoins") -> asyncpg.Connection:
     """One connection with the same codecs and timeouts (CLI tools, migrations)."""
     conn = await asyncpg.connect(
-        settings.database_url,
+        settings.database_dsn,
         timeout=settings.db_connect_timeout_s,
         server_settings={
             "statement_timeout": str(settings.db_statement_timeout_ms),

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import redis.asyncio as aioredis
 
 from config.settings import Settings
+
+
+def tls_options(settings: Settings) -> dict[str, object]:
+    """rediss://: verify the server against REDIS_SSL_CA_CERTS (or the system's CAs) and its name. redis-py
+    takes these only for rediss:// (its plain connection refuses ssl_* arguments), so nothing for redis://."""
+    if urlsplit(settings.redis_url).scheme != "rediss":
+        return {}
+    options: dict[str, object] = {"ssl_cert_reqs": "required", "ssl_check_hostname": True}
+    if settings.redis_ssl_ca_certs is not None:
+        options["ssl_ca_certs"] = str(settings.redis_ssl_ca_certs)
+    return options
 
 
 def create_redis(settings: Settings, *, wait_for_connection: bool = False, **overrides: object) -> aioredis.Redis:
@@ -19,6 +32,7 @@ def create_redis(settings: Settings, *, wait_for_connection: bool = False, **ove
         "retry_on_timeout": True,
         "decode_responses": False,
     }
+    options.update(tls_options(settings))
     options.update(overrides)
     if wait_for_connection:  # redis-py's from_url always builds a plain ConnectionPool
         pool = aioredis.BlockingConnectionPool.from_url(

@@ -111,7 +111,8 @@ def test_ready_is_200_with_every_check_ok_once_a_model_is_served(api, tmp_path):
 
     result = train(build_dataset(DatasetSpec(seed=4, drivers=30, days=1, exposure_years=10.0)),
                    TrainingParams(seed=1, gbm_max_iter=20), {"drivers": 30.0})
-    version = save_artifact(tmp_path, result.spec, result.estimator, created_at="2026-01-01T00:00:00Z").name
+    version = save_artifact(tmp_path, result.spec, result.estimator, created_at="2026-01-01T00:00:00Z",
+                            signing_key=settings.model_signing_key).name
     serve.run(build_risk(settings.with_overrides(models_dir=tmp_path)), name=RISK_APP, route_prefix=None)
     try:
         response = wait_for(lambda: (r := client.get("/health/ready", headers=OPERATOR)).status_code == 200 and r,

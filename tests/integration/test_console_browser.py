@@ -76,7 +76,7 @@ def system(serve_session, base_settings, kafka_bootstrap, tmp_path_factory):
     kept = {id(p) for chunk in held.values() for p in chunk}
     first = [p for p in payloads if id(p) not in kept]
     url = run_async(make_migrated_database(base_settings, NOW))
-    models = train_into(tmp_path_factory.mktemp("console-models"), seed=3)
+    models = train_into(tmp_path_factory.mktemp("console-models"), seed=3, signing_key=base_settings.model_signing_key)
     settings = settings_with_topics(
         base_settings.with_overrides(database_url=url), kafka_bootstrap,
         kafka_consumer_group=f"console-{uuid.uuid4().hex[:8]}", num_shards=2, num_persistence=1,

@@ -41,7 +41,8 @@ def seeded_api(serve_session, base_settings, fresh_database_url, tmp_path):
     asyncio.run(migrate_database(settings))
     asyncio.run(seed_demo(settings, 1))
     result = train(build_dataset(DatasetSpec(seed=3, drivers=30, days=1)), TrainingParams(gbm_max_iter=20), {})
-    save_artifact(settings.models_dir, result.spec, result.estimator, created_at="2026-01-01T00:00:00Z")
+    save_artifact(settings.models_dir, result.spec, result.estimator, created_at="2026-01-01T00:00:00Z",
+                  signing_key=settings.model_signing_key)
     serve.run(build_risk(settings), name=RISK_APP, route_prefix=None)
     serve.run(build_api_app(settings), name=API_APP, route_prefix=API_ROUTE)
     yield serve_session

@@ -6,12 +6,14 @@ under load while the adapter keeps answering from the other."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
 
 import msgspec
 import pytest
+from pydantic import SecretStr
 from ray import serve
 
 from config.names import RISK_APP
@@ -20,6 +22,7 @@ from domain.risk_assessment import ScoreRequest
 from domain.risk_model import ModelNotReady, RiskPredictor, TrainingParams
 from domain.risk_model.dataset import DatasetSpec, build_dataset
 from domain.risk_model.training import train
+from storage.files.artifact_signature import signed
 from storage.files.model_artifacts import load_artifact, save_artifact
 from storage.serve.risk_model import ServeRiskModel
 from tests.contracts.risk_model_contract import *  # noqa: F403
@@ -29,14 +32,15 @@ ZERO = ScoreRequest(driver_id="x", features=(0.0,) * 14)
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, base_settings):
     """Two tiny artifacts (seeds 1 and 2, the second newer) in one directory, and their dataset."""
     models_dir = tmp_path_factory.mktemp("models")
     data = build_dataset(DatasetSpec(seed=4, drivers=30, days=1, exposure_years=10.0))
     versions = []
     for seed, created in ((1, "2026-01-01T00:00:00Z"), (2, "2026-01-02T00:00:00Z")):
         result = train(data, TrainingParams(seed=seed, gbm_max_iter=20), {"drivers": 30.0})
-        versions.append(save_artifact(models_dir, result.spec, result.estimator, created_at=created).name)
+        versions.append(save_artifact(models_dir, result.spec, result.estimator, created_at=created,
+                                      signing_key=base_settings.model_signing_key).name)
     return models_dir, versions, data
 
 
@@ -72,16 +76,17 @@ def requests_of(data, prefix="d"):
     return [ScoreRequest(driver_id=f"{prefix}{i}", features=tuple(row.tolist())) for i, row in enumerate(data.features)]
 
 
-def local_predictor(models_dir, version):
-    artifact = load_artifact(models_dir, version)
+def local_predictor(models_dir, version, signing_key):
+    artifact = load_artifact(models_dir, version, signing_key=signing_key)
     return RiskPredictor(artifact.spec, artifact.estimator, artifact.model_version)
 
 
-async def test_single_and_batched_calls_answer_what_the_predictor_answers(models, served):
+async def test_single_and_batched_calls_answer_what_the_predictor_answers(models, served, base_settings):
     models_dir, versions, data = models
     handle, _ = served
     requests = requests_of(data)
-    expected = local_predictor(models_dir, versions[0]).assess_many(requests, k_trips=K_TRIPS)
+    predictor = local_predictor(models_dir, versions[0], base_settings.model_signing_key)
+    expected = predictor.assess_many(requests, k_trips=K_TRIPS)
     single = await handle.assess.remote(requests[0])
     many = await handle.assess_many.remote(requests)
     assert single == expected[0]
@@ -140,6 +145,18 @@ async def test_user_config_switches_the_version_without_restarting_the_replica(m
         info = await handle.model_info.remote()
         assert info["model_version"] == versions[1] and info["pid"] == before["pid"]
         assert "model.pkl does not match its recorded sha256" in info["error"]
+
+        # Nor does one re-signed with another key than the replica's MODEL_SIGNING_KEY (docs/SECURITY.md §6).
+        foreign = tmp_path / "foreign"
+        shutil.copytree(models_dir / versions[0], foreign / versions[0])
+        manifest_path = foreign / versions[0] / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        manifest.pop("signature")
+        manifest_path.write_text(json.dumps(signed(manifest, SecretStr("another-signing-key-" + "x" * 32))))
+        handle = redeploy({"model_version": versions[0], "models_dir": str(foreign)})
+        info = await handle.model_info.remote()
+        assert info["model_version"] == versions[1] and info["pid"] == before["pid"]
+        assert "manifest.json is signed with another key" in info["error"]
     finally:
         redeploy({"model_version": versions[0], "models_dir": str(models_dir)})
 

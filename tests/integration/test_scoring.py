@@ -23,6 +23,7 @@ import httpx
 import msgspec
 import pytest
 import websockets
+from pydantic import SecretStr
 
 from actors.risk_scorer import RiskScorer
 from autoins.pipeline import pipeline_status, start_pipeline, stop_pipeline, wait_until_drained
@@ -52,18 +53,19 @@ INITIAL_PREMIUM = Decimal("600.00")
 
 
 @pytest.fixture(scope="module")
-def trained_models_dir(tmp_path_factory) -> Path:
+def trained_models_dir(tmp_path_factory, base_settings) -> Path:
     """A small real artifact (H1's training code), trained once for the module (~3 s)."""
-    return train_into(tmp_path_factory.mktemp("models"), seed=3)
+    return train_into(tmp_path_factory.mktemp("models"), seed=3, signing_key=base_settings.model_signing_key)
 
 
 @pytest.fixture(scope="module")
-def second_models_dir(tmp_path_factory) -> Path:
+def second_models_dir(tmp_path_factory, base_settings) -> Path:
     """Another model version (another seed), to switch to."""
-    return train_into(tmp_path_factory.mktemp("models2"), seed=5)
+    return train_into(tmp_path_factory.mktemp("models2"), seed=5, signing_key=base_settings.model_signing_key)
 
 
-def train_into(models_dir: Path, seed: int) -> Path:
+def train_into(models_dir: Path, seed: int, signing_key: SecretStr) -> Path:
+    """A small artifact signed with `signing_key` (that of the settings the test deploys with)."""
     from domain.risk_model.dataset import DatasetSpec, build_dataset
     from domain.risk_model.spec import TrainingParams
     from domain.risk_model.training import train
@@ -71,7 +73,8 @@ def train_into(models_dir: Path, seed: int) -> Path:
 
     data = build_dataset(DatasetSpec(seed=seed, drivers=40, days=1))
     result = train(data, TrainingParams(seed=seed, gbm_max_iter=30), {"drivers": 40.0, "days": 1.0})
-    save_artifact(models_dir, result.spec, result.estimator, created_at="2026-01-01T00:00:00Z")
+    save_artifact(models_dir, result.spec, result.estimator, created_at="2026-01-01T00:00:00Z",
+                  signing_key=signing_key)
     return models_dir
 
 

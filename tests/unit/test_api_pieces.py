@@ -95,7 +95,8 @@ def test_seeding_refuses_every_environment_but_development(environment):
     from config.settings import Settings
 
     settings = Settings(environment=environment, jwt_secret_key="s" * 40,
-                        database_url="postgresql://app:Str0ng-pw@db/autoins", redis_url="redis://:Str0ng-pw@r:6379/0")
+                        database_url="postgresql://app:Str0ng-pw@db/autoins", redis_url="redis://:Str0ng-pw@r:6379/0",
+                        model_signing_key="m" * 40, allow_plaintext_links=True)
     with pytest.raises(UserFacingError, match=f"only in development \\(ENVIRONMENT is {environment}\\)"):
         asyncio.run(seed_demo(settings, 3))
 

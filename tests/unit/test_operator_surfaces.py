@@ -20,7 +20,8 @@ from deployments.metrics import scrape_cluster
 
 TOKEN = "operator-token-" + "x" * 32
 SECRETS = {"jwt_secret_key": "s" * 48, "database_url": "postgresql://app:Str0ng-pw@db/autoins",
-           "redis_url": "redis://:Str0ng-pw@cache:6379/0"}
+           "redis_url": "redis://:Str0ng-pw@cache:6379/0", "model_signing_key": "m" * 40,
+           "allow_plaintext_links": True}
 LOCAL = Settings(jwt_secret_key="s" * 48)
 LOCAL_WITH_TOKEN = Settings(jwt_secret_key="s" * 48, operator_token=TOKEN)
 STAGING = Settings(environment="staging", **SECRETS)

@@ -10,6 +10,7 @@ import math
 import msgspec
 import numpy as np
 import pytest
+from pydantic import SecretStr
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
@@ -31,6 +32,7 @@ from storage.files.model_artifacts import (
 )
 
 SPEC = DatasetSpec(seed=5, drivers=30, days=1, exposure_years=10.0)
+KEY = SecretStr("unit-test-model-signing-key-" + "k" * 16)
 K_TRIPS = 40.0
 
 
@@ -154,9 +156,10 @@ def test_bad_feature_vectors_are_refused_naming_the_driver(predictor):
 
 
 def test_a_saved_artifact_loads_back_to_the_same_predictions(tmp_path, dataset, trained, predictor):
-    path = save_artifact(tmp_path, trained.spec, trained.estimator, created_at="2026-01-01T00:00:00Z")
+    path = save_artifact(tmp_path, trained.spec, trained.estimator, created_at="2026-01-01T00:00:00Z",
+                         signing_key=KEY)
     assert path.name == predictor.model_version
-    loaded = load_artifact(tmp_path)
+    loaded = load_artifact(tmp_path, signing_key=KEY)
     again = RiskPredictor(loaded.spec, loaded.estimator, loaded.model_version)
     requests = requests_for(dataset, 5)
     assert again.assess_many(requests, k_trips=K_TRIPS) == predictor.assess_many(requests, k_trips=K_TRIPS)
@@ -165,32 +168,33 @@ def test_a_saved_artifact_loads_back_to_the_same_predictions(tmp_path, dataset, 
 
 @pytest.mark.parametrize("damaged", [MODEL_FILE, SPEC_FILE])
 def test_a_corrupted_artifact_file_is_named_in_the_error(tmp_path, trained, damaged):
-    path = save_artifact(tmp_path, trained.spec, trained.estimator, created_at="t")
+    path = save_artifact(tmp_path, trained.spec, trained.estimator, created_at="t", signing_key=KEY)
     data = bytearray((path / damaged).read_bytes())
     data[len(data) // 2] ^= 0xFF
     (path / damaged).write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match=rf"{path.name}: .*{damaged} does not match its recorded sha256"):
-        load_artifact(tmp_path, path.name)
+        load_artifact(tmp_path, path.name, signing_key=KEY)
 
 
 def test_missing_artifacts_give_clear_errors(tmp_path, trained):
     with pytest.raises(ArtifactError, match=r"no model artifact in .*run `autoins train`"):
-        load_artifact(tmp_path)
+        load_artifact(tmp_path, signing_key=KEY)
     with pytest.raises(ArtifactError, match="no artifact directory"):
-        load_artifact(tmp_path, "freq-000000000000")
+        load_artifact(tmp_path, "freq-000000000000", signing_key=KEY)
     with pytest.raises(ArtifactError, match="is not a model version"):
-        load_artifact(tmp_path, "../etc")
-    path = save_artifact(tmp_path, trained.spec, trained.estimator, created_at="t")
+        load_artifact(tmp_path, "../etc", signing_key=KEY)
+    path = save_artifact(tmp_path, trained.spec, trained.estimator, created_at="t", signing_key=KEY)
     (path / MODEL_FILE).unlink()
     with pytest.raises(ArtifactError, match=f"{MODEL_FILE} is missing"):
-        load_artifact(tmp_path)
+        load_artifact(tmp_path, signing_key=KEY)
 
 
 def test_the_newest_artifact_is_loaded_when_no_version_is_given(tmp_path, dataset, trained):
     other = train(dataset, TrainingParams(seed=9), {"drivers": 30.0})
-    old = save_artifact(tmp_path, trained.spec, trained.estimator, created_at="2026-01-01T00:00:00Z")
-    new = save_artifact(tmp_path, other.spec, other.estimator, created_at="2026-02-01T00:00:00Z")
-    assert load_artifact(tmp_path).model_version == new.name
-    assert load_artifact(tmp_path, old.name).model_version == old.name
+    old = save_artifact(tmp_path, trained.spec, trained.estimator, created_at="2026-01-01T00:00:00Z",
+                        signing_key=KEY)
+    new = save_artifact(tmp_path, other.spec, other.estimator, created_at="2026-02-01T00:00:00Z", signing_key=KEY)
+    assert load_artifact(tmp_path, signing_key=KEY).model_version == new.name
+    assert load_artifact(tmp_path, old.name, signing_key=KEY).model_version == old.name
     manifest = json.loads((new / "manifest.json").read_text())
     assert set(manifest["files"]) == {MODEL_FILE, SPEC_FILE}

@@ -2,14 +2,20 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import DEV_JWT_SECRET, Environment, SettingsError, load_settings
+from config.settings import DEV_JWT_SECRET, DEV_MODEL_SIGNING_KEY, Environment, SettingsError, load_settings
 
 GOOD_SECRET = "k" * 48
 PROD_OK = {
     "ENVIRONMENT": "production",
     "JWT_SECRET_KEY": GOOD_SECRET,
     "DATABASE_URL": "postgresql://app:Vq8-long-db-password@db.internal:5432/insurance",
-    "REDIS_URL": "redis://:Zr4-long-redis-password@cache.internal:6379/0",
+    "REDIS_URL": "rediss://:Zr4-long-redis-password@cache.internal:6380/0",
+    "DATABASE_SSLMODE": "verify-full",
+    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    "KAFKA_SASL_USERNAME": "autoins",
+    "KAFKA_SASL_PASSWORD": "Kf9-long-kafka-password",
+    "MODEL_SIGNING_KEY": "m" * 40,
 }
 SECRETS = {k: v for k, v in PROD_OK.items() if k != "ENVIRONMENT"}
 
@@ -126,10 +132,22 @@ WEAK = [
     ({"DATABASE_URL": "postgresql://app:password@db:5432/insurance"}, "DATABASE_URL"),
     ({"DATABASE_URL": "postgresql://postgres:postgres@db:5432/insurance"}, "DATABASE_URL"),
     ({"DATABASE_URL": "postgresql://app@db:5432/insurance?password=password"}, "DATABASE_URL"),
-    ({"REDIS_URL": "redis://cache:6379/0"}, "REDIS_URL"),
-    ({"REDIS_URL": "redis://:changeme@cache:6379/0"}, "REDIS_URL"),
-    ({"REDIS_URL": "redis://:password@cache:6379/0"}, "REDIS_URL"),
+    ({"REDIS_URL": "rediss://cache:6379/0"}, "REDIS_URL"),
+    ({"REDIS_URL": "rediss://:changeme@cache:6379/0"}, "REDIS_URL"),
+    ({"REDIS_URL": "rediss://:password@cache:6379/0"}, "REDIS_URL"),
     ({"OPERATOR_TOKEN": "short"}, "OPERATOR_TOKEN"),
+    ({"MODEL_SIGNING_KEY": None}, "MODEL_SIGNING_KEY"),
+    ({"MODEL_SIGNING_KEY": DEV_MODEL_SIGNING_KEY}, "MODEL_SIGNING_KEY"),
+    ({"MODEL_SIGNING_KEY": "m" * 31}, "MODEL_SIGNING_KEY"),
+    # plaintext links (docs/SECURITY.md §6)
+    ({"KAFKA_SECURITY_PROTOCOL": None}, "KAFKA_SECURITY_PROTOCOL"),
+    ({"KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}, "KAFKA_SECURITY_PROTOCOL"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "KAFKA_SECURITY_PROTOCOL"),
+    ({"DATABASE_SSLMODE": None}, "DATABASE_URL"),
+    ({"DATABASE_SSLMODE": "prefer"}, "DATABASE_SSLMODE"),
+    ({"DATABASE_SSLMODE": "disable"}, "DATABASE_SSLMODE"),
+    ({"DATABASE_SSLMODE": None, "DATABASE_URL": PROD_OK["DATABASE_URL"] + "?sslmode=allow"}, "DATABASE_URL"),
+    ({"REDIS_URL": "redis://:Zr4-long-redis-password@cache.internal:6379/0"}, "REDIS_URL"),
 ]
 
 
