@@ -1,4 +1,4 @@
-"""HMAC-SHA256 signatures of model artifact manifests (docs/MODEL.md §6, docs/SECURITY.md §6).
+"""HMAC-SHA256 signatures of model artifact manifests (docs/MODEL.md §6, docs/SECURITY.md §7).
 
 model.pkl is a pickle: loading it runs code. Its sha256 is in manifest.json, and the manifest's version, creation
 time and file hashes are signed with MODEL_SIGNING_KEY, a setting kept outside models_dir. Whoever can write the

@@ -14,7 +14,7 @@ from config.settings import Settings
 
 def security_config(settings: Settings) -> dict[str, Any]:
     """TLS and SASL options, part of every client's config (producer, consumers, DLQ, admin): one home, so no
-    client of the system can talk to the broker in plaintext while the others use TLS (docs/SECURITY.md §6)."""
+    client of the system can talk to the broker in plaintext while the others use TLS (docs/SECURITY.md §7)."""
     config: dict[str, Any] = {"security.protocol": settings.kafka_security_protocol}
     if settings.kafka_ssl_ca_location is not None:
         config["ssl.ca.location"] = str(settings.kafka_ssl_ca_location)
