@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,6 +19,7 @@ import asyncpg
 import msgspec
 
 from config.settings import Settings
+from storage.postgres.query_timing import query_logger
 
 _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
@@ -33,6 +35,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _init_pooled_connection(conn: asyncpg.Connection) -> None:
+    """Pooled connections (the services) are timed: db_query_duration_seconds (query_timing.py)."""
+    conn.add_query_logger(query_logger())
+    await _init_connection(conn)
+
+
 def pool_options(settings: Settings, application_name: str) -> dict[str, Any]:
     return {
         "min_size": settings.db_pool_size,
@@ -44,7 +52,7 @@ def pool_options(settings: Settings, application_name: str) -> dict[str, Any]:
             "statement_timeout": str(settings.db_statement_timeout_ms),
             "application_name": application_name,
         },
-        "init": _init_connection,
+        "init": _init_pooled_connection,
     }
 
 
@@ -55,6 +63,23 @@ async def create_pool(settings: Settings, application_name: str = "autoins", **o
 
 
 @asynccontextmanager
+@dataclass(frozen=True)
+class PoolUse:
+    """A pool's connections now: `available` = idle + room to grow; 0 means the next acquire waits."""
+
+    size: int
+    idle: int
+    max_size: int
+
+    @property
+    def available(self) -> int:
+        return self.idle + max(0, self.max_size - self.size)
+
+
+def pool_use(pool: asyncpg.Pool) -> PoolUse:
+    return PoolUse(pool.get_size(), pool.get_idle_size(), pool.get_max_size())
+
+
 async def acquire(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     """`pool.acquire` bounded by `db_pool_timeout_s`: a starved pool is an error, not a hang."""
     async with pool.acquire(timeout=settings.db_pool_timeout_s) as conn:
