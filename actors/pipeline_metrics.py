@@ -13,7 +13,7 @@ class PipelineMetrics:
     def __init__(self, topic: str, group: str) -> None:
         self.topic, self.group = topic, group
         self.lag = Gauge("kafka_consumer_lag", description="Messages past the group's committed offset, per "
-                         "partition (fetch high watermark − committed), measured by the supervisor",
+                         "partition (fetch high watermark - committed), measured by the supervisor",
                          tag_keys=("topic", "partition", "consumer_group"))
         self.restarts = Counter("pipeline_actor_restarts", description="Pipeline actors that came back with a new "
                                 "process or were re-created (Ray adds _total)", tag_keys=("role", "actor"))
