@@ -62,7 +62,6 @@ async def create_pool(settings: Settings, application_name: str = "autoins", **o
     return await asyncpg.create_pool(settings.database_url, **options)
 
 
-@asynccontextmanager
 @dataclass(frozen=True)
 class PoolUse:
     """A pool's connections now: `available` = idle + room to grow; 0 means the next acquire waits."""
@@ -80,6 +79,7 @@ def pool_use(pool: asyncpg.Pool) -> PoolUse:
     return PoolUse(pool.get_size(), pool.get_idle_size(), pool.get_max_size())
 
 
+@asynccontextmanager
 async def acquire(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     """`pool.acquire` bounded by `db_pool_timeout_s`: a starved pool is an error, not a hang."""
     async with pool.acquire(timeout=settings.db_pool_timeout_s) as conn:

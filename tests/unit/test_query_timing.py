@@ -35,3 +35,11 @@ def test_logged_queries_are_buffered_until_drained_and_bounded():
     for _ in range(MAX_PENDING + 5):
         timings.observe("select", "t", 0.1)
     assert len(timings.pending) == MAX_PENDING and timings.dropped == 5
+
+
+def test_a_pool_is_available_while_it_has_an_idle_connection_or_room_to_grow():
+    from storage.postgres.pool import PoolUse
+
+    assert PoolUse(size=2, idle=0, max_size=6).available == 4
+    assert PoolUse(size=6, idle=1, max_size=6).available == 1
+    assert PoolUse(size=6, idle=0, max_size=6).available == 0
