@@ -10,15 +10,17 @@ recorded here every `DB_SAMPLE_S` with the pool gauges: Ray's record call stays 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 
 import asyncpg
+import structlog
 from ray.serve.metrics import Gauge, Histogram
 
 from storage.postgres.pool import pool_use
 from storage.postgres.query_timing import query_timings
 
 DB_SAMPLE_S = 5.0
+_log = structlog.get_logger("storage.metrics.db")
 QUERY_BOUNDARIES_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
 
 
@@ -52,21 +54,18 @@ class DbMetrics:
             self.query_duration.observe(seconds, tags={"query_type": query_type, "table": table})
 
 
-_metrics: DbMetrics | None = None
-
-
+@functools.cache
 def db_metrics() -> DbMetrics:
     """The process's objects, made on first use (in a replica after Serve set its context: its tags)."""
-    global _metrics
-    if _metrics is None:
-        _metrics = DbMetrics()
-    return _metrics
+    return DbMetrics()
 
 
 async def sample_pool_forever(name: str, pool: asyncpg.Pool, configured_size: int,
                               interval_s: float = DB_SAMPLE_S) -> None:
     """Run as a task next to a pool until cancelled; a failing sample never ends it."""
     while True:
-        with contextlib.suppress(Exception):
+        try:
             db_metrics().sample(name, pool, configured_size)
+        except Exception as error:  # metrics never stop the process; say why they are missing
+            _log.warning("db_metrics_sample_failed", pool=name, error=repr(error)[:200])
         await asyncio.sleep(interval_s)
