@@ -149,6 +149,9 @@ FAMILIES = {
     "active trips": "ray_active_trips_total",
     "events per second": "ray_events_per_second",
     "average risk score": "ray_average_risk_score",
+    # what the alert rules read besides the above (DiskSpaceLow: Ray's node metrics)
+    "node disk free": "ray_node_disk_free",
+    "node disk usage": "ray_node_disk_usage",
 }
 
 
@@ -208,6 +211,13 @@ def test_every_planned_family_has_series_in_prometheus(prometheus, serve_session
         assert missing == {}, f"families without series in Prometheus: {sorted(missing)}"
         lag = promql(prometheus, f'ray_kafka_consumer_lag{{topic="{settings.kafka_topic_events}"}}')
         assert {s["metric"]["partition"] for s in lag} == {"0", "1"}
+        # the rules evaluate on the real label sets without errors, and the disk ratio matches its two series
+        groups = httpx.get(f"{prometheus.prometheus_url}/api/v1/rules", timeout=5).json()["data"]["groups"]
+        assert {r["name"]: r["health"] for g in groups for r in g["rules"]} == {
+            r["name"]: "ok" for g in groups for r in g["rules"]}
+        assert promql(prometheus, "ray_node_disk_free / (ray_node_disk_free + ray_node_disk_usage)")
+        assert promql(prometheus, "histogram_quantile(0.95, sum by (le) "
+                                  "(rate(ray_http_request_duration_seconds_bucket[1m])))")
     finally:
         asyncio.run(stop_pipeline(pipeline, timeout_s=10))
         for app in (WS_APP, API_APP, RISK_APP):
