@@ -10,9 +10,9 @@ DEMO_DURATION ?= 1d
 # pipeline, prints their addresses, and keeps serving until Ctrl-C; DEMO_FLAGS=--exit-when-drained exits.
 DEMO_FLAGS ?=
 
-.PHONY: install browser demo test test-unit test-integration stack-down lint clean
+.PHONY: install browser monitoring demo test test-unit test-integration stack-down lint clean
 
-install: $(STAMP) browser
+install: $(STAMP) browser monitoring
 
 # Debian's chromium for the console's browser tests (Playwright drives it by executable_path; its own browser
 # download cannot work here). Best effort: without it those tests skip and say why.
@@ -23,6 +23,17 @@ browser:
 	    || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; } \
 	    || echo "chromium could not be installed: the console's browser tests will skip"; \
 	  else echo "chromium is missing (needs root and apt-get): the console's browser tests will skip"; fi; }
+
+# Debian's Prometheus and Alertmanager: `autoins stack up` runs them (config in .autoins/), the alert rules' promtool
+# tests and the Prometheus integration tests use them. Best effort, like chromium: without them those tests skip.
+monitoring:
+	@{ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && \
+	   command -v prometheus-alertmanager >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus prometheus-alertmanager >/dev/null \
+	    || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus prometheus-alertmanager >/dev/null; } \
+	    || echo "prometheus/alertmanager could not be installed: the alerting tests will skip"; \
+	  else echo "prometheus/alertmanager are missing (need root and apt-get): the alerting tests will skip"; fi; }
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -17,6 +17,7 @@ import asyncpg
 from config.logging import configure_logging, get_logger
 from config.rules import validation_rules
 from domain.rules import TripRules
+from storage.metrics.db_metrics import sample_pool_forever
 from storage.postgres.pool import create_pool
 from storage.redis.client import create_redis
 from storage.retry import retry_transient
@@ -42,6 +43,7 @@ class ActorContext:
         self._pool: asyncpg.Pool | None = None
         self._redis = None
         self._expiring: asyncio.Task | None = None
+        self._pool_sampler: asyncio.Task | None = None
 
     async def pool(self, max_size: int = 4) -> asyncpg.Pool:
         if self._pool is None:
@@ -51,6 +53,9 @@ class ActorContext:
                 ),
                 what="connect to PostgreSQL",
             )
+            # db_connection_pool_* {pool="autoins-<actor>"} and db_query_duration_seconds of this actor
+            self._pool_sampler = asyncio.get_running_loop().create_task(
+                sample_pool_forever(f"autoins-{self.name}", self._pool, max_size))
         return self._pool
 
     def redis(self):
@@ -72,6 +77,9 @@ class ActorContext:
             self._expiring = asyncio.get_running_loop().create_task(self._pool.expire_connections())
 
     async def close(self) -> None:
+        if self._pool_sampler is not None:
+            self._pool_sampler.cancel()
+            self._pool_sampler = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -115,8 +115,6 @@ class IngestConsumer:
                 else:
                     if not self.inflight:
                         await self._tick_idle_partitions()
-                    if self.metrics.lag_due():  # idle: keep the lag gauge current (it drops to 0 once drained)
-                        self.metrics.set_lag(await self.kafka.call(self.kafka.lag, self.next_offsets))
                 while self.inflight and (len(self.inflight) >= settings.consumer_max_inflight_batches or not messages):
                     await self._complete_oldest()
             while self.inflight:
@@ -197,8 +195,6 @@ class IngestConsumer:
         self.totals.latencies_ms.append((time.perf_counter() - item.polled_at) * 1000)
         self.totals.last_ack_at = time.time()
         self.metrics.durable(len(item.prepared.persist.readings), time.perf_counter() - item.polled_at)
-        if self.metrics.lag_due():
-            self.metrics.set_lag(await self.kafka.call(self.kafka.lag, self.next_offsets))
 
     async def _rewind(self, error: BaseException, failed: InFlight) -> None:
         self.totals.rewinds += 1

@@ -22,8 +22,10 @@ from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 from actors.consumer import IngestConsumer
 from actors.driver_shard import DriverShard
 from actors.persistence import Persistence
+from actors.pipeline_metrics import LAG_EVERY_S, PipelineMetrics
 from actors.risk_scorer import RiskScorer
 from config.logging import configure_logging, get_logger
+from storage.kafka.lag import WatermarkLag
 from usecases.supervision import (
     Action,
     ActorSpec,
@@ -64,6 +66,10 @@ class PipelineSupervisor:
         self.stopping = False
         self.running = False
         self.first_tick: asyncio.Event | None = None  # made on the actor's event loop, in run()
+        self.metrics = PipelineMetrics(settings.kafka_topic_events, settings.kafka_consumer_group)
+        self.restarts_counted: dict[str, int] = {}
+        self.lag: dict[int, int] = {}
+        self.lag_error: str | None = None
         # Kick the loop from here: after a crash Ray reruns __init__ and this call (retried until it runs).
         ray.get_runtime_context().current_actor.run.remote()
 
@@ -74,6 +80,7 @@ class PipelineSupervisor:
         self.running = True
         self.first_tick = asyncio.Event()
         self.log.info("supervisor_started", actors=len(self.specs))
+        lag_task = asyncio.create_task(self._measure_lag_forever())
         while not self.stopping:
             started = time.monotonic()
             try:
@@ -82,7 +89,22 @@ class PipelineSupervisor:
                 self.log.warning("supervisor_tick_failed", error=repr(error)[:300])
             self.first_tick.set()
             await asyncio.sleep(max(0.0, self.tick_s - (time.monotonic() - started)))
+        lag_task.cancel()
         self.running = False
+
+    async def _measure_lag_forever(self) -> None:
+        """`kafka_consumer_lag` from outside the consumers (storage/kafka/lag.py): it keeps growing while a consumer
+        is dead or stuck, which the consumer's own view cannot show. A failed measurement keeps the last values."""
+        probe = WatermarkLag(self.settings)
+        while not self.stopping:
+            try:
+                self.lag = await asyncio.wait_for(asyncio.to_thread(probe.measure), timeout=30)
+                self.lag_error = None
+                self.metrics.set_lag(self.lag)
+            except Exception as error:
+                self.lag_error = repr(error)[:200]
+                self.log.warning("lag_measurement_failed", error=self.lag_error)
+            await asyncio.sleep(LAG_EVERY_S)
 
     async def wait_ready(self, timeout_s: float = 60.0) -> dict:
         """Until the first tick created every actor; returns the status."""
@@ -101,7 +123,8 @@ class PipelineSupervisor:
             for name, spec in self.specs.items()
         }
         return {"supervisor": {"pid": os.getpid(), "ticks": self.ticks, "stopping": self.stopping},
-                "health": self.supervision.health(self.observed), "actors": actors}
+                "health": self.supervision.health(self.observed), "actors": actors,
+                "lag": {"partitions": dict(self.lag), "total": sum(self.lag.values()), "error": self.lag_error}}
 
     async def stop(self, timeout_s: float = 60.0) -> dict:
         """Stop consumers cleanly (in-flight batches finish and commit), then the scorer, then every actor."""
@@ -136,6 +159,7 @@ class PipelineSupervisor:
         observations = await asyncio.gather(*(self._observe(self.specs[n]) for n in names))
         self.observed = dict(zip(names, observations, strict=True))
         decisions = self.supervision.reconcile(self.observed, time.monotonic())
+        self._count_restarts()
         for decision in decisions:
             if self.stopping:
                 return
@@ -147,6 +171,16 @@ class PipelineSupervisor:
                 self._start_loop(decision.name)
             elif decision.action is Action.REBIND_CONSUMERS:
                 await self._recreate_consumers()
+
+    def _count_restarts(self) -> None:
+        """`pipeline_actor_restarts_total`: each restart Ray made (a new pid) or re-creation, counted once (the
+        first creation is not a restart)."""
+        for name, past in self.supervision.history.items():
+            total = past.restarts_seen + max(0, past.recreations - 1)
+            new = total - self.restarts_counted.get(name, 0)
+            if new > 0:
+                self.metrics.restarted(self.specs[name].role.value, name, new)
+            self.restarts_counted[name] = total
 
     async def _observe(self, spec: ActorSpec) -> Observation:
         handle = self._handle(spec.name)

@@ -135,6 +135,17 @@ class Settings(BaseSettings):
     enable_metrics: bool = True
     metrics_cache_s: float = Field(default=5.0, ge=0)  # a merged cluster scrape is reused this long
     readiness_cache_s: float = Field(default=1.0, ge=0)  # /health/ready's checks are reused this long
+    # Prometheus and Alertmanager started by `autoins stack up` (autoins/stack/monitoring.py, docs/OPERATIONS.md)
+    prometheus_port: int = Field(default=9090, ge=1, le=65535)  # taken by something else: a free port is used
+    alertmanager_port: int = Field(default=9093, ge=1, le=65535)
+    prometheus_scrape_interval_s: float = Field(default=15.0, gt=0)
+    prometheus_evaluation_interval_s: float = Field(default=15.0, gt=0)
+    # Ray's file of every node's metrics export (the dashboard head writes it into its session directory);
+    # None: the one of the head `autoins serve` starts (autoins/ray_head.py's temp dir)
+    ray_metrics_discovery_file: Path | None = None
+    alert_for_s: float | None = Field(default=None, ge=0)  # every rule's `for:` instead of its own (tests: seconds)
+    alert_webhook_url: str | None = None  # Alertmanager posts every alert here; None: alerts are only shown in its UI
+    alert_group_wait_s: float = Field(default=30.0, ge=0)  # Alertmanager's group_wait (and group_interval / 6)
 
     # -- API on Ray Serve (DESIGN.md §5; RAY_NOTES.md: replicas take no CPU, sockets hold a slot)
     http_host: str = "127.0.0.1"

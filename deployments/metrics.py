@@ -35,17 +35,12 @@ class PlatformMetrics:
             "http_request_duration_seconds", description="HTTP request duration, by route template",
             boundaries=LATENCY_BOUNDARIES_S, tag_keys=("method", "endpoint", "status"),
         )
-        self.pool_size = Gauge("db_connection_pool_size", description="Open PostgreSQL connections in this replica")
-        self.pool_overflow = Gauge(
-            "db_connection_pool_overflow",
-            description="Connections open beyond db_pool_size (asyncpg grows to db_pool_size + db_max_overflow)",
-        )
-        self.pool_idle = Gauge("db_connection_pool_idle", description="Idle connections in this replica's pool")
         self.cache_hits = Counter("cache_hits", description="Cache hits (Ray adds _total)", tag_keys=("cache_type",))
         self.cache_misses = Counter("cache_misses", description="Cache misses (Ray adds _total)",
                                     tag_keys=("cache_type",))
         self.cache_latency = Histogram(
-            "cache_latency_seconds", description="Cache operation latency", boundaries=LATENCY_BOUNDARIES_S,
+            "cache_latency_seconds", description="Redis (L2) call latency: operation l2_read | l2_write",
+            boundaries=LATENCY_BOUNDARIES_S,
             tag_keys=("operation",),
         )
         self.ingest_readings = Counter(
@@ -72,11 +67,6 @@ class PlatformMetrics:
 
     def observe_cache_latency(self, operation: str, duration_s: float) -> None:
         self.cache_latency.observe(duration_s, tags={"operation": operation})
-
-    def set_pool(self, size: int, idle: int, configured_size: int) -> None:
-        self.pool_size.set(size)
-        self.pool_idle.set(idle)
-        self.pool_overflow.set(max(0, size - configured_size))
 
 
 _metrics: PlatformMetrics | None = None

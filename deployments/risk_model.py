@@ -9,7 +9,7 @@
 - A missing or corrupted artifact never kills the replica: it starts, `model_info()` says why it is not
   ready, `assess*` raise `ModelNotReady`, and the health check stays green (the API reports the reason).
 Metrics (plan §5.1, exported with a `ray_` prefix): ml_inference_duration_seconds, ml_batch_size,
-ml_prediction_cache_hits/_misses (+ `_total`), tagged by model_type only — never by driver.
+ml_prediction_cache_hits/_misses (+ `_total`), tagged by model_type only — never by driver; ml_model_ready (1/0).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class _Loaded(msgspec.Struct, frozen=True):
 
 
 def _metrics() -> dict[str, Any]:
-    from ray.serve.metrics import Counter, Histogram
+    from ray.serve.metrics import Counter, Gauge, Histogram
 
     return {
         "duration": Histogram("ml_inference_duration_seconds", description="RiskModel predict time per batch",
@@ -61,6 +61,8 @@ def _metrics() -> dict[str, Any]:
                         tag_keys=("model_type",)),
         "misses": Counter("ml_prediction_cache_misses", description="RiskModel prediction cache misses",
                           tag_keys=("model_type",)),
+        # 1 while a model is loaded and serving, 0 while the replica serves none (the RiskModelNotReady alert)
+        "ready": Gauge("ml_model_ready", description="1 when this RiskModel replica has a model loaded, else 0"),
     }
 
 
@@ -112,10 +114,12 @@ class RiskModel:
             self._error = str(error)
             _log.warning("risk_model_not_loaded", models_dir=str(models_dir), requested=model_version,
                          error=self._error)
+            self._metrics["ready"].set(0 if self._loaded is None else 1)
             return
         self._loaded = _Loaded(predictor, str(models_dir), datetime.now(UTC).isoformat())
         self._cache.clear()
         self._error = None
+        self._metrics["ready"].set(1)
         _log.info("risk_model_loaded", model_version=predictor.model_version, family=predictor.family)
 
     def reconfigure(self, user_config: dict) -> None:

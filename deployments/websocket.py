@@ -35,6 +35,7 @@ from deployments.api.auth import Principal, decode_token
 from deployments.live_hub import LiveHub, Viewer
 from deployments.metrics import platform_metrics
 from deployments.replica import replica_name
+from storage.metrics.db_metrics import sample_pool_forever
 from storage.postgres.pool import acquire, create_pool
 from storage.postgres.read_models import get_driver
 from storage.redis.client import create_redis
@@ -44,6 +45,7 @@ from storage.redis.projections import message_order, read_recent
 AUTH_TIMEOUT_S = 5.0
 VIEWER_QUEUE = 1_000  # messages waiting for one socket before it is dropped as a slow consumer
 SEEN_KEYS = 4_096  # per socket: recent message keys remembered to drop repeats (replays re-publish)
+WS_POOL, WS_POOL_MAX = "autoins-ws", 2  # the replica's pool: its application name (`pool` tag) and size
 CLOSE_BAD_REQUEST, CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4400, 4401, 4403, 4404
 CLOSE_SLOW_CONSUMER, CLOSE_RECONNECT = 4429, 1012
 _log = get_logger("autoins.websocket")
@@ -166,10 +168,12 @@ def create_ws_app(settings: Settings) -> FastAPI:
         platform_metrics()
         app.state.redis = create_redis(settings)
         app.state.hub = LiveHub(app.state.redis)
-        app.state.pool = await create_pool(settings, application_name="autoins-ws", min_size=1, max_size=2)
+        app.state.pool = await create_pool(settings, application_name=WS_POOL, min_size=1, max_size=WS_POOL_MAX)
+        sampler = asyncio.create_task(sample_pool_forever(WS_POOL, app.state.pool, WS_POOL_MAX))
         try:
             yield
         finally:
+            sampler.cancel()
             await app.state.hub.close()
             await app.state.pool.close()
             await app.state.redis.aclose()

@@ -22,19 +22,24 @@ class Service(StrEnum):
     POSTGRES = "postgres"
     REDIS = "redis"
     KAFKA = "kafka"
+    PROMETHEUS = "prometheus"  # optional (autoins/stack/monitoring.py): started when installed
+    ALERTMANAGER = "alertmanager"
 
     @property
     def label(self) -> str:
-        return {"postgres": "PostgreSQL", "redis": "Redis", "kafka": "Kafka"}[self.value]
+        return {"postgres": "PostgreSQL", "redis": "Redis", "kafka": "Kafka", "prometheus": "Prometheus",
+                "alertmanager": "Alertmanager"}[self.value]
 
     @property
     def setting(self) -> str:
         """The environment key a person edits to move this service."""
-        return {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "kafka": "KAFKA_BOOTSTRAP_SERVERS"}[self.value]
+        return {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "kafka": "KAFKA_BOOTSTRAP_SERVERS",
+                "prometheus": "PROMETHEUS_PORT", "alertmanager": "ALERTMANAGER_PORT"}[self.value]
 
 
 DEFAULT_PORTS = {Service.POSTGRES: 5432, Service.REDIS: 6379, Service.KAFKA: 9092}
 SERVICE_ORDER = (Service.POSTGRES, Service.REDIS, Service.KAFKA)
+MONITORING_ORDER = (Service.ALERTMANAGER, Service.PROMETHEUS)  # Prometheus sends to the Alertmanager
 
 
 @dataclass(frozen=True)

@@ -86,11 +86,19 @@ def _handle_if_ours(proc: ManagedProcess) -> psutil.Process | None:
         handle = psutil.Process(proc.pid)
         if abs(handle.create_time() - proc.create_time) > CREATE_TIME_TOLERANCE_S:
             return None
-        if handle.name() != proc.name or handle.status() == psutil.STATUS_ZOMBIE:
+        if not _same_name(handle.name(), proc.name) or handle.status() == psutil.STATUS_ZOMBIE:
             return None
         return handle
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
+
+
+COMM_LEN = 15  # Linux keeps 15 characters of a process name; psutil completes it from the command line only
+#               when it can read it, so one process can be named `prometheus-aler` or `prometheus-alertmanager`
+
+
+def _same_name(seen: str, recorded: str) -> bool:
+    return seen[:COMM_LEN] == recorded[:COMM_LEN]
 
 
 def stop_process(proc: ManagedProcess, timeout_s: float = STOP_TIMEOUT_S) -> bool:

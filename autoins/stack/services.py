@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from autoins.stack import binaries
+from autoins.stack import binaries, monitoring
 from autoins.stack.binaries import BinaryOverrides
-from autoins.stack.endpoints import SERVICE_ORDER, Endpoint, Service, endpoints
+from autoins.stack.endpoints import MONITORING_ORDER, SERVICE_ORDER, Endpoint, Service, endpoints
 from autoins.stack.errors import ServerStartFailed, ServiceRefused, StackError, one_line
 from autoins.stack.kafka_broker import start_tansu
 from autoins.stack.pg_server import start_postgres
@@ -92,6 +92,7 @@ class ServiceStatus:
     pid: int | None
     answers: bool
     detail: str = ""
+    required: bool = True  # False for optional services not running (Prometheus not installed): no failure
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,8 @@ def stack_up(settings: Settings, options: StackOptions | None = None) -> StackRe
                     state = state.with_record(record)
                     save_state(data_dir, state)
                 outcomes.append(outcome)
+            monitored, state = _monitoring_up(settings, state, data_dir, started)
+            outcomes += monitored
         except BaseException:
             for record in reversed(started):
                 try:
@@ -143,7 +146,9 @@ def stack_up(settings: Settings, options: StackOptions | None = None) -> StackRe
                 state = state.without(record.service)
             save_state(data_dir, state)
             raise
-        env_changed = write_stack_env(data_dir, {s: configured[s].url for s in SERVICE_ORDER})
+        urls = {s: configured[s].url for s in SERVICE_ORDER}
+        urls.update({o.service: o.url for o in outcomes if o.service in MONITORING_ORDER and o.url})
+        env_changed = write_stack_env(data_dir, urls)
     return StackReport(tuple(outcomes), data_dir, data_dir / ENV_FILE, env_changed, time.monotonic() - began)
 
 
@@ -160,7 +165,7 @@ def stack_status(settings: Settings, options: StackOptions | None = None) -> lis
         owner = Owner.STACK if record else Owner.EXTERNAL if seen.state in _SERVER_ANSWERS else Owner.NONE
         rows.append(ServiceStatus(service, endpoint.url, owner, record.process.pid if record else None,
                                   seen.answers, _status_detail(endpoint, seen, state)))
-    return rows
+    return rows + [_monitoring_status(service, state) for service in MONITORING_ORDER]
 
 
 def stack_down(settings: Settings, options: StackOptions | None = None) -> list[ServiceStop]:
@@ -168,11 +173,11 @@ def stack_down(settings: Settings, options: StackOptions | None = None) -> list[
     options = options or StackOptions()
     data_dir = stack_data_dir(settings)
     urls = {Service.POSTGRES: settings.database_url, Service.REDIS: settings.redis_url,
-            Service.KAFKA: settings.kafka_bootstrap_servers}
+            Service.KAFKA: settings.kafka_bootstrap_servers, Service.PROMETHEUS: "", Service.ALERTMANAGER: ""}
     results: list[ServiceStop] = []
     with stack_lock(data_dir):
         state = load_state(data_dir)
-        for service in reversed(SERVICE_ORDER):
+        for service in (*reversed(SERVICE_ORDER), *reversed(MONITORING_ORDER)):
             record = state.services.get(service)
             if record is None:
                 results.append(ServiceStop(service, urls[service], None, "left alone (not started by the stack)"))
@@ -184,6 +189,52 @@ def stack_down(settings: Settings, options: StackOptions | None = None) -> list[
             save_state(data_dir, state)
         (data_dir / ENV_FILE).unlink(missing_ok=True)
     return results[::-1]
+
+
+# -- Prometheus and Alertmanager (optional) --------------------------------------------------------
+
+NOT_INSTALLED = "not installed (apt-get install prometheus prometheus-alertmanager); the stack runs without"
+
+
+def _monitoring_up(settings: Settings, state: StackState, data_dir: Path,
+                   started: list[ServiceRecord]) -> tuple[list[ServiceOutcome], StackState]:
+    """Both running as ours: reuse. Otherwise (re)start both (their configs name each other's ports); without the
+    binaries, one "not installed" row each and nothing fails."""
+    ours = {s: state.services.get(s) for s in MONITORING_ORDER}
+    if all(r is not None and is_ours(r.process) for r in ours.values()):
+        return [ServiceOutcome(s, r.url, "already running", Owner.STACK, r.process.pid) for s, r in ours.items()
+                if r is not None], state
+    if not monitoring.installed():
+        return [ServiceOutcome(s, "", "not installed", Owner.NONE, None, NOT_INSTALLED)
+                for s in MONITORING_ORDER], state
+    for record in ours.values():
+        if record is not None:
+            stop_process(record.process)
+            state = state.without(record.service)
+    run = monitoring.start_monitoring(settings, data_dir)
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    who = f"{current_user()} (pid {os.getpid()}, autoins stack up)"
+    outcomes = []
+    for service, proc, url, port in ((Service.ALERTMANAGER, run.alertmanager, run.alertmanager_url,
+                                      run.alertmanager_port),
+                                     (Service.PROMETHEUS, run.prometheus, run.prometheus_url, run.prometheus_port)):
+        record = ServiceRecord(service, url, "127.0.0.1", port, str(data_dir / service.value), proc, when, who)
+        started.append(record)
+        state = state.with_record(record)
+        save_state(data_dir, state)
+        outcomes.append(ServiceOutcome(service, url, "started", Owner.STACK, proc.pid))
+    return outcomes, state
+
+
+def _monitoring_status(service: Service, state: StackState) -> ServiceStatus:
+    record = state.services.get(service)
+    if record is None:
+        detail = "not running (`autoins stack up` starts it)" if monitoring.installed() else NOT_INSTALLED
+        return ServiceStatus(service, "", Owner.NONE, None, False, detail, required=False)
+    alive = is_ours(record.process)
+    answers = alive and monitoring.http_ready(f"{record.url}/-/ready")
+    detail = "" if answers else ("does not answer /-/ready" if alive else f"pid {record.process.pid} has exited")
+    return ServiceStatus(service, record.url, Owner.STACK, record.process.pid, answers, detail)
 
 
 # -- helpers ---------------------------------------------------------------------------------------

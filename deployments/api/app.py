@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from config.logging import get_logger
 from config.settings import Settings
 from deployments.api.auth import TokenCache, hash_password
-from deployments.api.observability import install_observability
+from deployments.api.observability import API_POOL, install_observability
 from deployments.api.passwords import PasswordVerifier, ShedLoginsWhenFull
 from deployments.api.recent import Recent
 from deployments.api.request_guard import RequestGuard, body_rule
@@ -97,7 +97,7 @@ def create_app(settings: Settings, *, risk_model: RiskModel | None = None) -> Fa
 async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResources:
     """Pool, Redis, the multi-level cache with its invalidation listener, the use-case handlers over their
     adapters, and a bounded warm-up in the background."""
-    pool = await create_pool(settings, application_name="autoins-api", min_size=min(settings.db_pool_size, 2))
+    pool = await create_pool(settings, application_name=API_POOL, min_size=min(settings.db_pool_size, 2))
     redis = create_redis(settings, wait_for_connection=True)
     # Hit/miss counters reach Prometheus in batches (deployments.api.observability), not per lookup.
     cache = MultiLevelCache(redis, l1_ttl_s=settings.l1_cache_ttl_s, l1_maxsize=settings.l1_cache_maxsize)

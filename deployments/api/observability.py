@@ -4,7 +4,8 @@
 `install_observability(app)` is called once by `deployments.api.app.create_app`, after the app's lifespan is
 set: it adds the middleware and wraps the lifespan so that, per replica, after the app's own startup (which
 creates `app.state.resources`), it starts
-- a pool sampler (every `POOL_SAMPLE_S`): `db_connection_pool_*` gauges of this replica;
+- a pool sampler (every `POOL_SAMPLE_S`): `db_connection_pool_*` gauges of this replica and the
+  `db_query_duration_seconds` observations buffered meanwhile (storage/metrics/db_metrics.py);
 - the business collector (every `BUSINESS_INTERVAL_S`), only in the replica of rank 0 of its deployment, so
   the cluster runs exactly one (Serve gives a replacement replica the free rank 0): `active_drivers_total`,
   `active_trips_total`, `events_per_second`, `average_risk_score`;
@@ -27,6 +28,7 @@ from deployments.api.middleware import PlatformMiddleware
 from deployments.api.resources import ApiResources
 from deployments.metrics import EventRate, platform_metrics
 from deployments.replica import in_replica, replica_name, replica_rank
+from storage.metrics.db_metrics import db_metrics
 from storage.postgres.business_queries import business_counts
 from storage.postgres.pool import acquire
 
@@ -34,6 +36,7 @@ POOL_SAMPLE_S = 5.0
 CACHE_COUNTS_S = 1.0
 HTTP_FLUSH_S = 0.5  # cache hit/miss counters go to Ray in one call per level and outcome per interval
 BUSINESS_INTERVAL_S = 30.0
+API_POOL = "autoins-api"  # the pool's application name (deployments/api/app.py), its `pool` tag
 _log = get_logger("autoins.observability")
 
 
@@ -130,13 +133,12 @@ async def _every(interval_s: float, step: Callable[[], Awaitable[None]]) -> None
 
 
 async def _sample_pool(resources: ApiResources) -> None:
-    pool = resources.pool
-    platform_metrics().set_pool(pool.get_size(), pool.get_idle_size(), resources.settings.db_pool_size)
+    db_metrics().sample(API_POOL, resources.pool, resources.settings.db_pool_size)
 
 
 async def _send_cache_counts(resources: ApiResources, sent: dict[str, int]) -> None:
     """The cache's own counters since the last call, as increments of the Prometheus counters (batched: a
-    Ray metric call per lookup was a measurable share of a cached GET)."""
+    Ray metric call per lookup was a measurable share of a cached GET), and the Redis latencies meanwhile."""
     stats = resources.cache.stats()
     metrics = platform_metrics()
     for level in ("l1", "l2"):
@@ -146,6 +148,8 @@ async def _send_cache_counts(resources: ApiResources, sent: dict[str, int]) -> N
             if delta > 0:
                 metrics.record_cache(level, hit, delta)
             sent[key] = stats[key]
+    for operation, seconds in resources.cache.drain_latencies():
+        metrics.observe_cache_latency(operation, seconds)
 
 
 async def _collect_business(resources: ApiResources, rate: EventRate) -> None:

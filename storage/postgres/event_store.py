@@ -41,6 +41,7 @@ from storage.postgres import event_store_sql as sql
 from storage.postgres.copy_binary import COLUMN_NAMES, encode_readings
 from storage.postgres.partitions import PartitionCache, ensure_for_timestamps
 from storage.postgres.pool import plain
+from storage.postgres.query_timing import query_timings
 
 __all__ = [
     "DEFAULT_REPLAY_MARGIN_MS",
@@ -149,16 +150,20 @@ class PostgresEventStore:
         else:
             try:
                 async with conn.transaction():  # a savepoint inside the batch transaction
+                    started = time.perf_counter()
                     status = await conn.copy_to_table(
                         "telematics_events", source=_chunks(payload), columns=list(COLUMN_NAMES), format="binary"
                     )
+                    query_timings().observe("copy", "telematics_events", time.perf_counter() - started)
                 return _rowcount(status), False
             except asyncpg.UniqueViolationError:
                 self._staged_batches_left = STAGED_AFTER_DUPLICATE
         await conn.execute(sql.CREATE_STAGING)
+        started = time.perf_counter()
         await conn.copy_to_table(
             sql.STAGING_TABLE, source=_chunks(payload), columns=list(COLUMN_NAMES), format="binary"
         )
+        query_timings().observe("copy", sql.STAGING_TABLE, time.perf_counter() - started)
         return _rowcount(await conn.execute(sql.INSERT_READINGS)), True
 
     @staticmethod

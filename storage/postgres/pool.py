@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,6 +20,7 @@ import asyncpg
 import msgspec
 
 from config.settings import Settings
+from storage.postgres.query_timing import query_logger
 
 _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
@@ -34,6 +36,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _init_pooled_connection(conn: asyncpg.Connection) -> None:
+    """Pooled connections (the services) are timed: db_query_duration_seconds (query_timing.py)."""
+    conn.add_query_logger(query_logger())
+    await _init_connection(conn)
+
+
 def pool_options(settings: Settings, application_name: str) -> dict[str, Any]:
     return {
         "min_size": settings.db_pool_size,
@@ -45,7 +53,7 @@ def pool_options(settings: Settings, application_name: str) -> dict[str, Any]:
             "statement_timeout": str(settings.db_statement_timeout_ms),
             "application_name": application_name,
         },
-        "init": _init_connection,
+        "init": _init_pooled_connection,
     }
 
 
@@ -53,6 +61,23 @@ async def create_pool(settings: Settings, application_name: str = "autoins", **o
     """A connected pool; sizes and timeouts from settings, `overrides` for tools (e.g. min_size=1)."""
     options = {**pool_options(settings, application_name), **overrides}
     return await asyncpg.create_pool(settings.database_dsn, **options)
+
+
+@dataclass(frozen=True)
+class PoolUse:
+    """A pool's connections now: `available` = idle + room to grow; 0 means the next acquire waits."""
+
+    size: int
+    idle: int
+    max_size: int
+
+    @property
+    def available(self) -> int:
+        return self.idle + max(0, self.max_size - self.size)
+
+
+def pool_use(pool: asyncpg.Pool) -> PoolUse:
+    return PoolUse(pool.get_size(), pool.get_idle_size(), pool.get_max_size())
 
 
 @asynccontextmanager

@@ -33,6 +33,7 @@ from storage.redis.projections import invalidation_payload
 log = structlog.get_logger("storage.redis.cache")
 
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+MAX_PENDING_LATENCIES = 50_000
 _MAX_EPOCHS = 100_000  # per-driver invalidation epochs kept before a reset (bounds memory)
 
 # One round trip for an L1 miss: the driver's generation, then the entry stored under it. KEYS[1] is the
@@ -73,6 +74,7 @@ class MultiLevelCache:
         self._epochs: dict[str, int] = {}
         self._reset_epoch = 0
         self._stats: Counter[str] = Counter()
+        self._latencies: list[tuple[str, float]] = []
         self._on_lookup = on_lookup
         self._read = redis.register_script(_READ_SCRIPT)
         self.listening = asyncio.Event()  # set while subscribed to cache:invalidate
@@ -100,7 +102,9 @@ class MultiLevelCache:
             return None
         if generation is not None and ttl_s > 0:
             try:
+                started = time.perf_counter()
                 await self._redis.set(l2_key(driver_id, generation, name), value, ex=ttl_s)
+                self._timed("l2_write", started)
             except REDIS_ERRORS as error:
                 self._stats["l2_errors"] += 1
                 log.warning("cache_l2_write_failed", error=str(error))
@@ -108,8 +112,10 @@ class MultiLevelCache:
         return value
 
     async def _read_l2(self, driver_id: str, name: str) -> tuple[str | None, bytes | None]:
+        started = time.perf_counter()
         try:
             generation, value = await self._read(keys=[generation_key(driver_id)], args=[driver_id, name])
+            self._timed("l2_read", started)
         except REDIS_ERRORS as error:
             self._stats["l2_errors"] += 1
             log.warning("cache_l2_read_failed", error=str(error))
@@ -124,6 +130,16 @@ class MultiLevelCache:
         if len(self._index) > 2 * self._l1_maxsize:  # drop index entries whose L1 entries expired
             live = set(self._l1.keys())
             self._index = {d: keys & live for d, keys in self._index.items() if keys & live}
+
+    def _timed(self, operation: str, started: float) -> None:
+        if len(self._latencies) < MAX_PENDING_LATENCIES:  # bounded if nobody drains
+            self._latencies.append((operation, time.perf_counter() - started))
+
+    def drain_latencies(self) -> list[tuple[str, float]]:
+        """(operation, seconds) of the Redis calls since the last drain: `cache_latency_seconds` is recorded
+        from these in the background (a Ray metric call per lookup would cost the request path)."""
+        latencies, self._latencies = self._latencies, []
+        return latencies
 
     def _epoch(self, driver_id: str) -> tuple[int, int]:
         return self._reset_epoch, self._epochs.get(driver_id, 0)

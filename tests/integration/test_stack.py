@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from typer.testing import CliRunner
 
 from autoins.cli import app
 from autoins.stack import free_tcp_port, stack_down
+from autoins.stack.monitoring import installed as monitoring_installed
 from autoins.stack.processes import port_listening, wait_gone
 from autoins.stack.state import ManagedProcess, ServiceRecord, StackState, save_state
 from config.settings import Settings, load_settings
@@ -35,6 +37,8 @@ from storage.postgres.pool import drop_database
 
 SYSTEM_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 SYSTEM_REDIS = "redis://127.0.0.1:6379/0"
+# Prometheus and Alertmanager join the stack where Debian's packages are installed (autoins/stack/monitoring.py)
+MONITORING = {"prometheus", "alertmanager"} if monitoring_installed() else set()
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ def _new_stack(tmp_path: Path, **env: str) -> Stack:
         "LOG_JSON": "false",
         "ENVIRONMENT": "development",
         "COLUMNS": "240",  # Rich tables: no wrapped cells to trip the assertions
+        "PROMETHEUS_PORT": str(free_tcp_port()),
+        "ALERTMANAGER_PORT": str(free_tcp_port()),
     }
     return Stack(tmp_path, {**defaults, **env})
 
@@ -116,13 +122,32 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def test_up_starts_all_three_on_the_configured_ports_and_writes_stack_env(running: Stack):
     state = running.state()
-    assert set(state) == {"postgres", "redis", "kafka"}
+    assert set(state) == {"postgres", "redis", "kafka"} | MONITORING
     assert all(entry["started_by"].endswith("autoins stack up)") for entry in state.values())
     assert all(port_listening("127.0.0.1", port) for port in running.ports)
     in_use = load_settings(running.root, environ={})  # only stack.env: what other commands see
     assert in_use.database_url == running.env["DATABASE_URL"]
     assert in_use.redis_url == running.env["REDIS_URL"]
     assert in_use.kafka_bootstrap_servers == running.env["KAFKA_BOOTSTRAP_SERVERS"]
+
+
+@pytest.mark.skipif(not MONITORING, reason="Prometheus/Alertmanager are not installed (apt-get install prometheus "
+                                             "prometheus-alertmanager)")
+def test_prometheus_and_alertmanager_answer_with_the_rules_loaded(running: Stack):
+    import httpx
+
+    in_use = (running.data_dir / "stack.env").read_text()
+    urls = dict(line.split("=", 1) for line in in_use.splitlines() if "=" in line and not line.startswith("#"))
+    assert urls["PROMETHEUS_URL"] == f"http://127.0.0.1:{running.env['PROMETHEUS_PORT']}"
+    groups = httpx.get(f"{urls['PROMETHEUS_URL']}/api/v1/rules").json()["data"]["groups"]
+    assert {r["name"] for g in groups for r in g["rules"]} >= {"KafkaConsumerLagHigh", "HighErrorRate"}
+    wanted = [f"{urls['ALERTMANAGER_URL']}/api/v2/alerts"]
+    for _ in range(100):  # Prometheus finds its Alertmanager a moment after it answers
+        managers = httpx.get(f"{urls['PROMETHEUS_URL']}/api/v1/alertmanagers").json()["data"]["activeAlertmanagers"]
+        if [m["url"] for m in managers] == wanted:
+            break
+        time.sleep(0.1)
+    assert [m["url"] for m in managers] == wanted
 
 
 def test_postgres_stores_and_returns_a_row_and_takes_the_migrations(running: Stack):
@@ -179,7 +204,7 @@ def test_a_second_up_finds_everything_running_and_changes_nothing(running: Stack
     before = (running.data_dir / "stack.json").read_text(), (running.data_dir / "stack.env").stat().st_mtime_ns
     result = _cli(running, "up")
     assert result.exit_code == 0, result.output
-    assert result.stdout.count("already running") == 3
+    assert result.stdout.count("already running") == 3 + len(MONITORING)
     assert "Nothing started" in result.stdout
     after = (running.data_dir / "stack.json").read_text(), (running.data_dir / "stack.env").stat().st_mtime_ns
     assert after == before
@@ -197,7 +222,7 @@ def test_down_stops_everything_it_started_and_leaves_no_process(running: Stack):
     pids = running.pids()
     result = _cli(running, "down")
     assert result.exit_code == 0, result.output
-    assert result.stdout.count("stopped") == 3
+    assert result.stdout.count("stopped") == 3 + len(MONITORING)
     _assert_nothing_left(running, pids)
     assert not (running.data_dir / "stack.env").exists()
     assert _cli(running, "status").exit_code != 0
@@ -302,8 +327,8 @@ def test_up_reuses_the_running_postgres_and_redis_and_starts_only_the_broker(tmp
         result = _cli(stack, "up")
         assert result.exit_code == 0, result.output
         assert result.stdout.count("reusing") == 2 and f"created database {database}" in result.stdout
-        assert set(stack.state()) == {"kafka"}
-        broker_pid = stack.pids()[0]
+        assert set(stack.state()) == {"kafka"} | MONITORING
+        broker_pid = stack.state()["kafka"]["process"]["pid"]
         assert stack.ports == [5432, 6379, stack.ports[2]]
         status = _cli(stack, "status")
         assert status.exit_code == 0 and status.stdout.count("external") == 2
