@@ -59,6 +59,6 @@ def test_the_route_has_the_window_of_its_setting_and_the_pipeline_and_import_hav
 def test_driver_tokens_post_readings_in_development_only_unless_set(environment, setting, allowed):
     fields = {} if environment == "development" else {
         "jwt_secret_key": "x" * 40, "database_url": "postgresql://u:a-real-one@db/autoins",
-        "redis_url": "redis://:a-real-one@redis:6379/0"}
+        "redis_url": "redis://:a-real-one@redis:6379/0", "model_signing_key": "m" * 40, "allow_plaintext_links": True}
     settings = Settings(environment=environment, ingest_driver_tokens=setting, **fields)
     assert settings.driver_token_ingest is allowed
