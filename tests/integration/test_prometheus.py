@@ -173,7 +173,8 @@ def test_every_planned_family_has_series_in_prometheus(prometheus, serve_session
 
     result = train(build_dataset(DatasetSpec(seed=4, drivers=30, days=1, exposure_years=10.0)),
                    TrainingParams(seed=1, gbm_max_iter=20), {"drivers": 30.0})
-    save_artifact(tmp_path, result.spec, result.estimator, created_at="2026-01-01T00:00:00Z")
+    save_artifact(tmp_path, result.spec, result.estimator, created_at="2026-01-01T00:00:00Z",
+                  signing_key=migrated_settings.model_signing_key)
     group = f"fam-{uuid.uuid4().hex[:8]}"
     settings = settings_with_topics(migrated_settings, kafka_bootstrap, kafka_consumer_group=group, api_num_replicas=1,
                                     ml_num_replicas=1, kafka_num_consumers=1, num_shards=1, num_persistence=1,
