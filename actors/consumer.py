@@ -181,7 +181,7 @@ class IngestConsumer:
         item = self.inflight.popleft()
         wait_started = time.perf_counter()
         try:
-            await item.ref
+            written = await item.ref
         except Exception as error:
             self.totals.ack_wait_s += time.perf_counter() - wait_started
             await self._rewind(error, item)
@@ -194,7 +194,8 @@ class IngestConsumer:
         self.totals.durable += len(item.prepared.persist.readings)
         self.totals.latencies_ms.append((time.perf_counter() - item.polled_at) * 1000)
         self.totals.last_ack_at = time.time()
-        self.metrics.durable(len(item.prepared.persist.readings), time.perf_counter() - item.polled_at)
+        self.metrics.durable(len(item.prepared.persist.readings), time.perf_counter() - item.polled_at,
+                             trips_ended=written.get("trips_inserted", 0))
 
     async def _rewind(self, error: BaseException, failed: InFlight) -> None:
         self.totals.rewinds += 1

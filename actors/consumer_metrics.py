@@ -27,11 +27,15 @@ class ConsumerMetrics:
             "(adaptive batching: small when caught up, up to CONSUMER_BATCH_SIZE when behind)",
             tag_keys=("topic", "consumer"),
         )
+        self.trips_ended = Counter("trips_ended", description="Trips stored as ended (first insert only: a replayed "
+                                   "batch adds nothing); Ray adds _total", tag_keys=("topic",))
         self._batch_target: int | None = None
 
-    def durable(self, valid: int, batch_s: float) -> None:
+    def durable(self, valid: int, batch_s: float, trips_ended: int = 0) -> None:
         if valid:
             self.processed.inc(valid, tags={"topic": self.topic, "status": "valid"})
+        if trips_ended:
+            self.trips_ended.inc(trips_ended, tags={"topic": self.topic})
         self.batch_seconds.observe(batch_s, tags={"topic": self.topic})
 
     def dead_lettered(self, count: int) -> None:

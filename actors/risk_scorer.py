@@ -144,7 +144,8 @@ class RiskScorer:
         elif stepped.kind == "catchup" and stepped.found:
             self.ctx.log.info("risk_catchup", trips=stepped.found)
         elif stepped.result is not None and stepped.result.scored:
-            self._count("scored", stepped.result.drivers, batch=stepped.result.drivers)
+            self._count("scored", stepped.result.drivers, batch=stepped.result.drivers,
+                        scores=stepped.result.scores_inserted)
 
     # -- adapters, built on first use --------------------------------------------------------------------
     async def _store(self) -> PostgresScoreStore:
@@ -163,7 +164,7 @@ class RiskScorer:
             self._logged_at[what] = now
             self.ctx.log.warning(what, error=repr(error)[:300], **fields)
 
-    def _count(self, kind: str, drivers: int, batch: int = 0) -> None:
+    def _count(self, kind: str, drivers: int, batch: int = 0, scores: int = 0) -> None:
         try:
             if self._metrics is None:
                 from ray.util.metrics import Counter, Histogram
@@ -174,11 +175,14 @@ class RiskScorer:
                     Histogram(
                         "risk_scoring_batch_size", description="Drivers per scoring round.", boundaries=BATCH_BOUNDARIES
                     ),
+                    Counter("risk_scores_written", description="Scores stored (one per trip end; Ray adds _total)."),
                 )
-            scored, unavailable, sizes = self._metrics
+            scored, unavailable, sizes, written = self._metrics
             if kind == "scored":
                 scored.inc(drivers)
                 sizes.observe(batch)
+                if scores:
+                    written.inc(scores)
             else:
                 unavailable.inc(drivers)
         except Exception as error:  # metrics must never stop scoring

@@ -8,6 +8,7 @@ import typer
 
 from autoins.bench.cli import bench_app
 from autoins.cli_support import console, settings_from_env, user_errors
+from autoins.dashboards import dashboards_command
 from autoins.db_commands import db_app, migrate_command, partitions_app
 from autoins.demo import demo_command
 from autoins.detection_report import detection_report_command
@@ -40,6 +41,9 @@ app.command("stop", help="Stop the running system (pipeline, Serve apps, and the
 app.command("demo", help="Pipeline + simulated fleet, watched live until drained.")(demo_command)
 app.command("simulate")(simulate_command)
 app.command("replay")(replay_command)
+app.command("dashboards", help="Grafana dashboard JSON generated from code (print, --write, --check).")(
+    dashboards_command
+)
 app.command("train", help="Train the risk model on a simulated fleet; save an artifact and report.")(train_command)
 app.command("seed", help="Development only: demo drivers, policies and logins.")(seed_command)
 app.command("detection-report", help="Harsh detectors vs the simulator's truth: precision, recall, false cornering.")(
