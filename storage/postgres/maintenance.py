@@ -126,7 +126,8 @@ class PostgresMaintenance:
             await self.conn.execute(f"ANALYZE {quote_ident(name)}")
 
     async def sizes(self) -> list[RelationSize]:
-        tables = [RelationSize("table", r["name"], None, r["size_bytes"]) for r in await self.conn.fetch(_TABLE_SIZES_SQL)]
+        rows = await self.conn.fetch(_TABLE_SIZES_SQL)
+        tables = [RelationSize("table", r["name"], None, r["size_bytes"]) for r in rows]
         partitions = [RelationSize("partition", p.partition, p.table, p.size_bytes)
                       for p in await list_partitions(self.conn) if p.attached]
         return tables + partitions
