@@ -11,6 +11,7 @@ from autoins.cli_support import console, settings_from_env, user_errors
 from autoins.db_commands import db_app, migrate_command, partitions_app
 from autoins.demo import demo_command
 from autoins.detection_report import detection_report_command
+from autoins.dlq_commands import dlq_app
 from autoins.errors import UserFacingError
 from autoins.maintenance_commands import maintenance_app
 from autoins.replay import replay_command
@@ -26,6 +27,7 @@ app.add_typer(
     partitions_app, name="partitions", help="Monthly partitions: ensure, retain (archive, drop), list, restore."
 )
 app.add_typer(db_app, name="db", help="Database utilities.")
+app.add_typer(dlq_app, name="dlq", help="Dead letters: list and show them with reasons, replay chosen ones.")
 app.add_typer(maintenance_app, name="maintenance",
               help="Database maintenance once, by hand: partitions ahead, retention, ANALYZE, size report.")
 app.add_typer(bench_app, name="bench", help="Benchmarks on scratch databases and topics.")
