@@ -146,6 +146,7 @@ EXPECTED_TABLES = {
     "trips": "r",
     "risk_scores": "r",
     "schema_migrations": "r",
+    "maintenance_runs": "r",
 }
 
 EXPECTED_INDEXES = {
@@ -169,6 +170,8 @@ EXPECTED_INDEXES = {
     "trips_driver_id_start_time_end_time_idx": "(driver_id, start_time, end_time)",
     "risk_scores_pkey": "(score_id)",
     "risk_scores_driver_id_scored_at_recorded_at_idx": "(driver_id, scored_at DESC, recorded_at DESC)",
+    "maintenance_runs_pkey": "(run_id)",
+    "maintenance_runs_task_started": "(task, started_at DESC)",
 }
 
 
