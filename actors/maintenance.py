@@ -46,7 +46,8 @@ class MaintenanceActor:
         if self.running:
             return
         self.running = True
-        self.log.info("maintenance_started", tick_s=self.settings.maintenance_tick_s)
+        self.log.info("maintenance_started", tick_s=self.settings.maintenance_tick_s,
+                      archive_dir=str(self.settings.archive_dir.resolve()))
         try:
             while not self.stopping:
                 started = time.monotonic()
@@ -65,8 +66,8 @@ class MaintenanceActor:
         return await self._once([MaintenanceTask(t) for t in tasks or [t.value for t in MaintenanceTask]])
 
     async def stats(self) -> dict:
-        return {"pid": os.getpid(), "running": self.running, "busy": self.busy, "ticks": self.ticks,
-                "last": self.last, "last_error": self.last_error}
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "running": self.running,
+                "busy": self.busy, "ticks": self.ticks, "last": self.last, "last_error": self.last_error}
 
     async def shutdown(self, timeout_s: float = 30.0) -> None:
         """Stop the loop; let a run in progress finish (retention resumes a cut run anyway, but cleanly is better)."""

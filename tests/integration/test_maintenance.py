@@ -146,6 +146,7 @@ def test_the_pipeline_starts_supervises_and_stops_its_maintenance_actor(ray_sess
         first = pipeline.maintenance
         assert first is not None
         _until(lambda: tasks_done() == {"partitions", "retention", "analyze", "report"}, 30)
+        _until(lambda: 'ray_db_table_size_bytes{' in _scrape() and "ray_maintenance_runs_total{" in _scrape(), 40)
         pid = ray.get(first.stats.remote())["pid"]
         ray.kill(first, no_restart=True)
         _until(lambda: _pid(f"{prefix}maintenance") not in (None, pid), 40)
@@ -154,6 +155,22 @@ def test_the_pipeline_starts_supervises_and_stops_its_maintenance_actor(ray_sess
     finally:
         asyncio.run(stop_pipeline(pipeline))
     _until(lambda: _pid(f"{prefix}maintenance") is None, 15)
+
+
+def _scrape() -> str:
+    """Every node's metrics export, as the API's /metrics merges them (Ray reports every ~10 s)."""
+    import httpx
+    import ray
+
+    from deployments.metrics import node_targets
+
+    texts = []
+    for target in node_targets(ray.nodes()):
+        try:
+            texts.append(httpx.get(f"http://{target}/metrics", timeout=5).text)
+        except httpx.HTTPError:
+            continue
+    return "\n".join(texts)
 
 
 def _pid(name: str) -> int | None:
