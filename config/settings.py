@@ -190,6 +190,7 @@ class Settings(BaseSettings):
     maintenance_retention_every_s: float = Field(default=24 * 3600.0, gt=0)  # archive and drop past retention
     maintenance_analyze_every_s: float = Field(default=3600.0, gt=0)  # ANALYZE new and recently filled partitions
     maintenance_report_every_s: float = Field(default=900.0, gt=0)  # sizes and unused indexes as metrics
+    maintenance_retry_after_s: float = Field(default=600.0, gt=0)  # a failed (or abandoned) run is retried after
     maintenance_analyze_min_changed_rows: int = Field(default=1_000, ge=0)
     maintenance_analyze_changed_fraction: float = Field(default=0.1, ge=0)  # of the rows at the last ANALYZE
 

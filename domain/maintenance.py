@@ -22,16 +22,28 @@ class MaintenanceTask(StrEnum):
 
 
 class RunOutcome(StrEnum):
+    RUNNING = "running"  # started, not finished (or its process died)
     OK = "ok"
     FAILED = "failed"
     SKIPPED = "skipped"  # another run held the maintenance lock: nothing was done
 
 
 @dataclass(frozen=True, slots=True)
+class LastRun:
+    """A task's newest run that was not skipped."""
+
+    started_at: datetime
+    outcome: RunOutcome
+
+
+@dataclass(frozen=True, slots=True)
 class MaintenanceSchedule:
-    """Seconds between two starts of each task; a task that never ran is due at once."""
+    """Seconds between two starts of each task; a task that never ran is due at once. A run that failed, or
+    is still `running` after `retry_after_s` (its actor died under it), is retried after `retry_after_s`
+    rather than a whole interval: a retention that met a busy table should not wait a day."""
 
     every_s: Mapping[MaintenanceTask, float]
+    retry_after_s: float = 600.0
 
     def __post_init__(self) -> None:
         for task in MaintenanceTask:
@@ -40,15 +52,20 @@ class MaintenanceSchedule:
 
 
 def due_tasks(
-    schedule: MaintenanceSchedule, last_started: Mapping[MaintenanceTask, datetime], now: datetime
+    schedule: MaintenanceSchedule, last_runs: Mapping[MaintenanceTask, LastRun], now: datetime
 ) -> list[MaintenanceTask]:
-    """Tasks whose interval has passed since their last recorded start (skipped runs do not count as starts:
-    the caller passes the starts of runs that held the lock), in `MaintenanceTask` order."""
-    return [
-        task
-        for task in MaintenanceTask
-        if (last := last_started.get(task)) is None or now - last >= timedelta(seconds=schedule.every_s[task])
-    ]
+    """Tasks due at `now`, in `MaintenanceTask` order. `last_runs` leaves out skipped runs (they did nothing)."""
+    due = []
+    for task in MaintenanceTask:
+        last = last_runs.get(task)
+        if last is None:
+            due.append(task)
+            continue
+        wait_s = schedule.every_s[task] if last.outcome is RunOutcome.OK else min(
+            schedule.every_s[task], schedule.retry_after_s)
+        if now - last.started_at >= timedelta(seconds=wait_s):
+            due.append(task)
+    return due
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ def maintenance_rules(settings: Settings) -> MaintenanceRules:
             MaintenanceTask.RETENTION: settings.maintenance_retention_every_s,
             MaintenanceTask.ANALYZE: settings.maintenance_analyze_every_s,
             MaintenanceTask.REPORT: settings.maintenance_report_every_s,
-        }),
+        }, retry_after_s=settings.maintenance_retry_after_s),
         retention_months=settings.retention_months,
         ahead_months=settings.partitions_ahead_months,
         analyze=AnalyzeRules(settings.maintenance_analyze_min_changed_rows,
@@ -88,8 +88,8 @@ async def run_task(store: MaintenanceStore, task: MaintenanceTask, rules: Mainte
 
 
 async def run_due(store: MaintenanceStore, rules: MaintenanceRules, now: Now) -> list[RunResult]:
-    """Every task whose interval has passed since its last (not skipped) start, in task order."""
-    due = due_tasks(rules.schedule, await store.last_started(), now())
+    """Every task that is due (`domain.maintenance.due_tasks`), in task order."""
+    due = due_tasks(rules.schedule, await store.last_runs(), now())
     return [await run_task(store, task, rules, now) for task in due]
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from domain.maintenance import MaintenanceTask, PartitionStats, RunOutcome
+from domain.maintenance import LastRun, MaintenanceTask, PartitionStats, RunOutcome
 from usecases.ports.maintenance import RelationSize, UnusedIndex
 
 
@@ -47,11 +47,13 @@ class InMemoryMaintenance:
             if held:
                 self._locked = False
 
-    async def last_started(self) -> dict[MaintenanceTask, datetime]:
-        last: dict[MaintenanceTask, datetime] = {}
+    async def last_runs(self) -> dict[MaintenanceTask, LastRun]:
+        last: dict[MaintenanceTask, LastRun] = {}
         for run in self.runs:
-            if run.outcome is not RunOutcome.SKIPPED and (run.task not in last or run.started_at > last[run.task]):
-                last[run.task] = run.started_at
+            if run.outcome is RunOutcome.SKIPPED:
+                continue
+            if run.task not in last or run.started_at > last[run.task].started_at:
+                last[run.task] = LastRun(run.started_at, run.outcome or RunOutcome.RUNNING)
         return last
 
     async def begin(self, task: MaintenanceTask, started_at: datetime) -> int:

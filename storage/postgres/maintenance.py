@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from domain.maintenance import MaintenanceTask, PartitionStats, RunOutcome
+from domain.maintenance import LastRun, MaintenanceTask, PartitionStats, RunOutcome
 from storage.postgres.archive import retain
 from storage.postgres.partitions import TABLE_NAMES, ensure_window, list_partitions
 from storage.postgres.pool import quote_ident
@@ -25,8 +25,8 @@ from usecases.ports.maintenance import RelationSize, UnusedIndex
 # pg_advisory_lock(bigint) key held for one maintenance run: the bytes "autoinsm" (retention's is "autoinsr").
 MAINTENANCE_LOCK_KEY = int.from_bytes(b"autoinsm", "big")
 
-_LAST_STARTED_SQL = """
-SELECT DISTINCT ON (task) task, started_at FROM maintenance_runs
+_LAST_RUNS_SQL = """
+SELECT DISTINCT ON (task) task, started_at, outcome FROM maintenance_runs
 WHERE outcome <> 'skipped' ORDER BY task, started_at DESC
 """
 
@@ -76,10 +76,10 @@ class PostgresMaintenance:
             if held:
                 await self.conn.execute("SELECT pg_advisory_unlock($1)", MAINTENANCE_LOCK_KEY)
 
-    async def last_started(self) -> dict[MaintenanceTask, datetime]:
+    async def last_runs(self) -> dict[MaintenanceTask, LastRun]:
         known = {t.value: t for t in MaintenanceTask}
-        return {known[r["task"]]: r["started_at"] for r in await self.conn.fetch(_LAST_STARTED_SQL)
-                if r["task"] in known}
+        return {known[r["task"]]: LastRun(r["started_at"], RunOutcome(r["outcome"]))
+                for r in await self.conn.fetch(_LAST_RUNS_SQL) if r["task"] in known}
 
     async def begin(self, task: MaintenanceTask, started_at: datetime) -> int:
         return await self.conn.fetchval(

@@ -9,6 +9,7 @@ import pytest
 
 from domain.maintenance import (
     AnalyzeRules,
+    LastRun,
     MaintenanceSchedule,
     MaintenanceTask,
     PartitionStats,
@@ -42,10 +43,20 @@ def test_every_task_is_due_when_none_ever_ran():
 
 
 def test_a_task_is_due_again_once_its_interval_has_passed():
-    last = {t: T0 for t in MaintenanceTask}
+    last = {t: LastRun(T0, RunOutcome.OK) for t in MaintenanceTask}
     schedule = MaintenanceSchedule(EVERY)
     assert due_tasks(schedule, last, T0 + timedelta(seconds=299)) == []
     assert due_tasks(schedule, last, T0 + timedelta(seconds=600)) == [MaintenanceTask.ANALYZE, MaintenanceTask.REPORT]
+
+
+def test_a_failed_or_abandoned_run_is_retried_sooner_than_a_whole_interval():
+    schedule = MaintenanceSchedule(EVERY, retry_after_s=120)
+    last = {t: LastRun(T0, RunOutcome.OK) for t in MaintenanceTask}
+    last[MaintenanceTask.RETENTION] = LastRun(T0, RunOutcome.FAILED)
+    last[MaintenanceTask.PARTITIONS] = LastRun(T0, RunOutcome.RUNNING)  # its actor died mid-run
+    assert due_tasks(schedule, last, T0 + timedelta(seconds=119)) == []
+    assert due_tasks(schedule, last, T0 + timedelta(seconds=120)) == [MaintenanceTask.PARTITIONS,
+                                                                      MaintenanceTask.RETENTION]
 
 
 def test_a_schedule_without_a_positive_interval_for_every_task_is_refused():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from domain.maintenance import MaintenanceTask, PartitionStats, RunOutcome
+from domain.maintenance import LastRun, MaintenanceTask, PartitionStats, RunOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +39,8 @@ class MaintenanceStore(Protocol):
         """Try the database-wide maintenance lock without waiting: yields True when held (released on exit)."""
         ...
 
-    async def last_started(self) -> dict[MaintenanceTask, datetime]:
-        """Per task, the start of its newest run that was not skipped."""
+    async def last_runs(self) -> dict[MaintenanceTask, LastRun]:
+        """Per task, its newest run that was not skipped."""
         ...
 
     async def begin(self, task: MaintenanceTask, started_at: datetime) -> int:
