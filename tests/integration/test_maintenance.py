@@ -118,6 +118,7 @@ def test_two_actors_racing_never_run_maintenance_at_once(ray_session, db_setting
             ray.kill(actor)
     outcomes = [run["outcome"] for batch in rounds for run in batch]
     assert "failed" not in outcomes and outcomes.count("ok") >= 4
+    assert "skipped" in outcomes, "six concurrent calls never met: the race this test is about did not happen"
     worked = sorted((r["started_at"], r["finished_at"]) for r in asyncio.run(_runs(db_settings))
                     if r["outcome"] != "skipped")
     for (_, finished), (started, _) in itertools.pairwise(worked):
