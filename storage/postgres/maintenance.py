@@ -52,13 +52,25 @@ WHERE c.relkind IN ('r', 'p') AND c.relnamespace = to_regnamespace(current_schem
 ORDER BY c.relname
 """
 
-# Unique indexes enforce constraints whether or not a query ever scans them: not reported as unused.
+# Unique indexes enforce constraints whether or not a query ever scans them: not reported as unused. A partition's
+# index is counted under its partitioned parent index: an old month's index going unscanned is normal, the parent
+# index (every month together) never scanned is the finding.
 _UNUSED_INDEXES_SQL = """
-SELECT s.relname AS table_name, s.indexrelname AS index_name, pg_relation_size(s.indexrelid) AS size_bytes
-FROM pg_stat_user_indexes s
-JOIN pg_index x ON x.indexrelid = s.indexrelid
-WHERE s.idx_scan = 0 AND NOT x.indisunique AND s.schemaname = current_schema()
-ORDER BY s.relname, s.indexrelname
+WITH leaf AS (
+    SELECT s.idx_scan, pg_relation_size(s.indexrelid) AS size_bytes, coalesce(p.inhparent, s.indexrelid) AS index_oid
+    FROM pg_stat_user_indexes s
+    JOIN pg_index x ON x.indexrelid = s.indexrelid
+    LEFT JOIN pg_inherits p ON p.inhrelid = s.indexrelid
+    WHERE NOT x.indisunique AND s.schemaname = current_schema()
+)
+SELECT t.relname AS table_name, i.relname AS index_name, sum(leaf.size_bytes)::bigint AS size_bytes
+FROM leaf
+JOIN pg_index x ON x.indexrelid = leaf.index_oid
+JOIN pg_class i ON i.oid = leaf.index_oid
+JOIN pg_class t ON t.oid = x.indrelid
+GROUP BY t.relname, i.relname
+HAVING sum(leaf.idx_scan) = 0
+ORDER BY t.relname, i.relname
 """
 
 
