@@ -14,8 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from domain.partition_calendar import Month, partition_name
-from storage.postgres.maintenance import MAINTENANCE_LOCK_KEY
+from storage.postgres.maintenance import MAINTENANCE_LOCK_KEY, PostgresMaintenance
 from storage.postgres.pool import connect
+from tests.contracts import maintenance_store_contract as maintenance_store
 from tests.integration.fixtures_db import create_migrated_database
 from tests.integration.test_partitions import _insert_readings, _spread
 
@@ -60,6 +61,17 @@ def _cli(settings, *args: str):
 
     env = {"DATABASE_URL": settings.database_url, "ARCHIVE_DIR": str(settings.archive_dir), "LOG_JSON": "false"}
     return CliRunner().invoke(app, ["maintenance", "run", *args], env=env)
+
+
+@pytest.mark.parametrize("check", maintenance_store.CONTRACT, ids=lambda c: c.__name__)
+async def test_the_postgres_store_keeps_the_maintenance_store_contract(db_settings, check):
+    first, second = await connect(db_settings), await connect(db_settings)
+    try:
+        archive = db_settings.archive_dir
+        await check(PostgresMaintenance(first, archive), PostgresMaintenance(second, archive))
+    finally:
+        await first.close()
+        await second.close()
 
 
 def test_one_manual_run_ensures_retires_analyzes_and_reports_and_records_each_task(db_settings):

@@ -18,6 +18,7 @@ from domain.maintenance import (
     partitions_to_analyze,
 )
 from storage.memory.maintenance import InMemoryMaintenance
+from tests.contracts import maintenance_store_contract as maintenance_store
 from usecases.maintenance import MaintenanceRules, maintenance_rules, run_due, run_task
 from usecases.ports.maintenance import RelationSize, UnusedIndex
 
@@ -131,3 +132,9 @@ def test_rules_come_from_settings():
 
     rules = maintenance_rules(Settings(maintenance_analyze_every_s=42, partitions_ahead_months=5))
     assert rules.schedule.every_s[MaintenanceTask.ANALYZE] == 42 and rules.ahead_months == 5
+
+
+@pytest.mark.parametrize("check", maintenance_store.CONTRACT, ids=lambda c: c.__name__)
+def test_the_in_memory_store_keeps_the_maintenance_store_contract(check):
+    store = InMemoryMaintenance()  # one instance is one database: two runners share it
+    asyncio.run(check(store, store))
