@@ -36,7 +36,8 @@ class BadArgument(UserFacingError):
     exit_code = 2
 
 
-def _kafka(settings: Settings, body: Callable[[], T]) -> T:
+def _kafka(body: Callable[[], T]) -> T:
+    """Run a Kafka call, turning the expected failures into one line."""
     try:
         return body()
     except DlqUnavailable as error:
@@ -48,7 +49,7 @@ def _kafka(settings: Settings, body: Callable[[], T]) -> T:
 def _read(settings: Settings) -> list[dl.DeadLetterRecord]:
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True) as progress:
         task = progress.add_task(f"reading {settings.kafka_topic_dlq}")
-        return _kafka(settings, lambda: read_dead_letters(
+        return _kafka(lambda: read_dead_letters(
             settings, on_progress=lambda n: progress.update(task, description=f"read {n:,} dead letters")))
 
 
@@ -100,7 +101,7 @@ def dlq_show(
 ) -> None:
     """One dead letter in full: every header and the original value."""
     settings = settings_from_env()
-    partitions = _kafka(settings, lambda: dlq_partitions(settings))
+    partitions = _kafka(lambda: dlq_partitions(settings))
     try:
         wanted = dl.parse_positions([position], partitions)
     except dl.SelectionError as error:
@@ -140,7 +141,7 @@ def dlq_replay(
     reasons = _reasons(reason)
     positions = None
     if offset:
-        partitions = _kafka(settings, lambda: dlq_partitions(settings))
+        partitions = _kafka(lambda: dlq_partitions(settings))
         try:
             positions = dl.parse_positions(offset, partitions)
         except dl.SelectionError as error:
@@ -162,7 +163,7 @@ def dlq_replay(
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=console) as progress:
         task = progress.add_task(f"replaying to {settings.kafka_topic_events}", total=len(chosen))
-        delivered = _kafka(settings, lambda: replay(
+        delivered = _kafka(lambda: replay(
             settings, chosen, on_progress=lambda n: progress.update(task, completed=n)))
     console.print(f"replayed {delivered:,} dead letters ({counts}) to {settings.kafka_topic_events}; "
                   "still-invalid ones return to the DLQ with their reason", highlight=False)
