@@ -1,8 +1,9 @@
 """Reading the dead-letter topic back and replaying records to the events topic (`autoins dlq`).
 
 The reader assigns every partition of the DLQ from the beginning under a throwaway group id and never
-commits: reading the DLQ changes nothing. It stops when every partition reached the high watermark of its
-last fetch (KAFKA_NOTES: on tansu only the cached watermark is right) or nothing arrived for `idle_s`.
+commits: reading the DLQ changes nothing. It stops when librdkafka reported the end of every partition
+(`enable.partition.eof`: the high watermark of a fetch response, which is right on tansu, unlike ListOffsets:
+KAFKA_NOTES), or when nothing at all arrived for `idle_s`.
 Replay produces with the project's idempotent producer and waits for every delivery before returning.
 """
 
@@ -12,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from config.settings import Settings
 from domain.dead_letters import DeadLetterRecord, replay_headers
@@ -26,7 +27,7 @@ class DlqUnavailable(Exception):
     """The DLQ topic cannot be read (broker away, topic missing); the message says which."""
 
 
-def dlq_partitions(settings: Settings, timeout_s: float = 10.0) -> int:
+def dlq_partitions(settings: Settings, timeout_s: float = 5.0) -> int:
     consumer = _consumer(settings)
     try:
         return len(_partitions(consumer, settings, timeout_s))
@@ -35,7 +36,7 @@ def dlq_partitions(settings: Settings, timeout_s: float = 10.0) -> int:
 
 
 def read_dead_letters(
-    settings: Settings, *, idle_s: float = 1.0, timeout_s: float = 10.0, on_progress: Progress | None = None
+    settings: Settings, *, idle_s: float = 5.0, timeout_s: float = 5.0, on_progress: Progress | None = None
 ) -> list[DeadLetterRecord]:
     """Every record of `settings.kafka_topic_dlq`, in (partition, offset) order."""
     topic = settings.kafka_topic_dlq
@@ -44,29 +45,35 @@ def read_dead_letters(
     try:
         partitions = _partitions(consumer, settings, timeout_s)
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        next_offset = dict.fromkeys(partitions, 0)
+        at_end: set[int] = set()
         quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < idle_s:
-            batch = consumer.consume(num_messages=5_000, timeout=min(0.2, idle_s))
+        while len(at_end) < len(partitions) and time.monotonic() - quiet_since < idle_s:
+            batch = consumer.consume(num_messages=5_000, timeout=0.2)
             for message in batch:
-                if message.error() is not None:
+                error = message.error()
+                if error is not None:
+                    # librdkafka's end-of-partition event: the offset reached the high watermark of a fetch
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(message.partition())
                     continue
-                _ts_type, ts = message.timestamp()
-                records.append(DeadLetterRecord(
-                    topic=topic, partition=message.partition(), offset=message.offset(),
-                    timestamp_ms=ts if ts and ts > 0 else None, key=message.key(), value=message.value() or b"",
-                    headers=tuple((k, v or b"") for k, v in message.headers() or ()),
-                ))
-                next_offset[message.partition()] = message.offset() + 1
+                at_end.discard(message.partition())
+                records.append(_record(topic, message))
             if batch:
                 quiet_since = time.monotonic()
                 if on_progress is not None:
                     on_progress(len(records))
-            if _at_end(consumer, topic, next_offset):
-                break
     finally:
         consumer.close()
     return sorted(records, key=lambda r: r.position)
+
+
+def _record(topic: str, message: Message) -> DeadLetterRecord:
+    _ts_type, ts = message.timestamp()
+    return DeadLetterRecord(
+        topic=topic, partition=message.partition(), offset=message.offset(),
+        timestamp_ms=ts if ts and ts > 0 else None, key=message.key(), value=message.value() or b"",
+        headers=tuple((k, v or b"") for k, v in message.headers() or ()),
+    )
 
 
 def replay(
@@ -91,7 +98,7 @@ def replay(
 
 def _consumer(settings: Settings) -> Consumer:
     config = consumer_config(settings, group_id=f"autoins-dlq-reader-{uuid.uuid4().hex[:8]}", log_level=2,
-                             **{"enable.partition.eof": False})
+                             **{"enable.partition.eof": True})
     return Consumer(config)
 
 
@@ -107,11 +114,3 @@ def _partitions(consumer: Consumer, settings: Settings, timeout_s: float) -> lis
         raise DlqUnavailable(f"topic {topic} does not exist on Kafka at {servers}: "
                              "run `autoins topics`")
     return sorted(found.partitions)
-
-
-def _at_end(consumer: Consumer, topic: str, next_offset: dict[int, int]) -> bool:
-    for partition, position in next_offset.items():
-        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
-        if high is None or high < 0 or position < high:
-            return False
-    return True

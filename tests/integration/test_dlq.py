@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -124,6 +125,22 @@ def test_replay_arguments_are_checked_before_anything_is_sent(dlq_settings):
     dry = _cli(settings, "replay", "--all", "--dry-run")
     assert dry.exit_code == 0 and "would replay 1 dead letters (invalid_json 1)" in dry.output
     assert read_dead_letters(settings.with_overrides(kafka_topic_dlq=settings.kafka_topic_events)) == []
+
+
+def test_reading_the_dlq_gets_every_record_of_every_partition_and_stops_at_the_end(dlq_settings):
+    settings = dlq_settings
+    empty_started = time.monotonic()
+    assert read_dead_letters(settings) == []
+    assert time.monotonic() - empty_started < 4.0  # the end of each empty partition, not the idle timeout
+    with ReadingProducer(settings) as producer:  # uneven: partition 3 gets one, 0 gets most
+        for i in range(301):
+            producer.produce(settings.kafka_topic_dlq, b"%d" % i, b"k", [(dl.REASON, b"invalid_json")],
+                             partition=3 if i == 300 else i % 3)
+        producer.flush(30)
+    for _ in range(3):  # a first read once stopped before a partition's first fetch (tansu's ListOffsets)
+        records = read_dead_letters(settings)
+        assert len(records) == 301 and {r.partition for r in records} == {0, 1, 2, 3}
+        assert [r.position for r in records] == sorted(r.position for r in records)
 
 
 def test_an_unreachable_broker_is_one_line(dlq_settings):
