@@ -19,7 +19,7 @@ from storage.kafka.producer import ReadingProducer
 from tests.integration.pipeline_support import drop, make_migrated_database
 
 pytestmark = pytest.mark.timeout(180)
-FUTURE_S = 6  # the "fixable" reading is this far ahead of the clock: refused at once, valid once time passes
+FUTURE_S = 8  # the "fixable" reading is this far ahead of the clock: refused at once, valid once time passes
 
 
 @pytest.fixture
@@ -61,18 +61,20 @@ async def _stored(url: str, event_ids: list[str]) -> dict[str, int]:
 
 def test_replay_after_a_fix_stores_each_reading_once_and_sends_the_still_invalid_back(ray_session, dlq_settings):
     settings = dlq_settings
-    now = datetime.now(UTC)
-    valid_id, valid = _reading("drv-a", now)
-    future_id, future = _reading("drv-b", now + timedelta(seconds=FUTURE_S))
-    with ReadingProducer(settings) as producer:
-        producer.produce(settings.kafka_topic_events, valid, b"drv-a")
-        producer.produce(settings.kafka_topic_events, future, b"drv-b", [(dl.REQUEST_ID, b"req-future")])
-        producer.produce(settings.kafka_topic_events, b'{"event_id": "cut', b"drv-c", [(dl.REQUEST_ID, b"req-poison")])
-        producer.flush(30)
 
     async def scenario():
         pipeline = start_pipeline(settings, prefix=f"{uuid.uuid4().hex[:6]}-")
         try:
+            # Produced once the pipeline runs: the reading must still be ahead of the clock when it is consumed.
+            now = datetime.now(UTC)
+            ids["valid"], valid = _reading("drv-a", now)
+            ids["future"], future = _reading("drv-b", now + timedelta(seconds=FUTURE_S))
+            with ReadingProducer(settings) as producer:
+                producer.produce(settings.kafka_topic_events, valid, b"drv-a")
+                producer.produce(settings.kafka_topic_events, future, b"drv-b", [(dl.REQUEST_ID, b"req-future")])
+                producer.produce(settings.kafka_topic_events, b'{"event_id": "cut', b"drv-c",
+                                 [(dl.REQUEST_ID, b"req-poison")])
+                producer.flush(30)
             await wait_until_drained(pipeline, 3, 60)
             listed = await asyncio.to_thread(_cli, settings, "list")
             assert listed.exit_code == 0, listed.output
@@ -92,8 +94,10 @@ def test_replay_after_a_fix_stores_each_reading_once_and_sends_the_still_invalid
             await stop_pipeline(pipeline)
         return poison
 
+    ids: dict[str, str] = {}
     poison = asyncio.run(scenario())
-    assert asyncio.run(_stored(settings.database_url, [valid_id, future_id])) == {valid_id: 1, future_id: 1}
+    stored = asyncio.run(_stored(settings.database_url, [ids["valid"], ids["future"]]))
+    assert stored == {ids["valid"]: 1, ids["future"]: 1}
     letters = read_dead_letters(settings)
     assert len(letters) == 3  # the two originals stay; the still-invalid replay came back, with its reason
     [back] = [r for r in letters if r.header(dl.REPLAY_OF)]
