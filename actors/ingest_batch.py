@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from confluent_kafka import Message
 
+from domain import dead_letters as dl
 from domain.batches import (
     PartitionOffset,
     PersistBatch,
@@ -28,7 +29,7 @@ from domain.rules import ValidationRules
 from domain.shard_core import shard_of
 from domain.validation import Rejection, decode_batch
 
-REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID_HEADER = dl.REQUEST_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,15 +132,13 @@ def _index_of(request_of: Sequence[str | None], request_ids: tuple[str, ...]) ->
 
 def _dead_letter(message: Message, rejection: Rejection) -> DeadLetter:
     headers = [
-        ("reason", rejection.reason.value.encode()),
-        ("message", rejection.message.encode()[:1000]),
-        ("source_topic", message.topic().encode()),
-        ("source_partition", str(message.partition()).encode()),
-        ("source_offset", str(message.offset()).encode()),
+        (dl.REASON, rejection.reason.value.encode()),
+        (dl.MESSAGE, rejection.message.encode()[:1000]),
+        (dl.SOURCE_TOPIC, message.topic().encode()),
+        (dl.SOURCE_PARTITION, str(message.partition()).encode()),
+        (dl.SOURCE_OFFSET, str(message.offset()).encode()),
     ]
     if rejection.field:
-        headers.append(("field", rejection.field.encode()))
-    for name, value in message.headers() or ():
-        if name == REQUEST_ID_HEADER and value:
-            headers.append((name, value))
+        headers.append((dl.FIELD, rejection.field.encode()))
+    headers.extend(dl.carried_headers(message.headers() or ()))  # the request id, and a replay's origin
     return DeadLetter(value=message.value() or b"", key=message.key(), headers=headers)

@@ -21,12 +21,14 @@ from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
 from actors.consumer import IngestConsumer
 from actors.driver_shard import DriverShard
+from actors.maintenance import MaintenanceActor
 from actors.persistence import Persistence
 from actors.pipeline_metrics import LAG_EVERY_S, PipelineMetrics
 from actors.risk_scorer import RiskScorer
 from config.logging import configure_logging, get_logger
 from storage.kafka.lag import WatermarkLag
 from usecases.supervision import (
+    LOOPING,
     Action,
     ActorSpec,
     ActorState,
@@ -40,7 +42,8 @@ from usecases.supervision import (
 
 SUPERVISOR_NAME = "pipeline-supervisor"
 PROBE_TIMEOUT_S = 2.0
-_STATUS_METHOD = {Role.CONSUMER: "status", Role.SHARD: "stats", Role.PERSISTENCE: "stats", Role.SCORER: "stats"}
+_STATUS_METHOD = {Role.CONSUMER: "status", Role.SHARD: "stats", Role.PERSISTENCE: "stats", Role.SCORER: "stats",
+                  Role.MAINTENANCE: "stats"}
 
 
 def supervisor_name(prefix: str = "") -> str:
@@ -56,7 +59,8 @@ class PipelineSupervisor:
         self.namespace = ray.get_runtime_context().namespace
         configure_logging(settings.log_level, json=settings.log_json)
         self.log = get_logger("supervisor").bind(actor=supervisor_name(prefix), pid=os.getpid())
-        specs = pipeline_specs(prefix, settings.kafka_num_consumers, settings.num_shards, settings.num_persistence)
+        specs = pipeline_specs(prefix, settings.kafka_num_consumers, settings.num_shards, settings.num_persistence,
+                               maintenance=settings.maintenance_enabled)
         self.supervision = Supervision(specs, rules or SupervisionRules())
         self.specs = {s.name: s for s in specs}
         self.observed: dict[str, Observation] = {}
@@ -197,7 +201,7 @@ class PipelineSupervisor:
             return Observation(ActorState.RESTARTING)
         self.stats[spec.name] = stats
         loop = None
-        if spec.role in (Role.CONSUMER, Role.SCORER):
+        if spec.role in LOOPING:
             loop = bool(stats.get("running")) or not self._loop_ended(spec.name)
         return Observation(ActorState.ALIVE, loop_running=loop, pid=stats.get("pid"))
 
@@ -229,6 +233,8 @@ class PipelineSupervisor:
         s = self.settings
         if spec.role is Role.SCORER:
             RiskScorer.options(**options).remote(s)
+        elif spec.role is Role.MAINTENANCE:
+            MaintenanceActor.options(**options).remote(s, spec.name)
         elif spec.role is Role.SHARD:
             DriverShard.options(**options).remote(spec.index, s)
         elif spec.role is Role.PERSISTENCE:
@@ -238,7 +244,7 @@ class PipelineSupervisor:
             persisters = [self._handle(n) for n in names_of(self.specs.values(), Role.PERSISTENCE)]
             IngestConsumer.options(**options).remote(spec.index, s.kafka_num_consumers, s, shards, persisters)
         self.loops.pop(spec.name, None)
-        if spec.role in (Role.CONSUMER, Role.SCORER):
+        if spec.role in LOOPING:
             self._start_loop(spec.name)
 
     async def _recreate_consumers(self) -> None:

@@ -12,7 +12,9 @@ from autoins.dashboards import dashboards_command
 from autoins.db_commands import db_app, migrate_command, partitions_app
 from autoins.demo import demo_command
 from autoins.detection_report import detection_report_command
+from autoins.dlq_commands import dlq_app
 from autoins.errors import UserFacingError
+from autoins.maintenance_commands import maintenance_app
 from autoins.replay import replay_command
 from autoins.seed import seed_command
 from autoins.serve import deploy_command, serve_command, status_command, stop_command
@@ -26,6 +28,9 @@ app.add_typer(
     partitions_app, name="partitions", help="Monthly partitions: ensure, retain (archive, drop), list, restore."
 )
 app.add_typer(db_app, name="db", help="Database utilities.")
+app.add_typer(dlq_app, name="dlq", help="Dead letters: list and show them with reasons, replay chosen ones.")
+app.add_typer(maintenance_app, name="maintenance",
+              help="Database maintenance once, by hand: partitions ahead, retention, ANALYZE, size report.")
 app.add_typer(bench_app, name="bench", help="Benchmarks on scratch databases and topics.")
 app.command("migrate", help="Apply pending migrations, then ensure partitions.")(migrate_command)
 app.command("serve", help="Start (or join) the supervised pipeline and the Serve apps, watch live; Ctrl-C stops.")(

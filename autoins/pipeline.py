@@ -33,17 +33,19 @@ class Pipeline:
     persisters: list = field(default_factory=list)
     consumers: list = field(default_factory=list)
     scorer: Any = None  # RiskScorer: scores every trip end (docs/SCORING.md)
+    maintenance: Any = None  # MaintenanceActor (actors/maintenance.py), when MAINTENANCE_ENABLED
 
     def actors(self) -> list:
         return [*self.consumers, *self.shards, *self.persisters, *([self.scorer] if self.scorer else [])]
 
     def refresh(self) -> Pipeline:
         specs = pipeline_specs(self.prefix, self.settings.kafka_num_consumers, self.settings.num_shards,
-                               self.settings.num_persistence)
+                               self.settings.num_persistence, maintenance=self.settings.maintenance_enabled)
         self.shards = [_actor(n) for n in names_of(specs, Role.SHARD)]
         self.persisters = [_actor(n) for n in names_of(specs, Role.PERSISTENCE)]
         self.consumers = [_actor(n) for n in names_of(specs, Role.CONSUMER)]
         self.scorer = _actor(names_of(specs, Role.SCORER)[0])
+        self.maintenance = next((_actor(n) for n in names_of(specs, Role.MAINTENANCE)), None)
         return self
 
 

@@ -224,6 +224,17 @@ class Settings(BaseSettings):
     retention_months: int = Field(default=12, ge=1)  # >= 1: retention never touches the current month
     archive_dir: Path = Path(".autoins/archive")
 
+    # -- maintenance actor (docs/OPERATIONS.md "Maintenance"): how often each task runs, started with the pipeline
+    maintenance_enabled: bool = True
+    maintenance_tick_s: float = Field(default=60.0, gt=0)  # how often the actor asks what is due
+    maintenance_partitions_every_s: float = Field(default=6 * 3600.0, gt=0)  # ensure PARTITIONS_AHEAD_MONTHS
+    maintenance_retention_every_s: float = Field(default=24 * 3600.0, gt=0)  # archive and drop past retention
+    maintenance_analyze_every_s: float = Field(default=3600.0, gt=0)  # ANALYZE new and recently filled partitions
+    maintenance_report_every_s: float = Field(default=900.0, gt=0)  # sizes and unused indexes as metrics
+    maintenance_retry_after_s: float = Field(default=600.0, gt=0)  # a failed (or abandoned) run is retried after
+    maintenance_analyze_min_changed_rows: int = Field(default=1_000, ge=0)
+    maintenance_analyze_changed_fraction: float = Field(default=0.1, ge=0)  # of the rows at the last ANALYZE
+
     # -- Ray
     ray_address: str | None = None
     ray_namespace: str = "autoins"

@@ -19,12 +19,13 @@ class Role(StrEnum):
     SHARD = "shard"
     PERSISTENCE = "persistence"
     SCORER = "scorer"
+    MAINTENANCE = "maintenance"  # partitions, retention, ANALYZE, size reports (usecases/maintenance.py)
 
 
 # Consumers hold handles of these (the persistence actors find the scorer by name instead).
 HELD_BY_CONSUMERS = frozenset({Role.SHARD, Role.PERSISTENCE})
 # Roles whose `run()` loop must be running for the pipeline to make progress.
-LOOPING = frozenset({Role.CONSUMER, Role.SCORER})
+LOOPING = frozenset({Role.CONSUMER, Role.SCORER, Role.MAINTENANCE})
 
 
 class ActorState(StrEnum):
@@ -150,13 +151,18 @@ class Supervision:
         }
 
 
-def pipeline_specs(prefix: str, consumers: int, shards: int, persisters: int) -> list[ActorSpec]:
-    """Every actor of a pipeline, named `<prefix><role>-<i>` (the scorer: `<prefix>risk-scorer`). The order is
-    the creation order: the scorer and shards first, then persistence (it holds the scorer), then consumers."""
+def pipeline_specs(
+    prefix: str, consumers: int, shards: int, persisters: int, maintenance: bool = False
+) -> list[ActorSpec]:
+    """Every actor of a pipeline, named `<prefix><role>-<i>` (the scorer: `<prefix>risk-scorer`, the maintenance
+    actor: `<prefix>maintenance`). The order is the creation order: the scorer and shards first, then
+    persistence (it holds the scorer), then consumers; maintenance last (nothing holds it)."""
     specs = [ActorSpec(Role.SCORER, 0, f"{prefix}risk-scorer")]
     specs += [ActorSpec(Role.SHARD, i, f"{prefix}shard-{i}") for i in range(shards)]
     specs += [ActorSpec(Role.PERSISTENCE, i, f"{prefix}persistence-{i}") for i in range(persisters)]
     specs += [ActorSpec(Role.CONSUMER, i, f"{prefix}consumer-{i}") for i in range(consumers)]
+    if maintenance:
+        specs.append(ActorSpec(Role.MAINTENANCE, 0, f"{prefix}maintenance"))
     return specs
 
 

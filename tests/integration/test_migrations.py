@@ -147,6 +147,7 @@ EXPECTED_TABLES = {
     "risk_scores": "r",
     "devices": "r",
     "schema_migrations": "r",
+    "maintenance_runs": "r",
 }
 
 EXPECTED_INDEXES = {
@@ -173,6 +174,8 @@ EXPECTED_INDEXES = {
     "devices_pkey": "(device_id)",
     "devices_key_digest_key": "(key_digest)",
     "devices_driver_id_idx": "(driver_id)",
+    "maintenance_runs_pkey": "(run_id)",
+    "maintenance_runs_task_started": "(task, started_at DESC)",
 }
 
 
