@@ -21,6 +21,21 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 _configured = False
 
 
+class _CurrentStderr:
+    """Whatever `sys.stderr` is when a line is written, not when logging was configured: a CLI run in-process
+    (typer's CliRunner in tests, an embedding tool) swaps stderr and closes its stand-in afterwards, and loggers
+    configured meanwhile must not keep writing to the closed stream."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR = _CurrentStderr()
+
+
 def _add_request_id(_logger: object, _method: str, event: dict) -> dict:
     request_id = request_id_var.get()
     if request_id is not None:
@@ -45,7 +60,7 @@ def configure_logging(level: str = "INFO", json: bool = True, force: bool = Fals
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_STDERR),
         cache_logger_on_first_use=True,
     )
     _configured = True
