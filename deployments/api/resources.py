@@ -26,6 +26,7 @@ from usecases.admin import AdminWrites
 from usecases.driver_queries import DriverQueries
 from usecases.login import LoginPorts
 from usecases.ports.risk_model import RiskModel
+from usecases.sessions import Sessions
 
 
 @dataclass
@@ -38,6 +39,7 @@ class ApiResources:
     queries: DriverQueries
     admin: AdminWrites
     login: LoginPorts  # pair throttle (Redis), credentials (PostgreSQL), the capped password verifier, the clock
+    sessions: Sessions  # token versions: revocation (docs/SECURITY.md §6)
     cache_listener: asyncio.Task | None = None
     cache_warming: asyncio.Task | None = None
     ingest: IngestProducer | None = None  # created on the first ingest request
