@@ -183,12 +183,17 @@ async def _serve(websocket: WebSocket, settings: Settings, *, kind: str, driver_
         return
     address = client_address(websocket.scope, settings.trusted_proxy_hops)
     over_cap = app.state.caps.admit(session.principal.user_id, address)
-    await websocket.accept(subprotocol=PROTOCOL)
     metrics = platform_metrics()
     if over_cap is not None:
+        await websocket.accept(subprotocol=PROTOCOL)
         metrics.ws_dropped.inc(1, tags={"reason": "socket_cap"})
         await _close(websocket, CLOSE_TOO_MANY_SOCKETS, over_cap)
         return
+    try:
+        await websocket.accept(subprotocol=PROTOCOL)
+    except BaseException:  # the client left during the handshake: its place is free again
+        app.state.caps.release(session.principal.user_id, address)
+        raise
     _open_sockets[kind] = _open_sockets.get(kind, 0) + 1
     metrics.ws_connections.set(_open_sockets[kind], tags={"kind": kind})
     try:
