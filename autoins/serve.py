@@ -236,7 +236,8 @@ def shutdown_serve() -> None:
 def print_addresses(urls: dict[str, str], dashboard: str | None) -> None:
     console.print(f"Console:    {urls['console']}   (open it in a browser; nothing is opened for you)")
     console.print(f"API:        {urls['api']}   (OpenAPI docs: {urls['docs']})")
-    console.print(f"WebSocket:  {urls['websocket']}?token=<jwt>   (fleet: {urls['websocket'].rsplit('/', 2)[0]}/fleet)")
+    console.print(f"WebSocket:  {urls['websocket']}   subprotocols autoins.v1, bearer.<jwt>   "
+                  f"(fleet: {urls['websocket'].rsplit('/', 2)[0]}/fleet)")
     console.print(f"Metrics:    {urls['metrics']}   health: {urls['api']}/health/ready")
     if dashboard:
         console.print(f"Ray dashboard: {dashboard}")

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     jwt_audience: str = Field(default="autoins-api", min_length=1)
     jwt_issuer: str = Field(default="autoins", min_length=1)
     jwt_expire_minutes: int = Field(default=1440, ge=1)
+    # Revocation (docs/SECURITY.md §8): a replica re-reads a user's token version at least this often, so a
+    # revocation whose pub/sub message was lost still takes effect within it (normally: the pub/sub latency).
+    session_check_ttl_s: float = Field(default=5.0, gt=0)
 
     # -- operator surfaces (docs/SECURITY.md §4): `Authorization: Bearer <operator_token>` opens /metrics and the
     #    details of /health/ready; without one, /metrics is open only to development bound to loopback.
@@ -157,6 +160,13 @@ class Settings(BaseSettings):
     ws_max_ongoing_requests: int = Field(default=1000, ge=1)  # one slot per open socket, own deployment
     ws_heartbeat_s: float = Field(default=15.0, gt=0)
     ws_recent_messages: int = Field(default=200, ge=1)  # per driver, for ?since= resume
+    # WebSocket abuse (docs/SECURITY.md §9), per LiveGateway replica: open sockets per user and per client
+    # address (behind the HAProxy ingress every client has its address: see trusted_proxy_hops), the longest
+    # a send may wait on a client that does not read, and the largest message a client may send.
+    ws_max_sockets_per_user: int = Field(default=8, ge=1)
+    ws_max_sockets_per_address: int = Field(default=500, ge=1)
+    ws_send_timeout_s: float = Field(default=10.0, gt=0)
+    ws_max_client_message_bytes: int = Field(default=4096, ge=16)
     l1_cache_ttl_s: float = Field(default=30.0, gt=0)  # bound on staleness if an invalidation is lost
     l1_cache_maxsize: int = Field(default=10_000, ge=1)
     cache_warm_budget_s: float = Field(default=5.0, ge=0)

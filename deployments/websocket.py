@@ -1,17 +1,22 @@
 """The `LiveGateway` app (route prefix `/ws`): live driver and fleet feeds over WebSockets (DESIGN.md §5).
 
 Protocol (docs/OPERATIONS.md):
-- `WS /ws/drivers/{driver_id}[?since=<seq>|<seq>:<type>:<stream_version>][&token=<jwt>]`: the driver
-  themself or an admin (the full cursor of the last message received also replays later messages that
-  share its seq, such as the trip's `risk_scored` after its `trip_ended`). Without
-  `?token=` the first client message must be `{"token": "…"}` within `AUTH_TIMEOUT_S`.
-- `WS /ws/fleet[?token=…]`: admins; every projected message, in `fleet_batch` chunks.
+- Authentication before accept (docs/SECURITY.md §9): the client offers the subprotocols `autoins.v1` and
+  `bearer.<jwt>` (`deployments.ws_protocol`); a missing, invalid, expired or revoked token is refused during
+  the handshake (HTTP 403, nothing accepted). No token in the URL.
+- `WS /ws/drivers/{driver_id}[?since=<seq>|<seq>:<type>:<stream_version>]`: the driver themself or an admin
+  (the full cursor of the last message received also replays later messages that share its seq, such as the
+  trip's `risk_scored` after its `trip_ended`).
+- `WS /ws/fleet`: admins; every projected message, in `fleet_batch` chunks.
 - The server sends `{"type": "hello", "replica": …}` first, then (with `since`) every held message after
   it in message order, then live messages, without gap or duplicate (subscribe → confirmed →
   read recent → skip live messages already replayed); `{"type": "heartbeat", "ts_ms": …}` when idle for
   `ws_heartbeat_s`.
-- Close codes: 4400 bad `since`, 4401 missing/invalid token, 4403 not allowed, 4404 unknown driver,
-  4429 slow consumer (queue full), 1012 live feed interrupted or server restarting (reconnect with since).
+- Close codes: 4400 bad `since`, 4401 token expired or revoked (at its `exp`, and within the revocation bound of
+  docs/SECURITY.md §8), 4403 not allowed, 4404 unknown driver, 4408 slow reader (a send waited
+  `ws_send_timeout_s`), 4409 too many sockets for this user or address (`ws_max_sockets_per_*`), 4429 slow
+  consumer (queue full), 1009 a client message over `ws_max_client_message_bytes`, 1012 live feed interrupted or
+  server restarting (reconnect with since).
 Sockets live in their own deployment: each holds a `max_ongoing_requests` slot (RAY_NOTES), so they can
 never starve the API's HTTP requests.
 """
@@ -26,15 +31,17 @@ from collections.abc import AsyncIterator
 
 import msgspec
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
-from fastapi.exceptions import HTTPException
 from starlette.websockets import WebSocketState
 
 from config.logging import configure_logging, get_logger
 from config.settings import Settings
-from deployments.api.auth import Principal, decode_token
+from deployments.api.client_address import client_address
 from deployments.live_hub import LiveHub, Viewer
 from deployments.metrics import platform_metrics
 from deployments.replica import replica_name
+from deployments.ws_protocol import PROTOCOL
+from deployments.ws_session import SocketSession, authenticate, open_sessions
+from domain.socket_caps import SocketCaps
 from storage.metrics.db_metrics import sample_pool_forever
 from storage.postgres.pool import acquire, create_pool
 from storage.postgres.read_models import get_driver
@@ -42,12 +49,13 @@ from storage.redis.client import create_redis
 from storage.redis.keys import FLEET_CHANNEL, driver_channel
 from storage.redis.projections import message_order, read_recent
 
-AUTH_TIMEOUT_S = 5.0
 VIEWER_QUEUE = 1_000  # messages waiting for one socket before it is dropped as a slow consumer
 SEEN_KEYS = 4_096  # per socket: recent message keys remembered to drop repeats (replays re-publish)
 WS_POOL, WS_POOL_MAX = "autoins-ws", 2  # the replica's pool: its application name (`pool` tag) and size
 CLOSE_BAD_REQUEST, CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4400, 4401, 4403, 4404
-CLOSE_SLOW_CONSUMER, CLOSE_RECONNECT = 4429, 1012
+CLOSE_SLOW_READER, CLOSE_TOO_MANY_SOCKETS, CLOSE_SLOW_CONSUMER = 4408, 4409, 4429
+CLOSE_TOO_BIG, CLOSE_RECONNECT = 1009, 1012
+CLOSE_WAIT_S = 1.0  # a close frame to a client that does not read is given up after this
 _log = get_logger("autoins.websocket")
 _open_sockets: dict[str, int] = {}  # per kind, this replica (the websocket_connections gauge)
 
@@ -58,12 +66,7 @@ class _Key(msgspec.Struct):
     stream_version: int = 0
 
 
-class _TokenMessage(msgspec.Struct):
-    token: str
-
-
 _DECODE_KEY = msgspec.json.Decoder(_Key).decode
-_DECODE_TOKEN = msgspec.json.Decoder(_TokenMessage).decode
 _ENCODE = msgspec.json.Encoder().encode
 
 
@@ -141,24 +144,6 @@ def replay(held: list[bytes], since: Since) -> list[bytes]:
     return [m for m in held if since.wants(message_key(m))]
 
 
-async def authenticate(websocket: WebSocket, settings: Settings) -> Principal:
-    """The token from `?token=` or the first message `{"token": …}`; Closed(4401) otherwise."""
-    token = websocket.query_params.get("token")
-    if not token:
-        try:
-            raw = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_S)
-            token = _DECODE_TOKEN(raw).token
-        except TimeoutError:
-            raise Closed(CLOSE_UNAUTHORIZED, f"no token: send ?token= or {{\"token\": …}} within "
-                                             f"{AUTH_TIMEOUT_S:g} s") from None
-        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError):
-            raise Closed(CLOSE_UNAUTHORIZED, 'the first message must be {"token": "<jwt>"}') from None
-    try:
-        return decode_token(settings, token)
-    except HTTPException as error:
-        raise Closed(CLOSE_UNAUTHORIZED, str(error.detail)) from None
-
-
 def create_ws_app(settings: Settings) -> FastAPI:
     """The FastAPI app behind `LiveGateway`; one Redis pub/sub connection and a 1–2 connection pool per replica."""
 
@@ -170,13 +155,16 @@ def create_ws_app(settings: Settings) -> FastAPI:
         app.state.hub = LiveHub(app.state.redis)
         app.state.pool = await create_pool(settings, application_name=WS_POOL, min_size=1, max_size=WS_POOL_MAX)
         sampler = asyncio.create_task(sample_pool_forever(WS_POOL, app.state.pool, WS_POOL_MAX))
-        try:
-            yield
-        finally:
-            sampler.cancel()
-            await app.state.hub.close()
-            await app.state.pool.close()
-            await app.state.redis.aclose()
+        app.state.caps = SocketCaps(settings.ws_max_sockets_per_user, settings.ws_max_sockets_per_address)
+        async with open_sessions(settings, app.state.pool, app.state.redis) as sessions:
+            app.state.sessions = sessions
+            try:
+                yield
+            finally:
+                sampler.cancel()
+                await app.state.hub.close()
+                await app.state.pool.close()
+                await app.state.redis.aclose()
 
     app = FastAPI(title="autoins live feeds", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
 
@@ -193,13 +181,28 @@ def create_ws_app(settings: Settings) -> FastAPI:
 
 async def _serve(websocket: WebSocket, settings: Settings, *, kind: str, driver_id: str | None) -> None:
     app = websocket.app
-    await websocket.accept()
+    session = await authenticate(websocket, settings, app.state.sessions)
+    if session is None:  # refused during the handshake: nothing accepted, nothing counted
+        await websocket.close(code=1008)
+        return
+    address = client_address(websocket.scope, settings.trusted_proxy_hops)
+    over_cap = app.state.caps.admit(session.principal.user_id, address)
     metrics = platform_metrics()
+    if over_cap is not None:
+        await websocket.accept(subprotocol=PROTOCOL)
+        metrics.ws_dropped.inc(1, tags={"reason": "socket_cap"})
+        await _close(websocket, CLOSE_TOO_MANY_SOCKETS, over_cap)
+        return
+    try:
+        await websocket.accept(subprotocol=PROTOCOL)
+    except BaseException:  # the client left during the handshake: its place is free again
+        app.state.caps.release(session.principal.user_id, address)
+        raise
     _open_sockets[kind] = _open_sockets.get(kind, 0) + 1
     metrics.ws_connections.set(_open_sockets[kind], tags={"kind": kind})
     try:
+        principal = session.principal
         since = parse_since(websocket.query_params.get("since")) if kind == "driver" else None
-        principal = await authenticate(websocket, settings)
         if kind == "fleet" and not principal.is_admin:
             raise Closed(CLOSE_FORBIDDEN, "the fleet feed is for admins")
         if kind == "driver":
@@ -209,77 +212,108 @@ async def _serve(websocket: WebSocket, settings: Settings, *, kind: str, driver_
                 if await get_driver(conn, driver_id) is None:
                     raise Closed(CLOSE_NOT_FOUND, f"driver {driver_id} does not exist")
         channel = driver_channel(driver_id) if kind == "driver" else FLEET_CHANNEL
-        await _stream(websocket, settings, app.state.hub, app.state.redis, channel, driver_id, since)
+        await _stream(websocket, settings, session, app.state.redis, channel, driver_id, since)
     except Closed as closed:
         _log.info("websocket_closed", kind=kind, driver_id=driver_id, code=closed.code, reason=closed.reason)
-        if closed.code == CLOSE_SLOW_CONSUMER:
-            metrics.ws_dropped.inc(1, tags={"reason": "slow_consumer"})
+        if closed.code in _DROP_REASONS:
+            metrics.ws_dropped.inc(1, tags={"reason": _DROP_REASONS[closed.code]})
         await _close(websocket, closed.code, closed.reason)
     except WebSocketDisconnect:
         pass
     finally:
+        app.state.caps.release(session.principal.user_id, address)
         _open_sockets[kind] -= 1
         metrics.ws_connections.set(_open_sockets[kind], tags={"kind": kind})
 
 
+_DROP_REASONS = {CLOSE_SLOW_CONSUMER: "slow_consumer", CLOSE_SLOW_READER: "slow_reader", CLOSE_TOO_BIG: "too_big",
+                 CLOSE_UNAUTHORIZED: "token_ended"}
+
+
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     if websocket.application_state == WebSocketState.CONNECTED:
-        with contextlib.suppress(Exception):  # the client may be gone already
-            await websocket.close(code=code, reason=reason)
+        with contextlib.suppress(Exception):  # the client may be gone already, or not reading (TimeoutError)
+            await asyncio.wait_for(websocket.close(code=code, reason=reason), CLOSE_WAIT_S)
 
 
-async def _stream(websocket: WebSocket, settings: Settings, hub: LiveHub, redis, channel: str,
+async def _stream(websocket: WebSocket, settings: Settings, session: SocketSession, redis, channel: str,
                   driver_id: str | None, since: Since | None) -> None:
+    hub: LiveHub = websocket.app.state.hub
     viewer = Viewer(VIEWER_QUEUE)
     await hub.subscribe(channel, viewer)  # before reading recent: nothing published after this is missed
-    receiver = asyncio.create_task(_drain_client(websocket), name="ws-receive")
+    receiver = asyncio.create_task(_drain_client(websocket, settings.ws_max_client_message_bytes), name="ws-receive")
+    send = _Sender(websocket, settings.ws_send_timeout_s)
     try:
-        await websocket.send_text(_ENCODE({
-            "type": "hello", "replica": replica_name(), "channel": channel, "driver_id": driver_id,
-            "since": None if since is None else since.seq, "heartbeat_s": settings.ws_heartbeat_s,
-            "ts_ms": int(time.time() * 1000),
-        }).decode())
-        seen = SeenKeys(max(SEEN_KEYS, 2 * settings.ws_recent_messages))
-        if since is not None and driver_id is not None:
-            held = await read_recent(redis, driver_id, since.seq - 1 if since.after is not None else since.seq)
-            for message in replay(held, since):
-                if seen.first_time(message_key(message)):
-                    await websocket.send_text(message.decode())
-        await _forward(websocket, viewer, seen if driver_id is not None else None, settings.ws_heartbeat_s,
-                       receiver)
+        with session.watching(viewer):
+            await send({
+                "type": "hello", "replica": replica_name(), "channel": channel, "driver_id": driver_id,
+                "since": None if since is None else since.seq, "heartbeat_s": settings.ws_heartbeat_s,
+                "ts_ms": int(time.time() * 1000), "expires_at_ms": int(session.expires_at_s * 1000),
+            })
+            seen = SeenKeys(max(SEEN_KEYS, 2 * settings.ws_recent_messages))
+            if since is not None and driver_id is not None:
+                held = await read_recent(redis, driver_id, since.seq - 1 if since.after is not None else since.seq)
+                for message in replay(held, since):
+                    if seen.first_time(message_key(message)):
+                        await send(message)
+            await _forward(send, viewer, session, seen if driver_id is not None else None, settings.ws_heartbeat_s,
+                           receiver)
     finally:
         receiver.cancel()
         await hub.unsubscribe(channel, viewer)
 
 
-async def _forward(websocket: WebSocket, viewer: Viewer, seen: SeenKeys | None, heartbeat_s: float,
+class _Sender:
+    """Every send bounded by `timeout_s`: a client that does not read is dropped (4408), never buffered for."""
+
+    def __init__(self, websocket: WebSocket, timeout_s: float) -> None:
+        self.websocket, self.timeout_s = websocket, timeout_s
+
+    async def __call__(self, message: bytes | dict) -> None:
+        text = (message if isinstance(message, bytes) else _ENCODE(message)).decode()
+        try:
+            await asyncio.wait_for(self.websocket.send_text(text), self.timeout_s)
+        except TimeoutError:
+            raise Closed(CLOSE_SLOW_READER, f"slow reader: a message waited {self.timeout_s:g} s to be sent") from None
+
+
+async def _forward(send: _Sender, viewer: Viewer, session: SocketSession, seen: SeenKeys | None, heartbeat_s: float,
                    receiver: asyncio.Task) -> None:
-    """Send queued messages (dropping repeats) and heartbeats until the client leaves or the hub fails us."""
+    """Send queued messages (dropping repeats) and heartbeats until the client leaves, the hub fails us, the token
+    expires or is revoked, or the client sends something it must not."""
     while True:
         if viewer.failed is not None:
             code = CLOSE_SLOW_CONSUMER if viewer.failed.startswith("slow consumer") else CLOSE_RECONNECT
             raise Closed(code, viewer.failed)
+        if (ended := await session.ended()) is not None:
+            raise Closed(CLOSE_UNAUTHORIZED, ended)
         if receiver.done():
-            raise WebSocketDisconnect()
+            refused = receiver.result()
+            raise refused if refused is not None else WebSocketDisconnect()
         getter = asyncio.ensure_future(viewer.queue.get())
         waker = asyncio.ensure_future(viewer.wakeup.wait())
-        done, _ = await asyncio.wait({getter, waker, receiver}, timeout=heartbeat_s,
+        done, _ = await asyncio.wait({getter, waker, receiver}, timeout=min(heartbeat_s, session.wait_s()),
                                      return_when=asyncio.FIRST_COMPLETED)
         waker.cancel()
         if getter not in done:
             getter.cancel()
-            if not done:
-                await websocket.send_text(_ENCODE({"type": "heartbeat", "ts_ms": int(time.time() * 1000)}).decode())
+            if not done and session.wait_s() > 0:
+                await send({"type": "heartbeat", "ts_ms": int(time.time() * 1000)})
             continue
         message = getter.result()
         if seen is None or seen.first_time(message_key(message)):
-            await websocket.send_text(message.decode())
+            await send(message)
 
 
-async def _drain_client(websocket: WebSocket) -> None:
-    """Read (and ignore) what the client sends, so a disconnect is noticed at once."""
+async def _drain_client(websocket: WebSocket, max_bytes: int) -> Closed | None:
+    """Read (and ignore) what the client sends, so a disconnect is noticed at once; a message over `max_bytes`
+    ends the socket (1009). Clients have nothing to send: authentication came with the handshake."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
-                return
+                return None
+            size = len(message.get("bytes") or b"") + len((message.get("text") or "").encode())
+            if size > max_bytes:
+                return Closed(CLOSE_TOO_BIG, f"client messages are limited to {max_bytes} bytes")
+    return None

@@ -2,6 +2,8 @@
 
 Every committed write that changes what a driver's cached answers show invalidates that driver on every
 replica (the response cache port) — after the write, never before, so no replica re-caches the old row.
+Likewise a login's disable, role change, driver reassignment, password change or deletion revokes its tokens
+after the commit (`Sessions.revoke`; a login minted before the commit would carry the old role).
 Passwords are hashed by the injected `hash_password` (argon2id, off the event loop, in deployments/api/auth).
 """
 
@@ -11,18 +13,22 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from domain.sessions import revokes_sessions
 from usecases.ports.admin_store import AdminStore, Conflict
 from usecases.ports.cache import ResponseCache
 from usecases.ports.read_models import Row
+from usecases.sessions import Sessions
 
 PasswordHasher = Callable[[str], Awaitable[str]]
 
 
 class AdminWrites:
-    def __init__(self, store: AdminStore, cache: ResponseCache, hash_password: PasswordHasher) -> None:
+    def __init__(self, store: AdminStore, cache: ResponseCache, hash_password: PasswordHasher,
+                 sessions: Sessions) -> None:
         self.store = store
         self.cache = cache
         self.hash_password = hash_password
+        self.sessions = sessions
 
     # -- drivers ------------------------------------------------------------------------------------
 
@@ -93,10 +99,16 @@ class AdminWrites:
         changes = dict(changes)
         if "password" in changes:
             changes["password_hash"] = await self.hash_password(changes.pop("password"))
-        return await self.store.update_user(user_id, changes)
+        row = await self.store.update_user(user_id, changes)
+        if row is not None and revokes_sessions(changes):
+            await self.sessions.revoke([str(user_id)])
+        return row
 
     async def delete_user(self, user_id: uuid.UUID, *, by_user_id: str) -> bool:
         """Raises Conflict when an admin deletes their own login (they would lock themselves out)."""
         if by_user_id == str(user_id):
             raise Conflict("you cannot delete your own login")
-        return await self.store.delete_user(user_id)
+        deleted = await self.store.delete_user(user_id)
+        if deleted:
+            await self.sessions.revoke([str(user_id)])
+        return deleted

@@ -11,6 +11,7 @@ import time
 from autoins.errors import UserFacingError
 from config.settings import Settings
 from deployments.api.auth import issue_token
+from deployments.ws_protocol import client_subprotocols
 
 
 class ProbeViewers:
@@ -39,7 +40,8 @@ class ProbeViewers:
             token = issue_token(self.settings, user_id=f"bench-{driver}", role="driver", driver_id=driver)
             while True:
                 try:
-                    ws = await websockets.connect(f"{self.url}/drivers/{driver}?token={token}", open_timeout=10)
+                    ws = await websockets.connect(f"{self.url}/drivers/{driver}", open_timeout=10,
+                                                  subprotocols=client_subprotocols(token))
                     hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
                     if hello.get("type") != "hello":
                         raise RuntimeError(f"expected hello, got {hello}")

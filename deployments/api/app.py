@@ -34,8 +34,10 @@ from storage.postgres.credentials import PostgresCredentials
 from storage.postgres.devices import PostgresDeviceStore
 from storage.postgres.pool import create_pool
 from storage.postgres.read_models import PostgresDriverReadModels
+from storage.postgres.token_versions import PostgresTokenVersions
 from storage.redis.cache import REDIS_ERRORS, MultiLevelCache
 from storage.redis.client import create_redis
+from storage.redis.invalidation import RedisSessionNotifier
 from storage.redis.login_throttle import RedisLoginThrottle
 from storage.serve.risk_model import ServeRiskModel
 from usecases.admin import AdminWrites
@@ -46,6 +48,7 @@ from usecases.ports.admin_store import Conflict, MissingReference
 from usecases.ports.clock import SystemClock
 from usecases.ports.login import ThrottleRules
 from usecases.ports.risk_model import RiskModel, RiskModelUnavailable
+from usecases.sessions import Sessions
 
 _log = get_logger("deployments.api")
 
@@ -105,7 +108,9 @@ async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResour
     terms = QueryTerms(ttl_default_s=settings.cache_ttl_default, ttl_score_s=settings.cache_ttl_risk_score,
                        window_days=settings.scoring_window_days)
     queries = DriverQueries(read_models, cache, risk_model, terms)
-    admin = AdminWrites(PostgresAdminStore(pool, settings), cache, hash_password)
+    sessions = Sessions(PostgresTokenVersions(pool, settings), RedisSessionNotifier(redis),
+                        ttl_s=settings.session_check_ttl_s)
+    admin = AdminWrites(PostgresAdminStore(pool, settings), cache, hash_password, sessions)
     login = LoginPorts(
         throttle=RedisLoginThrottle(redis, throttle_rules(settings)),
         credentials=PostgresCredentials(pool, settings),
@@ -117,10 +122,10 @@ async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResour
                       DeviceTerms(cache_ttl_s=settings.cache_ttl_default,
                                   last_seen_interval_s=settings.device_last_seen_interval_s))
     resources = ApiResources(settings=settings, pool=pool, redis=redis, cache=cache, risk_model=risk_model,
-                             queries=queries, admin=admin, login=login, devices=devices,
+                             queries=queries, admin=admin, login=login, devices=devices, sessions=sessions,
                              metrics_cache=Recent(settings.metrics_cache_s),
                              readiness_cache=Recent(settings.readiness_cache_s))
-    resources.cache_listener = asyncio.create_task(cache.listen(), name="cache-invalidation")
+    resources.cache_listener = asyncio.create_task(cache.listen(others=(sessions,)), name="cache-invalidation")
     resources.cache_warming = asyncio.create_task(
         warm_cache(queries, read_models, settings.cache_warm_budget_s), name="cache-warming")
     return resources

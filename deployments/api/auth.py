@@ -1,10 +1,12 @@
 """Passwords (argon2id), JWTs (PyJWT, HS256 by default) and the FastAPI dependencies that guard routes.
 
-Tokens are stateless: claims iss, aud, sub (user id), role, driver_id, iat, exp; decoding accepts only
+Claims iss, aud, sub (user id), role, driver_id, ver (the user's token version), iat, exp; decoding accepts only
 `settings.jwt_algorithm` (HS*, RS* or ES*: config.settings refuses others) and requires every claim with this
 deployment's `jwt_issuer` and `jwt_audience`, so `alg: none`, another algorithm, a token minted for another
 service, a tampered or expired token are all 401 with `WWW-Authenticate: Bearer`. Hashing runs in a thread
 (`asyncio.to_thread`): one verify costs ~10–30 ms of CPU and must not stall the event loop.
+A good signature is not enough: `current_principal` also asks the replica's `Sessions` whether `ver` is still the
+user's current token version (revocation, docs/SECURITY.md §8).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Principal:
     user_id: str
     role: str
     driver_id: str | None
+    token_version: int = 0  # `ver`: the user's token version when the token was minted
 
     @property
     def is_admin(self) -> bool:
@@ -83,7 +86,7 @@ def check_password(password_hash: str | None, password: str) -> bool:
 # -- tokens -------------------------------------------------------------------------------------------
 
 
-REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "sub", "role")
+REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "sub", "role", "ver")
 
 
 def _verification_key(settings: Settings) -> str:
@@ -101,19 +104,20 @@ def sign_claims(settings: Settings, claims: dict) -> str:
 
 
 def issue_token(
-    settings: Settings, *, user_id: str, role: str, driver_id: str | None, now_s: float | None = None
+    settings: Settings, *, user_id: str, role: str, driver_id: str | None, now_s: float | None = None,
+    token_version: int = 0,
 ) -> str:
     issued = int(time.time() if now_s is None else now_s)
-    return sign_claims(settings, {"sub": user_id, "role": role, "driver_id": driver_id, "iat": issued,
-                                  "exp": issued + settings.jwt_expire_minutes * 60})
+    return sign_claims(settings, {"sub": user_id, "role": role, "driver_id": driver_id, "ver": token_version,
+                                  "iat": issued, "exp": issued + settings.jwt_expire_minutes * 60})
 
 
 def decode_token(settings: Settings, token: str) -> Principal:
     """The token's principal, or AuthError naming the problem (expired, bad signature, malformed…)."""
-    return _decode(settings, token)[0]
+    return decode_with_expiry(settings, token)[0]
 
 
-def _decode(settings: Settings, token: str) -> tuple[Principal, float]:
+def decode_with_expiry(settings: Settings, token: str) -> tuple[Principal, float]:
     """(principal, its `exp` in epoch seconds), or AuthError."""
     try:
         claims = jwt.decode(
@@ -139,19 +143,20 @@ def _decode(settings: Settings, token: str) -> tuple[Principal, float]:
         raise AuthError("token rejected: bad signature") from None
     except jwt.PyJWTError:
         raise AuthError("token rejected: not a valid JWT") from None
-    role, driver_id = claims.get("role"), claims.get("driver_id")
-    if role not in ROLES or not isinstance(claims["sub"], str) or not (driver_id is None or isinstance(driver_id, str)):
+    role, driver_id, version = claims.get("role"), claims.get("driver_id"), claims.get("ver")
+    if (role not in ROLES or not isinstance(claims["sub"], str) or not (driver_id is None or isinstance(driver_id, str))
+            or not isinstance(version, int) or isinstance(version, bool)):
         raise AuthError("token rejected: unknown role or malformed claims")
     if role == "driver" and not driver_id:
         raise AuthError("token rejected: a driver token must name its driver")
-    return Principal(user_id=claims["sub"], role=role, driver_id=driver_id), float(claims["exp"])
+    return Principal(user_id=claims["sub"], role=role, driver_id=driver_id, token_version=version), float(claims["exp"])
 
 
 class TokenCache:
     """Principals of tokens this replica has verified, until their `exp` (+ skew): the same client sends the same
     token with every request, and a signature check + claims parse per request was the largest cost of a cached
     GET. Keyed by the whole token (signature included), so a tampered token never matches; bounded (cleared
-    when full). Tokens are stateless, so nothing else can revoke them earlier anyway."""
+    when full). Revocation is checked apart, on every request (`current_principal`)."""
 
     def __init__(self, maxsize: int = 10_000) -> None:
         self._maxsize = maxsize
@@ -162,7 +167,7 @@ class TokenCache:
         hit = self._entries.get(token)
         if hit is not None and now_s <= hit[1]:
             return hit[0]
-        principal, expires_s = _decode(settings, token)
+        principal, expires_s = decode_with_expiry(settings, token)
         if len(self._entries) >= self._maxsize:
             self._entries.clear()
         self._entries[token] = (principal, expires_s + CLOCK_SKEW_S)
@@ -177,11 +182,15 @@ class TokenCache:
 async def current_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    """The caller, from `Authorization: Bearer <jwt>`; 401 when missing or invalid."""
+    """The caller, from `Authorization: Bearer <jwt>`; 401 when missing, invalid or revoked."""
     if credentials is None:
         header = request.headers.get("authorization")
         raise AuthError("missing bearer token" if not header else "Authorization header must be 'Bearer <token>'")
-    return request.app.state.tokens.principal(request.app.state.settings, credentials.credentials)
+    principal = request.app.state.tokens.principal(request.app.state.settings, credentials.credentials)
+    revoked = await request.app.state.resources.sessions.revocation(principal.user_id, principal.token_version)
+    if revoked is not None:
+        raise AuthError(revoked)
+    return principal
 
 
 async def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:

@@ -38,6 +38,7 @@ INGEST_PATHS = frozenset({INGEST_PATH, IMPORT_PATH})
 AUTH_PREFIX = "/api/v1/auth/"
 ADMIN_PREFIX = "/api/v1/admin/"
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+BODYLESS_ROUTES = frozenset({("POST", "/api/v1/auth/logout")})  # POSTs that act on the caller alone
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_JSON_DEPTH = 32  # our deepest body (an admin write) is 2 levels
 
@@ -60,6 +61,10 @@ def body_rule(settings: Settings, method: str, path: str) -> BodyRule:
     if path.startswith(ADMIN_PREFIX) and method in WRITE_METHODS:
         return BodyRule("admin_write", settings.body_max_bytes_small)
     return BodyRule("default", settings.body_max_bytes_default)
+
+
+def takes_no_body(method: str, path: str) -> bool:
+    return method in BODYLESS_METHODS or (method, path) in BODYLESS_ROUTES
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -170,8 +175,8 @@ class RequestGuard:
         if not has_body:
             await self.app(scope, receive, send)
             return
-        if method in BODYLESS_METHODS:
-            await _answer(scope, receive, send, 400, f"{method} takes no request body")
+        if takes_no_body(method, scope["path"]):
+            await _answer(scope, receive, send, 400, f"{method} {scope['path']} takes no request body")
             return
         rule = self.rule_for(method, scope["path"])
         if length is not None and length > rule.max_bytes:

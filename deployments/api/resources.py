@@ -27,6 +27,7 @@ from usecases.devices import Devices
 from usecases.driver_queries import DriverQueries
 from usecases.login import LoginPorts
 from usecases.ports.risk_model import RiskModel
+from usecases.sessions import Sessions
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ApiResources:
     admin: AdminWrites
     login: LoginPorts  # pair throttle (Redis), credentials (PostgreSQL), the capped password verifier, the clock
     devices: Devices  # device keys: admin writes, and the ingest route's cached key check
+    sessions: Sessions  # token versions: revocation (docs/SECURITY.md §8)
     cache_listener: asyncio.Task | None = None
     cache_warming: asyncio.Task | None = None
     ingest: IngestProducer | None = None  # created on the first ingest request

@@ -21,7 +21,7 @@ from config.settings import Settings
 from deployments.api.auth import current_principal, require_admin
 from deployments.api.device_auth import ingest_caller
 from deployments.api.operator import require_operator
-from deployments.api.request_guard import BODYLESS_METHODS, body_rule
+from deployments.api.request_guard import body_rule, takes_no_body
 
 BEGIN, END = "<!-- route-access:begin (python -m deployments.api.route_access --write docs/SECURITY.md) -->", \
     "<!-- route-access:end -->"
@@ -73,7 +73,7 @@ def route_access(app: FastAPI, settings: Settings) -> list[RouteAccess]:
         for method in sorted(context.methods or ()):
             if method == "HEAD":
                 continue
-            if method in BODYLESS_METHODS:
+            if takes_no_body(method, path):
                 body = "none (400 if sent)"
             else:
                 rule = body_rule(settings, method, path)

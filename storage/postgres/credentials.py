@@ -23,7 +23,8 @@ class PostgresCredentials:
         if row is None:
             return None
         return LoginRow(user_id=str(row["user_id"]), role=row["role"], driver_id=row["driver_id"],
-                        is_active=row["is_active"], password_hash=row["password_hash"])
+                        is_active=row["is_active"], password_hash=row["password_hash"],
+                        token_version=row["token_version"])
 
     async def record_login(self, user_id: str) -> None:
         async with acquire(self.pool, self.settings) as conn:

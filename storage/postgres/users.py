@@ -19,9 +19,11 @@ PATCHABLE = frozenset({"password_hash", "role", "driver_id", "is_active"})
 
 
 async def login_row(conn: asyncpg.Connection, username: str) -> asyncpg.Record | None:
-    """The user with its password hash, for the login check only."""
+    """The user with its password hash and current token version (0 without a row), for the login check only."""
     return await conn.fetchrow(
-        "SELECT user_id, username, password_hash, role, driver_id, is_active FROM users WHERE username = $1",
+        "SELECT u.user_id, u.username, u.password_hash, u.role, u.driver_id, u.is_active,"
+        " coalesce(v.version, 0) AS token_version"
+        " FROM users u LEFT JOIN token_versions v ON v.user_id = u.user_id::text WHERE u.username = $1",
         username,
     )
 

@@ -16,23 +16,20 @@ Redis trouble never fails a read: L2 errors count as misses and the loader answe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-import msgspec
 import redis.asyncio as aioredis
-import redis.exceptions
 import structlog
 from cachetools import TTLCache
 
+from storage.redis.invalidation import REDIS_ERRORS, InvalidationHandler, follow
 from storage.redis.keys import INVALIDATE_CHANNEL, LUA_KEYS, generation_key, l2_key
 from storage.redis.projections import invalidation_payload
 
 log = structlog.get_logger("storage.redis.cache")
 
-REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 MAX_PENDING_LATENCIES = 50_000
 _MAX_EPOCHS = 100_000  # per-driver invalidation epochs kept before a reset (bounds memory)
 
@@ -45,14 +42,6 @@ return {gen, redis.call('GET', l2_key(ARGV[1], gen, ARGV[2])) or false}
 
 Loader = Callable[[], Awaitable[bytes | None]]
 LookupHook = Callable[[str, bool], None]  # (level "l1" | "l2", hit)
-
-
-class _Invalidation(msgspec.Struct):
-    type: str
-    driver_ids: list[str] = []
-
-
-_DECODE_INVALIDATION = msgspec.json.Decoder(_Invalidation).decode
 
 
 class MultiLevelCache:
@@ -182,38 +171,24 @@ class MultiLevelCache:
         pipe.publish(INVALIDATE_CHANNEL, invalidation_payload(ids))
         await pipe.execute()
 
-    async def listen(self, *, backoff_max_s: float = 5.0) -> None:
-        """Follow `cache:invalidate` until cancelled, reconnecting with backoff when Redis drops."""
-        backoff_s, subscribed_before = 0.1, False
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(INVALIDATE_CHANNEL)
-                if subscribed_before:  # messages may have been missed while we were away
-                    self.clear_local()
-                subscribed_before, backoff_s = True, 0.1
-                self.listening.set()
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self._apply(message["data"])
-            except REDIS_ERRORS as error:
-                self.listening.clear()
-                self._stats["listener_reconnects"] += 1
-                log.warning("cache_listener_disconnected", error=str(error), retry_in_s=backoff_s)
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, backoff_max_s)
-            finally:
-                self.listening.clear()
-                with contextlib.suppress(*REDIS_ERRORS):
-                    await pubsub.aclose()
+    async def listen(self, *, others: Sequence[InvalidationHandler] = (), backoff_max_s: float = 5.0) -> None:
+        """Follow `cache:invalidate` until cancelled (storage.redis.invalidation), for this cache and `others`
+        (the replica's sessions), reconnecting with backoff when Redis drops."""
+        await follow(self._redis, (self, *others), listening=self.listening, on_reconnect=self._reconnected,
+                     backoff_max_s=backoff_max_s)
 
-    def _apply(self, payload: bytes) -> None:
-        try:
-            message = _DECODE_INVALIDATION(payload)
-        except msgspec.DecodeError:
-            log.warning("cache_invalidation_unreadable", payload=payload[:200])
-            return
-        self.drop_local(message.driver_ids)
+    def _reconnected(self) -> None:
+        self._stats["listener_reconnects"] += 1
+
+    # InvalidationHandler
+    def drivers_changed(self, driver_ids: Iterable[str]) -> None:
+        self.drop_local(driver_ids)
+
+    def users_changed(self, user_ids: Iterable[str]) -> None:
+        """Logins are not cached here."""
+
+    def missed(self) -> None:
+        self.clear_local()
 
     # -- observability -----------------------------------------------------------------------------
 

@@ -148,6 +148,7 @@ EXPECTED_TABLES = {
     "devices": "r",
     "schema_migrations": "r",
     "maintenance_runs": "r",
+    "token_versions": "r",
 }
 
 EXPECTED_INDEXES = {
@@ -176,6 +177,7 @@ EXPECTED_INDEXES = {
     "devices_driver_id_idx": "(driver_id)",
     "maintenance_runs_pkey": "(run_id)",
     "maintenance_runs_task_started": "(task, started_at DESC)",
+    "token_versions_pkey": "(user_id)",
 }
 
 

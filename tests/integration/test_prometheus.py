@@ -29,6 +29,7 @@ from autoins.stack.processes import free_tcp_port, stop_process
 from config.names import API_APP, RISK_APP, WS_APP
 from deployments.builder import API_ROUTE, WS_ROUTE, build_api_app, build_risk, build_ws_app
 from deployments.metrics import node_targets
+from deployments.ws_protocol import client_subprotocols
 from storage.postgres.pool import with_database
 from tests.integration.pipeline_support import produce
 from tests.integration.serve_support import (
@@ -193,7 +194,8 @@ def test_every_planned_family_has_series_in_prometheus(prometheus, serve_session
 
     async def traffic_with_a_socket_open() -> dict[str, list]:
         ws_url = serve_session.replace("http://", "ws://") + f"{WS_ROUTE}/drivers/{driver_id}"
-        async with websockets.connect(f"{ws_url}?token={driver_token(settings, driver_id)}", open_timeout=10):
+        async with websockets.connect(ws_url, open_timeout=10,
+                                      subprotocols=client_subprotocols(driver_token(settings, driver_id))):
             async with httpx.AsyncClient(base_url=serve_session, timeout=10) as client:
                 for _ in range(3):  # a miss, then hits
                     assert (await client.get(f"/api/v1/drivers/{driver_id}", headers=headers)).status_code == 200

@@ -28,6 +28,7 @@ from pydantic import SecretStr
 from actors.risk_scorer import RiskScorer
 from autoins.pipeline import pipeline_status, start_pipeline, stop_pipeline, wait_until_drained
 from config.names import RISK_APP, WS_APP
+from deployments.ws_protocol import client_subprotocols
 from domain.events import PremiumQuoted, RiskScored, decode_event
 from domain.features import driver_features
 from domain.risk_assessment import ScoreRequest
@@ -530,7 +531,8 @@ async def check_new_model_version_is_scored_and_invalidates_caches(
     nexts = await add_next_trips(url, trips)
     resubmitted = [EndedTrip(d, t, e, 0) for d, (t, e) in trips.items()]
     viewer_id = sorted(trips)[-1]
-    viewer = await websockets.connect(f"{ws_url}/drivers/{viewer_id}?token={driver_token(settings, viewer_id)}")
+    viewer = await websockets.connect(f"{ws_url}/drivers/{viewer_id}",
+                                      subprotocols=client_subprotocols(driver_token(settings, viewer_id)))
     assert (await next_ws_message(viewer))["type"] == "hello"
     try:
         stats = await score_once(settings, [*resubmitted, *nexts])
@@ -541,7 +543,8 @@ async def check_new_model_version_is_scored_and_invalidates_caches(
         live = await next_ws_message(viewer, new_score)
         assert live["payload"]["trip_id"] == str(next(t.trip_id for t in nexts if t.driver_id == viewer_id))
         token = driver_token(settings, viewer_id)
-        async with websockets.connect(f"{ws_url}/drivers/{viewer_id}?token={token}&since={live['seq'] - 1}") as late:
+        async with websockets.connect(f"{ws_url}/drivers/{viewer_id}?since={live['seq'] - 1}",
+                                      subprotocols=client_subprotocols(token)) as late:
             assert await next_ws_message(late, new_score) == live
         invalidated: set[str] = set()
         deadline = time.monotonic() + 5

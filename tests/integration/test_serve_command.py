@@ -24,6 +24,7 @@ from autoins.ray_head import head_processes
 from autoins.seed import seed_demo
 from autoins.stack import free_tcp_port
 from config.settings import load_settings
+from deployments.ws_protocol import client_subprotocols
 from tests.integration.pipeline_support import drop, key_of, make_migrated_database, produce
 from tests.integration.test_pipeline import NOW
 
@@ -73,12 +74,13 @@ def test_serve_consumes_serves_the_api_and_stops_cleanly_on_sigint(base_settings
         me = httpx.get(f"{api}/api/v1/drivers/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"},
                        timeout=10)
         assert me.status_code == 200 and me.json()["driver_id"] == "driver0001", me.text
-        ws_url = f"ws://127.0.0.1:{http_port}/ws/drivers/driver0001?token={login.json()['access_token']}"
+        ws_url = f"ws://127.0.0.1:{http_port}/ws/drivers/driver0001"
+        subprotocols = client_subprotocols(login.json()["access_token"])
         while True:  # the WebSocket app is deployed last: once it says hello, serve is fully up
             assert proc.poll() is None, "".join(lines)
             assert time.monotonic() < deadline, "serve did not answer on the WebSocket"
             try:
-                with connect(ws_url, open_timeout=5) as ws:
+                with connect(ws_url, open_timeout=5, subprotocols=subprotocols) as ws:
                     assert json.loads(ws.recv(timeout=5))["type"] == "hello"
                 break
             except (OSError, InvalidHandshake, InvalidStatus):

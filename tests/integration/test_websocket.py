@@ -12,11 +12,13 @@ import httpx
 import pytest
 import websockets
 from ray import serve
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from config.names import API_APP, WS_APP
+from deployments.api.auth import issue_token
 from deployments.builder import API_ROUTE, WS_ROUTE, build_api_app, build_ws_app
-from deployments.websocket import CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHORIZED
+from deployments.websocket import CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND
+from deployments.ws_protocol import client_subprotocols
 from domain.batches import LivePosition, ShardOutput
 from storage.redis.client import create_redis
 from storage.redis.projections import publish_batch
@@ -54,9 +56,10 @@ async def publish(settings, driver_id: str, *seqs: int) -> None:
         await redis.aclose()
 
 
-async def connect(url: str, token: str | None = None, since: int | None = None):
-    query = "&".join(f"{k}={v}" for k, v in (("token", token), ("since", since)) if v is not None)
-    return await websockets.connect(f"{url}?{query}" if query else url, open_timeout=10)
+async def connect(url: str, token: str, since: int | None = None):
+    """The token as a subprotocol (deployments.ws_protocol), never in the URL."""
+    return await websockets.connect(url if since is None else f"{url}?since={since}", open_timeout=10,
+                                    subprotocols=client_subprotocols(token))
 
 
 async def next_message(ws, timeout_s: float = 5.0, skip_heartbeats: bool = True) -> dict:
@@ -167,22 +170,21 @@ async def _publish_slowly(settings, driver: str, seqs) -> None:
         await asyncio.sleep(0.005)
 
 
-async def test_the_token_may_come_as_the_first_message(live):
+@pytest.mark.parametrize("offered", ["none", "garbage", "token-in-the-url"])
+async def test_a_socket_without_a_good_token_is_refused_before_it_is_accepted(live, offered):
     settings, url, (driver, *_) = live
-    ws = await connect(f"{url}/drivers/{driver}")
-    try:
-        await ws.send(json.dumps({"token": driver_token(settings, driver)}))
-        assert (await next_message(ws))["type"] == "hello"
-        assert (await next_message(ws, timeout_s=3, skip_heartbeats=False))["type"] == "heartbeat"
-    finally:
-        await ws.close()
+    token = driver_token(settings, driver)
+    target, subprotocols = {"none": (f"{url}/drivers/{driver}", None),
+                            "garbage": (f"{url}/drivers/{driver}", client_subprotocols("not-a-jwt")),
+                            "token-in-the-url": (f"{url}/drivers/{driver}?token={token}", None)}[offered]
+    with pytest.raises(InvalidStatus) as refused:
+        await websockets.connect(target, open_timeout=10, subprotocols=subprotocols)
+    assert refused.value.response.status_code == 403
 
 
 @pytest.mark.parametrize(
     ("who", "path", "since", "code"),
     [
-        ("garbage", "drivers/{d0}", None, CLOSE_UNAUTHORIZED),
-        ("first-message-not-a-token", "drivers/{d0}", None, CLOSE_UNAUTHORIZED),
         ("driver d1", "drivers/{d0}", None, CLOSE_FORBIDDEN),
         ("admin", "drivers/nobody-{d0}", None, CLOSE_NOT_FOUND),
         ("driver d0", "fleet", None, CLOSE_FORBIDDEN),
@@ -191,11 +193,9 @@ async def test_the_token_may_come_as_the_first_message(live):
 )
 async def test_refused_sockets_close_with_a_code_and_a_reason(live, who, path, since, code):
     settings, url, (d0, d1, _) = live
-    tokens = {"garbage": "not-a-jwt", "driver d1": driver_token(settings, d1), "admin": admin_token(settings),
-              "driver d0": driver_token(settings, d0), "first-message-not-a-token": None}
+    tokens = {"driver d1": driver_token(settings, d1), "admin": admin_token(settings),
+              "driver d0": driver_token(settings, d0)}
     ws = await connect(f"{url}/{path.format(d0=d0)}", tokens[who], since)
-    if tokens[who] is None:
-        await ws.send("hello?")
     got, reason = await close_code(ws)
     assert got == code and reason
 
@@ -218,8 +218,8 @@ async def test_open_sockets_do_not_slow_the_apis_http_requests(live, serve_sessi
     serve.run(build_api_app(settings), name=API_APP, route_prefix=API_ROUTE)
     sockets = []
     try:
-        token = driver_token(settings, d0)
-        for _ in range(WS_SLOTS):  # every slot of one LiveGateway replica's worth, held open
+        for n in range(WS_SLOTS):  # every slot of one LiveGateway replica's worth, held open; a login each (caps)
+            token = issue_token(settings, user_id=f"slot-{n}", role="driver", driver_id=d0)
             sockets.append(await connect(f"{url}/drivers/{d0}", token))
         for ws in sockets:
             assert (await next_message(ws))["type"] == "hello"

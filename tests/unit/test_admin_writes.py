@@ -11,8 +11,10 @@ import pytest
 
 from storage.memory.admin_store import InMemoryAdminStore
 from storage.memory.cache import InMemoryResponseCache
+from storage.memory.token_versions import InMemoryTokenVersions, RecordingNotifier
 from usecases.admin import AdminWrites
 from usecases.ports.admin_store import Conflict
+from usecases.sessions import Sessions
 
 
 async def _hash(password: str) -> str:
@@ -21,7 +23,8 @@ async def _hash(password: str) -> str:
 
 def _admin() -> tuple[AdminWrites, InMemoryAdminStore, InMemoryResponseCache]:
     store, cache = InMemoryAdminStore(), InMemoryResponseCache()
-    return AdminWrites(store, cache, _hash), store, cache
+    sessions = Sessions(InMemoryTokenVersions(), RecordingNotifier(), ttl_s=5.0)
+    return AdminWrites(store, cache, _hash, sessions), store, cache
 
 
 async def _cached(cache: InMemoryResponseCache, driver_id: str) -> None:

@@ -22,12 +22,12 @@ SETTINGS = Settings(jwt_secret_key="unit-test-secret-" + "x" * 64, jwt_expire_mi
 SECRET = SETTINGS.jwt_secret_key.get_secret_value()
 
 
-def test_a_token_carries_sub_role_driver_iat_and_exp_and_decodes_to_its_principal():
+def test_a_token_carries_sub_role_driver_version_iat_and_exp_and_decodes_to_its_principal():
     token = issue_token(SETTINGS, user_id="u-1", role="driver", driver_id="driver0007", now_s=1_800_000_000)
     claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="autoins-api",
                         options={"verify_exp": False, "verify_iat": False})
     assert claims == {"iss": "autoins", "aud": "autoins-api", "sub": "u-1", "role": "driver",
-                      "driver_id": "driver0007", "iat": 1_800_000_000, "exp": 1_800_000_000 + 30 * 60}
+                      "driver_id": "driver0007", "ver": 0, "iat": 1_800_000_000, "exp": 1_800_000_000 + 30 * 60}
     fresh = issue_token(SETTINGS, user_id="u-1", role="driver", driver_id="driver0007")
     assert decode_token(SETTINGS, fresh) == Principal(user_id="u-1", role="driver", driver_id="driver0007")
 
@@ -41,10 +41,13 @@ def test_an_expired_token_says_so():
 @pytest.mark.parametrize(
     ("claims", "message"),
     [
-        ({"sub": "u", "role": "root", "driver_id": None}, "unknown role"),
-        ({"sub": "u", "role": "driver", "driver_id": None}, "must name its driver"),
-        ({"sub": 7, "role": "admin", "driver_id": None}, "not a valid JWT|malformed"),
-        ({"role": "admin", "driver_id": None}, "missing claim 'sub'"),
+        ({"sub": "u", "role": "root", "driver_id": None, "ver": 0}, "unknown role"),
+        ({"sub": "u", "role": "driver", "driver_id": None, "ver": 0}, "must name its driver"),
+        ({"sub": 7, "role": "admin", "driver_id": None, "ver": 0}, "not a valid JWT|malformed"),
+        ({"role": "admin", "driver_id": None, "ver": 0}, "missing claim 'sub'"),
+        ({"sub": "u", "role": "admin", "driver_id": None}, "missing claim 'ver'"),  # minted before revocation
+        ({"sub": "u", "role": "admin", "driver_id": None, "ver": "0"}, "malformed"),
+        ({"sub": "u", "role": "admin", "driver_id": None, "ver": True}, "malformed"),
     ],
 )
 def test_well_signed_tokens_with_bad_claims_are_rejected(claims, message):
@@ -76,7 +79,7 @@ def test_only_the_configured_algorithm_is_accepted():
 )
 def test_a_token_for_another_audience_or_from_another_issuer_is_rejected(change, message):
     now = int(time.time())
-    claims = {"iss": "autoins", "aud": "autoins-api", "sub": "u", "role": "admin", "driver_id": None,
+    claims = {"iss": "autoins", "aud": "autoins-api", "sub": "u", "role": "admin", "driver_id": None, "ver": 0,
               "iat": now, "exp": now + 60, **change}
     token = jwt.encode({k: v for k, v in claims.items() if v is not None}, SECRET, algorithm="HS256")
     with pytest.raises(AuthError, match=message):

@@ -73,6 +73,7 @@ class LoginRow:
     driver_id: str | None
     is_active: bool
     password_hash: str
+    token_version: int = 0  # minted into the token (`ver`): revoked when it moves (docs/SECURITY.md §8)
 
 
 class Credentials(Protocol):

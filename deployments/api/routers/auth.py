@@ -1,4 +1,5 @@
 """`POST /api/v1/auth/login`: username + password → a bearer JWT. Decode → `usecases.login.log_in` → token.
+`POST /api/v1/auth/logout`: revoke the caller's tokens (`usecases.sessions.Sessions.revoke`).
 
 The handler throttles per (client address, username) with progressive delays and checks passwords within the
 replica's verification cap (docs/SECURITY.md §3); this adapter maps its refusals to 429 (with Retry-After),
@@ -6,7 +7,7 @@ replica's verification cap (docs/SECURITY.md §3); this adapter maps its refusal
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from deployments.api import auth
 from deployments.api.client_address import client_address
@@ -46,5 +47,20 @@ async def login(body: LoginRequest, request: Request, resources: ResourcesDep) -
         raise auth.AuthError(BAD_CREDENTIALS) from None
     except AccountDisabled as disabled:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(disabled)) from None
-    token = auth.issue_token(settings, user_id=row.user_id, role=row.role, driver_id=row.driver_id)
+    token = auth.issue_token(settings, user_id=row.user_id, role=row.role, driver_id=row.driver_id,
+                             token_version=row.token_version)
     return TokenResponse(access_token=token, expires_in_s=settings.jwt_expire_minutes * 60)
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={401: {"model": ErrorOut, "description": "missing, invalid or already revoked token"}},
+    summary="End every session of the caller",
+    openapi_extra={"x-access": "its own sessions only"},
+)
+async def logout(principal: auth.CurrentPrincipal, resources: ResourcesDep) -> Response:
+    """Revokes every token of the caller (all devices), and closes their WebSockets, on every replica within the
+    bound of docs/SECURITY.md §8: a token version is per user, not per token."""
+    await resources.sessions.revoke([principal.user_id])
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,5 +1,7 @@
-// A live feed (/ws/drivers/{id} or /ws/fleet, docs/OPERATIONS.md): the token goes in the first message (never in
-// the URL, so it stays out of access logs); after a drop it reconnects with backoff and resumes with
+// A live feed (/ws/drivers/{id} or /ws/fleet, docs/OPERATIONS.md): the token goes as a subprotocol
+// ("autoins.v1", "bearer.<jwt>"), checked before the socket is accepted and never in the URL, so it stays out of
+// access logs; a refused handshake (closed before "hello") with an expired token ends the session. After a drop
+// it reconnects with backoff and resumes with
 // ?since=<seq>:<type>:<stream_version> of the last message received, which the server answers with exactly the
 // messages missed (driver feeds; the fleet feed has no history and simply resumes live).
 
@@ -25,10 +27,9 @@ export class LiveFeed {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const since = this.cursor ? `?since=${encodeURIComponent(this.cursor)}` : "";
     this.stats.resumedFrom = this.cursor;
-    const ws = new WebSocket(`${scheme}//${location.host}/ws${this.path}${since}`);
+    const ws = new WebSocket(`${scheme}//${location.host}/ws${this.path}${since}`, ["autoins.v1", `bearer.${this.token}`]);
     this.ws = ws;
     this.onStatus(this.stats.connects ? "reconnecting…" : "connecting…");
-    ws.addEventListener("open", () => ws.send(JSON.stringify({ token: this.token })));
     ws.addEventListener("message", (event) => this.receive(event.data));
     ws.addEventListener("close", (event) => this.closed(ws, event));
     ws.addEventListener("error", () => {});  // a close event always follows; it decides what to do
@@ -57,7 +58,11 @@ export class LiveFeed {
 
   closed(ws, event) {
     if (ws !== this.ws || this.stopped) return;
-    if (event.code === 4401) { this.onStatus("session ended"); this.onExpired(); return; }
+    // 4401: expired or revoked while open; a refused handshake (1006) with a token past its exp: the same
+    const expired = tokenExpired(this.token);
+    if (event.code === 4401 || (event.code === 1006 && expired)) {
+      this.onStatus("session ended"); this.onExpired(); return;
+    }
     if (FATAL[event.code]) { this.onStatus(`closed: ${FATAL[event.code]}`); return; }
     this.onStatus(`disconnected; retrying in ${Math.round(this.delayMs / 100) / 10} s`);
     setTimeout(() => this.connect(), this.delayMs);
@@ -68,4 +73,14 @@ export class LiveFeed {
   drop() { if (this.ws) this.ws.close(4000, "dropped by the viewer"); }
 
   stop() { this.stopped = true; if (this.ws) this.ws.close(1000, "viewer left"); }
+}
+
+function tokenExpired(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const claims = JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "=")));
+    return typeof claims.exp === "number" && claims.exp * 1000 <= Date.now();
+  } catch {
+    return true;
+  }
 }
