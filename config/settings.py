@@ -5,49 +5,41 @@ Sources, highest first: keyword arguments, process environment, `.autoins/stack.
 `.env`, the defaults below.
 `ENVIRONMENT` (process env, or `.env`) picks the `.env.<environment>` file.
 
-Fail closed (docs/SECURITY.md §1, §6): only development bound to loopback (`is_local_development`) may run on the
-committed JWT secret or model signing key, short ones, a database/Redis URL without a real password, or plaintext
-links to PostgreSQL, Redis and Kafka (the last also with ALLOW_PLAINTEXT_LINKS=true); every other combination
-refuses to start with one line naming the key. Without ENVIRONMENT, a host bound beyond loopback refuses too.
+Fail closed (config/fail_closed.py, docs/SECURITY.md §1): only development bound to loopback
+(`is_local_development`) may run on the committed secrets, default passwords or plaintext links; every other
+combination refuses to start with one line naming the key. Without ENVIRONMENT, a host bound beyond loopback
+refuses too.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config.links import PG_SSLMODES, missing_sasl_setting, plaintext_link, postgres_dsn
+from config.fail_closed import (
+    DEV_JWT_SECRET,
+    DEV_MODEL_SIGNING_KEY,
+    JWT_ALGORITHMS,
+    SettingsError,
+    is_loopback,
+    refuse_insecure,
+)
+from config.links import PG_SSLMODES, postgres_dsn
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-# Values that exist only so a development machine works out of the box; production refuses them.
-DEV_JWT_SECRET = "dev-secret-key-change-in-production"
-DEV_MODEL_SIGNING_KEY = "dev-model-signing-key-change-in-production"
-DEV_PASSWORDS = frozenset({"", "postgres", "password", "pass", "dev", "changeme", "secret", "admin", "redis",
-                           "root", "test", "default", "autoins"})
-MIN_SECRET_CHARS = 32  # also the floor of an operator token
-# RFC 7518 §3.2: an HMAC key at least as long as the hash output; PyJWT warns below it.
-HMAC_MIN_KEY_CHARS = {"HS256": 32, "HS384": 48, "HS512": 64}
-ASYMMETRIC_JWT_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"})
-JWT_ALGORITHMS = frozenset(HMAC_MIN_KEY_CHARS) | ASYMMETRIC_JWT_ALGORITHMS
-
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     STAGING = "staging"
     PRODUCTION = "production"
 
-
-class SettingsError(ValueError):
-    """A configuration that must not start; the message is one line that names the key."""
 
 
 class Settings(BaseSettings):
@@ -308,37 +300,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Settings:
-        """Fail closed: every check runs unless this is development bound to loopback (docs/SECURITY.md §1)."""
-        if self.jwt_algorithm in ASYMMETRIC_JWT_ALGORITHMS:
-            _check_asymmetric_keys(self)  # in every environment: a wrong key would fail every login
-        if missing := missing_sasl_setting(self):  # in every environment: the broker would refuse every client
-            raise SettingsError(f"{missing}: KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
-                                "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
-        if self.is_production and self.debug:
-            raise SettingsError("DEBUG: production refuses debug=true")
-        if self.is_local_development:
-            return self
-        where = self.environment.value if self.environment is not Environment.DEVELOPMENT else (
-            f"development bound to {self.http_host}")
-        secret = self.jwt_secret_key.get_secret_value()
-        minimum = HMAC_MIN_KEY_CHARS.get(self.jwt_algorithm, MIN_SECRET_CHARS)
-        if secret == DEV_JWT_SECRET or len(secret) < minimum:
-            raise SettingsError(f"JWT_SECRET_KEY: {where} refuses the committed default or a secret under {minimum} "
-                                "characters (only development bound to loopback may use them)")
-        for key, url in (("DATABASE_URL", self.database_url), ("REDIS_URL", self.redis_url)):
-            if url_password(url).lower() in DEV_PASSWORDS:
-                raise SettingsError(f"{key}: {where} refuses a URL without a password or with a default one")
-        token = self.operator_token.get_secret_value() if self.operator_token is not None else None
-        if token is not None and len(token) < MIN_SECRET_CHARS:
-            raise SettingsError(f"OPERATOR_TOKEN: {where} refuses a token under {MIN_SECRET_CHARS} characters")
-        signing_key = self.model_signing_key.get_secret_value()
-        if signing_key == DEV_MODEL_SIGNING_KEY or len(signing_key) < MIN_SECRET_CHARS:
-            raise SettingsError(f"MODEL_SIGNING_KEY: {where} refuses the committed default or a key under "
-                                f"{MIN_SECRET_CHARS} characters")
-        if not self.allow_plaintext_links and (plaintext := plaintext_link(self)):
-            key, what = plaintext
-            raise SettingsError(f"{key}: {where} refuses a plaintext link ({what}), "
-                                "or set ALLOW_PLAINTEXT_LINKS=true")
+        """Fail closed: config.fail_closed (docs/SECURITY.md §1)."""
+        refuse_insecure(self)
         return self
 
     @property
@@ -384,42 +347,6 @@ class Settings(BaseSettings):
             if parts.password:
                 shown[key] = shown[key].replace(f":{parts.password}@", ":****@", 1)
         return shown
-
-
-def is_loopback(host: str) -> bool:
-    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1); False for 0.0.0.0, :: and any name."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def url_password(url: str) -> str:
-    """The password of a database/Redis URL, from its userinfo or a `password=` query parameter; "" if none."""
-    parts = urlsplit(url)
-    if parts.password:
-        return parts.password
-    return (parse_qs(parts.query).get("password") or [""])[0]
-
-
-def _check_asymmetric_keys(settings: Settings) -> None:
-    """RS*/ES*: jwt_secret_key must be a PEM private key and jwt_public_key a PEM public key of that family."""
-    from jwt.algorithms import get_default_algorithms  # needs `cryptography` for RS/ES
-
-    algorithm = get_default_algorithms().get(settings.jwt_algorithm)
-    if algorithm is None:
-        raise SettingsError(f"JWT_ALGORITHM: {settings.jwt_algorithm} needs the cryptography package")
-    for key, value, private in (("JWT_SECRET_KEY", settings.jwt_secret_key.get_secret_value(), True),
-                                ("JWT_PUBLIC_KEY", settings.jwt_public_key or "", False)):
-        try:
-            prepared = algorithm.prepare_key(value)
-        except Exception:  # InvalidKeyError, ValueError, TypeError: every way a PEM can be wrong
-            prepared = None
-        if prepared is None or hasattr(prepared, "private_bytes") is not private:
-            kind = "private" if private else "public"
-            raise SettingsError(f"{key}: {settings.jwt_algorithm} needs a PEM {kind} key of its family")
 
 
 def env_files(environment: str, root: Path) -> tuple[Path, ...]:

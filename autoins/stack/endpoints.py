@@ -7,15 +7,13 @@ for: only a single loopback TCP address (we never start servers for remote URLs)
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from autoins.stack.errors import BadServiceUrl
+from config.fail_closed import is_loopback
 from config.settings import Settings
-
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
 class Service(StrEnum):
@@ -70,16 +68,6 @@ class Endpoint:
     @property
     def startable(self) -> bool:
         return self.tcp and len(self.addresses) == 1 and self.loopback
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and the usual names for them; no DNS lookup."""
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def endpoints(settings: Settings) -> dict[Service, Endpoint]:

@@ -23,7 +23,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from config.settings import ASYMMETRIC_JWT_ALGORITHMS, Settings
+from config.fail_closed import ASYMMETRIC_JWT_ALGORITHMS
+from config.settings import Settings
 
 ROLES = ("driver", "admin")
 CLOCK_SKEW_S = 10  # tolerated between the node that issued a token and the one checking it (iat, exp)

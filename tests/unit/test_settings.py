@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import DEV_JWT_SECRET, DEV_MODEL_SIGNING_KEY, Environment, SettingsError, load_settings
+from config.fail_closed import DEV_JWT_SECRET, DEV_MODEL_SIGNING_KEY, SettingsError
+from config.settings import Environment, load_settings
 
 GOOD_SECRET = "k" * 48
 PROD_OK = {

@@ -7,12 +7,12 @@ import pytest
 from autoins.stack.endpoints import (
     Service,
     endpoints,
-    is_loopback,
     parse_kafka_bootstrap,
     parse_postgres_url,
     parse_redis_url,
 )
 from autoins.stack.errors import BadServiceUrl
+from config.fail_closed import is_loopback
 from config.settings import Settings
 
 
