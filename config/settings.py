@@ -169,6 +169,7 @@ class Settings(BaseSettings):
     login_verify_concurrency: int = Field(default=1, ge=1)  # argon2 checks at once per replica (~25 ms each)
     login_verify_queue: int = Field(default=64, ge=0)  # more may wait (each up to login_verify_wait_s); then 429
     login_verify_wait_s: float = Field(default=2.0, gt=0)
+    login_verify_duty: float = Field(default=0.5, gt=0, le=1)  # share of a core one replica's verifier may use
     trusted_proxy_hops: int = Field(default=0, ge=0)  # proxies that append to X-Forwarded-For (0: the TCP peer)
     # One access line per request cost ~20 % of a replica's CPU (py-spy: structlog rendering plus Ray's stderr
     # capture); by default only errors (status >= 400) and slow requests are logged, every one when true.

@@ -115,7 +115,7 @@ async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResour
         throttle=RedisLoginThrottle(redis, throttle_rules(settings)),
         credentials=PostgresCredentials(pool, settings),
         passwords=PasswordVerifier(settings.login_verify_concurrency, settings.login_verify_queue,
-                                   settings.login_verify_wait_s),
+                                   settings.login_verify_wait_s, settings.login_verify_duty),
         clock=SystemClock(),
     )
     devices = Devices(PostgresDeviceStore(pool, settings), cache, SystemClock(),

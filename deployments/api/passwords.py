@@ -12,6 +12,11 @@ two replicas, the authenticated GET's p95): idle ~3 ms; verifier at nice 0 ~16 m
 SCHED_IDLE ~7-8 ms (the rest is the flood's own request handling: 80 GETs/s of 404s alone gave ~6 ms). The cost:
 when normal work keeps every core busy, logins wait (and answer 429 after `login_verify_wait_s`) rather than
 slow every other request down.
+
+SCHED_IDLE orders threads, but two argon2 threads on a 2-core host still take the whole memory bandwidth and the
+sibling hyperthread: CI saw the GET p95 under a flood at 2.06 × idle. So each verification is followed, still
+holding its slot, by a rest of (1/`login_verify_duty` − 1) times its own duration: with the default 0.5 a
+replica's verifier uses at most half a core, and logins answer 429 sooner instead.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -53,8 +59,8 @@ class PasswordVerifier:
     """`slot()` bounds how many verifications run and wait; `verify()` runs one on the low-priority threads.
     Cheap to construct; the threads start on the first verify."""
 
-    def __init__(self, concurrency: int, queue: int, wait_s: float) -> None:
-        self.concurrency, self.queue, self.wait_s = concurrency, queue, wait_s
+    def __init__(self, concurrency: int, queue: int, wait_s: float, duty: float = 1.0) -> None:
+        self.concurrency, self.queue, self.wait_s, self.duty = concurrency, queue, wait_s, duty
         self._slots = asyncio.Semaphore(concurrency)
         self._waiting = 0
         self._executor: ThreadPoolExecutor | None = None
@@ -90,8 +96,12 @@ class PasswordVerifier:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="password-verify",
                                                 initializer=_lower_priority)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, check_password, password_hash,
-                                                                password)
+        started = time.perf_counter()
+        ok = await asyncio.get_running_loop().run_in_executor(self._executor, check_password, password_hash,
+                                                              password)
+        if self.duty < 1.0:  # the caller holds the slot: rest so verifications use at most `duty` of a core each
+            await asyncio.sleep((time.perf_counter() - started) * (1.0 / self.duty - 1.0))
+        return ok
 
     def close(self) -> None:
         if self._executor is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from contextlib import asynccontextmanager
 
 import pytest
@@ -260,3 +261,19 @@ def _scope(peer: str, *forwarded: str) -> dict:
 )
 def test_the_client_address_trusts_only_as_many_forwarded_hops_as_configured(scope, hops, address):
     assert client_address(scope, hops) == address
+
+
+def test_a_verifier_below_full_duty_rests_after_each_check_while_holding_its_slot():
+    async def timed(duty: float) -> float:
+        verifier = PasswordVerifier(concurrency=1, queue=1, wait_s=5, duty=duty)
+        try:
+            await verifier.verify(None, "warm-up")
+            started = time.perf_counter()
+            async with verifier.slot():
+                await verifier.verify(None, "x")
+            return time.perf_counter() - started
+        finally:
+            verifier.close()
+
+    full, quarter = _run(timed(1.0)), _run(timed(0.25))
+    assert quarter >= 3 * full * 0.8, (full, quarter)  # check + rest of 3 × the check
