@@ -9,10 +9,10 @@ lost. A read that raced an invalidation is used once and not kept.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 
 from domain.sessions import revocation_reason
+from usecases.ports.clock import Clock, SystemClock
 from usecases.ports.sessions import SessionNotifier, TokenVersionStore
 
 ChangeHook = Callable[[frozenset[str] | None], None]  # the users whose sessions changed; None: maybe anyone
@@ -22,12 +22,12 @@ class Sessions:
     """One per replica. `revocation` is safe to call concurrently; `users_changed`/`missed` come from the listener."""
 
     def __init__(self, store: TokenVersionStore, notifier: SessionNotifier, *, ttl_s: float, maxsize: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Clock | None = None) -> None:
         self.store = store
         self.notifier = notifier
         self.ttl_s = ttl_s
         self._maxsize = maxsize
-        self._clock = clock
+        self._clock = clock if clock is not None else SystemClock()
         self._versions: dict[str, tuple[int, float]] = {}  # user id → (version, read at)
         self._epoch = 0  # moves with every forget: a read that straddles one is not kept
         self._hooks: list[ChangeHook] = []
@@ -37,7 +37,7 @@ class Sessions:
         return revocation_reason(token_version, await self.current(user_id))
 
     async def current(self, user_id: str) -> int:
-        now = self._clock()
+        now = self._clock.monotonic_s()
         kept = self._versions.get(user_id)
         if kept is not None and now - kept[1] < self.ttl_s:
             return kept[0]

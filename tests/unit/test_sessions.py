@@ -13,21 +13,14 @@ from storage.memory.admin_store import InMemoryAdminStore
 from storage.memory.cache import InMemoryResponseCache
 from storage.memory.token_versions import InMemoryTokenVersions, RecordingNotifier
 from usecases.admin import AdminWrites
+from usecases.ports.clock import FakeClock
 from usecases.sessions import Sessions
 
 pytestmark = pytest.mark.unit
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _sessions(ttl_s: float = 5.0) -> tuple[Sessions, InMemoryTokenVersions, RecordingNotifier, Clock]:
-    store, notifier, clock = InMemoryTokenVersions(), RecordingNotifier(), Clock()
+def _sessions(ttl_s: float = 5.0) -> tuple[Sessions, InMemoryTokenVersions, RecordingNotifier, FakeClock]:
+    store, notifier, clock = InMemoryTokenVersions(), RecordingNotifier(), FakeClock()
     return Sessions(store, notifier, ttl_s=ttl_s, clock=clock), store, notifier, clock
 
 
@@ -64,13 +57,13 @@ async def test_versions_are_read_once_per_ttl_and_a_revocation_here_is_immediate
 
 
 async def test_a_revocation_on_another_replica_is_seen_at_its_message_or_within_the_ttl():
-    store, clock = InMemoryTokenVersions(), Clock()
+    store, clock = InMemoryTokenVersions(), FakeClock()
     here = Sessions(store, RecordingNotifier(), ttl_s=5.0, clock=clock)
     there = Sessions(store, RecordingNotifier(), ttl_s=5.0, clock=clock)
     assert await here.revocation("u1", 0) is None
     await there.revoke(["u1"])
     assert await here.revocation("u1", 0) is None  # message not delivered yet: the cached version holds
-    clock.now += 5.0
+    clock.advance(5.0)
     assert await here.revocation("u1", 0) is not None  # the TTL bound, even if the message is lost
     assert await here.revocation("u1", 1) is None
     await there.revoke(["u1"])
