@@ -2,48 +2,26 @@
 `settings.driver_token_ingest` allows it (development by default) — a driver's token. Each may post readings of
 one driver (the device's, the driver's own) or, for an admin, of any.
 
-`ingest_caller` is the dependency of the ingest route; the decision over a batch is `IngestCaller.refusal`, pure.
+`ingest_caller` is the dependency of the ingest route; the decision over a batch is
+`domain.ingest_caller.IngestCaller.refusal`, pure.
 A device key and a bearer token together are refused: which one speaks would be a guess.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from deployments.api.auth import current_principal
+from domain.ingest_caller import IngestCaller
 from usecases.devices import DeviceKeyRefused
 
 DEVICE_KEY_HEADER = "X-Device-Key"
 _device_key = APIKeyHeader(name=DEVICE_KEY_HEADER, auto_error=False, scheme_name="DeviceKey",
                            description="The device key POST /api/v1/admin/devices issued (adk1.<device>.<secret>)")
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>` from POST /api/v1/auth/login")
-
-
-@dataclass(frozen=True, slots=True)
-class IngestCaller:
-    """`kind`: device | driver | admin; `driver_id`: the one driver whose readings it may post (None: any)."""
-
-    kind: str
-    driver_id: str | None
-    device_id: uuid.UUID | None = None
-
-    def refusal(self, driver_ids: Iterable[str]) -> str | None:
-        """Why this batch is refused whole (a reading of another driver), or None. A device or driver mixing drivers
-        is misconfigured or forging: partial acceptance would hide it."""
-        if self.driver_id is None:
-            return None
-        foreign = {d for d in driver_ids if d != self.driver_id}
-        if not foreign:
-            return None
-        who = "a device may post only its driver's" if self.kind == "device" else "a driver may post only their own"
-        return (f"{who} readings ({self.driver_id}); this batch has readings of {len(foreign)} other driver(s); "
-                "nothing was accepted")
 
 
 async def ingest_caller(

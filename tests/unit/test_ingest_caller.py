@@ -1,11 +1,11 @@
-"""Whose readings a caller of the ingest route may post (deployments.api.device_auth.IngestCaller): a device its
+"""Whose readings a caller of the ingest route may post (domain.ingest_caller.IngestCaller): a device its
 driver's, a driver their own, an admin anyone's; a batch with any other driver's reading is refused whole."""
 
 from __future__ import annotations
 
 import uuid
 
-from deployments.api.device_auth import IngestCaller
+from domain.ingest_caller import IngestCaller
 
 DEVICE = IngestCaller("device", "d1", uuid.uuid4())
 

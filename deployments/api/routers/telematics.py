@@ -24,10 +24,11 @@ from fastapi.responses import JSONResponse
 
 from config.logging import get_logger, request_id_var
 from config.rules import ingest_validation_rules
-from deployments.api.device_auth import IngestCaller, IngestCallerDep
+from deployments.api.device_auth import IngestCallerDep
 from deployments.api.resources import ApiResources
 from deployments.api.routers.common import ResourcesDep
 from deployments.metrics import platform_metrics
+from domain.ingest_caller import IngestCaller
 from domain.rules import ValidationRules
 from domain.validation import decode_batch, encode_reading
 from storage.kafka.producer import ProduceError

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from config.rules import validation_rules
-from deployments.api.device_auth import IngestCaller
 from deployments.api.routers.common import ResourcesDep
 from deployments.api.routers.telematics import IMPORT_OPENAPI, ingest
+from domain.ingest_caller import IngestCaller
 
 router = APIRouter(prefix="/telematics", tags=["admin: telematics"])
 
