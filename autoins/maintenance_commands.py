@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from autoins.cli_support import console, settings_from_env, user_errors
-from autoins.db_commands import _connected, _require_schema, _run_db
+from autoins.db_commands import _connected, _run_db, require_current_schema
 from autoins.errors import UserFacingError
 from domain.maintenance import MaintenanceTask, RunOutcome
 from storage.postgres.maintenance import PostgresMaintenance
@@ -43,11 +43,10 @@ def maintenance_run(
     tasks = list(dict.fromkeys(task)) if task else list(MaintenanceTask)
     tasks.sort(key=list(MaintenanceTask).index)
 
+    require_current_schema(settings)  # names any pending migration (maintenance_runs is 0011's)
+
     async def body() -> list[RunResult]:
         async with _connected(settings) as conn:
-            await _require_schema(conn)
-            if await conn.fetchval("SELECT to_regclass('maintenance_runs') IS NULL"):
-                raise UserFacingError("table maintenance_runs does not exist: run `autoins migrate`")
             store = PostgresMaintenance(conn, settings.archive_dir.resolve())
             return await run_tasks(store, tasks, maintenance_rules(settings), _now)
 
