@@ -132,6 +132,7 @@ class Settings(BaseSettings):
     readiness_cache_s: float = Field(default=1.0, ge=0)  # /health/ready's checks are reused this long
     # Prometheus and Alertmanager started by `autoins stack up` (autoins/stack/monitoring.py, docs/OPERATIONS.md)
     prometheus_port: int = Field(default=9090, ge=1, le=65535)  # taken by something else: a free port is used
+    prometheus_url: str | None = None  # the Prometheus `autoins rollout` asks (.autoins/stack.env names the stack's)
     alertmanager_port: int = Field(default=9093, ge=1, le=65535)
     prometheus_scrape_interval_s: float = Field(default=15.0, gt=0)
     prometheus_evaluation_interval_s: float = Field(default=15.0, gt=0)
@@ -188,6 +189,22 @@ class Settings(BaseSettings):
     # as drivers there), off in staging and production, where devices post with their own key.
     ingest_driver_tokens: bool | None = None
     device_last_seen_interval_s: float = Field(default=60.0, gt=0)  # a device's last_seen_at written at most so often
+    # Staged rollout (`autoins rollout`, docs/OPERATIONS.md): steps, soak per step, plan §12's triggers judged on the
+    # canary over `rollout_window_s`, and how long the old side stays after 100 %. `rollout_role`/`rollout_app_name`
+    # are set by the rollout on the canary's own settings, never by hand.
+    rollout_steps: str = "10,50,100"
+    rollout_soak_s: float = Field(default=120.0, gt=0)
+    rollout_check_interval_s: float = Field(default=5.0, gt=0)
+    rollout_window_s: float = Field(default=60.0, gt=0)
+    rollout_max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    rollout_max_p95_ms: float = Field(default=300.0, gt=0)
+    rollout_min_requests: int = Field(default=20, ge=1)
+    rollout_keep_old_s: float = Field(default=600.0, ge=0)
+    rollout_split_check_s: float = Field(default=1.0, gt=0)  # each replica reads the split at most this often
+    rollout_forward_timeout_s: float = Field(default=10.0, gt=0)
+    rollout_role: Literal["stable", "canary"] = "stable"
+    rollout_app_name: str = "api"
+    build_version: str = "dev"  # the label of the code a side runs (`autoins rollout --to`), in /health
 
     # -- risk model (issue 6)
     models_dir: Path = Path(".autoins/models")
@@ -337,6 +354,16 @@ class Settings(BaseSettings):
     def with_overrides(self, **changes: Any) -> Settings:
         """A validated copy with some fields changed (tests, per-run databases)."""
         return type(self).model_validate({**self.model_dump(), **changes})
+
+    def portable_values(self) -> dict[str, Any]:
+        """Every field as plain JSON values, secrets included: what another process (another build) validates back
+        into its own Settings without importing this module's classes to unpickle them."""
+        values = self.model_dump(mode="json")
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                values[name] = value.get_secret_value()
+        return values
 
     def redacted(self) -> dict[str, Any]:
         """Every field, passwords and secrets masked: for `autoins config` and logs."""

@@ -34,12 +34,49 @@ def absolute_paths(settings: Settings, root: Path | None = None) -> Settings:
     return settings.with_overrides(**changes) if changes else settings
 
 
-def build_api_app(settings: Settings) -> Application:
-    """The `ApiGateway` deployment over the FastAPI app (lifespan runs once per replica)."""
-    from deployments.api.app import create_app
+def _api_gateway() -> type:
+    """The API's ingress class. Defined in a function so Ray pickles it by value: a replica unpickles it without
+    importing any of our modules, then makes its own build (a rollout's runtime_env `working_dir`) come first on
+    sys.path — Ray puts the deploying driver's directory first, which would load the old code — and only then
+    imports the app. Its FastAPI app is built in the replica from plain settings values (Settings.portable_values);
+    lifespan runs once per replica."""
 
-    return _ingress(API_DEPLOYMENT, create_app(settings), settings.api_num_replicas,
-                    settings.api_max_ongoing_requests)
+    @serve.ingress()
+    class ApiGateway:
+        def __init__(self, settings_values: dict[str, Any]) -> None:
+            import os
+            import sys
+
+            import ray
+
+            if ray.get_runtime_context().runtime_env.get("working_dir") and sys.path[0] != os.getcwd():
+                sys.path.insert(0, os.getcwd())
+            self._settings_values = settings_values
+
+        def __serve_build_asgi_app__(self) -> Any:
+            from config.settings import Settings
+            from deployments.api.app import create_app
+
+            return create_app(Settings.model_validate(self._settings_values))
+
+    return ApiGateway
+
+
+def build_api_app(settings: Settings) -> Application:
+    """The `ApiGateway` deployment (Settings ignores fields it does not know, so another build reads these)."""
+    deployment = serve.deployment(
+        _api_gateway(), name=API_DEPLOYMENT, ray_actor_options={"num_cpus": 0}, num_replicas=settings.api_num_replicas,
+        max_ongoing_requests=settings.api_max_ongoing_requests, logging_config={"enable_access_log": False})
+    return deployment.bind(settings.portable_values())
+
+
+def deploy_api_build(settings_values: dict[str, Any], app_name: str, route_prefix: str) -> str:
+    """Deploy the API app from the code of the process that runs this: `autoins rollout` runs it in a Ray task with
+    the new build as its runtime_env (working_dir), which Serve then gives the app's replicas. Blocks until RUNNING
+    (Serve raises if the build's replicas cannot start). Returns the build's version label."""
+    settings = Settings.model_validate(settings_values)
+    serve.run(build_api_app(settings), name=app_name, route_prefix=route_prefix)
+    return settings.build_version
 
 
 def build_ws_app(settings: Settings) -> Application:

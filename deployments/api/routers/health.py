@@ -32,8 +32,9 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health/live", summary="The process is up (no I/O)")
-async def live() -> dict[str, str]:
-    return {"status": "alive", "replica": replica_name()}
+async def live(request: Request) -> dict[str, str]:
+    """Names the build this replica runs, so a rollout (and an operator) can see which side answered."""
+    return {"status": "alive", "replica": replica_name(), "build": request.app.state.settings.build_version}
 
 
 @router.get(
