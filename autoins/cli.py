@@ -16,6 +16,7 @@ from autoins.dlq_commands import dlq_app
 from autoins.errors import UserFacingError
 from autoins.maintenance_commands import maintenance_app
 from autoins.replay import replay_command
+from autoins.rollout import rollout_command
 from autoins.seed import seed_command
 from autoins.serve import deploy_command, serve_command, status_command, stop_command
 from autoins.simulate import simulate_command
@@ -39,6 +40,8 @@ app.command("serve", help="Start (or join) the supervised pipeline and the Serve
 app.command("deploy", help="Start (or join) the system and return; it keeps running without this process.")(
     deploy_command
 )
+app.command("rollout", help="Staged rollout of a new API build or model version (10 → 50 → 100 %), judged from "
+            "Prometheus, rolled back on its own.")(rollout_command)
 app.command("status", help="Health of the running system: every pipeline actor and Serve app.")(status_command)
 app.command("stop", help="Stop the running system (pipeline, Serve apps, and the local Ray head it started).")(
     stop_command

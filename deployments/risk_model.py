@@ -8,8 +8,11 @@
   (no restart), clearing the cache. A version that cannot load leaves the current model serving.
 - A missing or corrupted artifact never kills the replica: it starts, `model_info()` says why it is not
   ready, `assess*` raise `ModelNotReady`, and the health check stays green (the API reports the reason).
+- During a model rollout, the stable replicas send the split's share of drivers to the canary app
+  (deployments/model_canary.py) and score here what it fails.
 Metrics (plan §5.1, exported with a `ray_` prefix): ml_inference_duration_seconds, ml_batch_size,
-ml_prediction_cache_hits/_misses (+ `_total`), tagged by model_type only — never by driver; ml_model_ready (1/0).
+ml_prediction_cache_hits/_misses (+ `_total`), tagged by model_type only — never by driver; ml_model_ready (1/0);
+ml_assessments_total by outcome (ok, error: the rollout's error rate of a canary).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ray.serve import Application
 from config.logging import get_logger
 from config.names import RISK_DEPLOYMENT
 from config.settings import Settings
+from deployments.model_canary import ModelCanary
 from domain.features import FEATURE_NAMES, feature_hash
 from domain.risk_assessment import RiskAssessment, ScoreRequest
 from domain.risk_model import ArtifactError, ModelNotReady, RiskPredictor
@@ -61,6 +65,8 @@ def _metrics() -> dict[str, Any]:
                         tag_keys=("model_type",)),
         "misses": Counter("ml_prediction_cache_misses", description="RiskModel prediction cache misses",
                           tag_keys=("model_type",)),
+        "assessments": Counter("ml_assessments", description="Assessments answered (ok) or failed (error)",
+                               tag_keys=("outcome",)),
         # 1 while a model is loaded and serving, 0 while the replica serves none (the RiskModelNotReady alert)
         "ready": Gauge("ml_model_ready", description="1 when this RiskModel replica has a model loaded, else 0"),
     }
@@ -101,6 +107,7 @@ class RiskModel:
         self._error: str | None = None
         self._assess_batch.set_max_batch_size(settings.ml_batch_size)
         self._assess_batch.set_batch_wait_timeout_s(settings.ml_batch_wait_s)
+        self._canary = ModelCanary(settings)
         self._load(Path(settings.models_dir), settings.model_version)
 
     # -- model lifecycle ------------------------------------------------------------------------------
@@ -156,6 +163,9 @@ class RiskModel:
 
     async def assess(self, request: ScoreRequest) -> RiskAssessment:
         """One driver, batched with concurrent callers. Raises ModelNotReady or ValueError (bad vector)."""
+        app, to_canary = await self._canary.canary_for([getattr(request, "driver_id", "")])
+        if app and to_canary[0] and (answer := await self._canary.assess(app, request)) is not None:
+            return answer
         result = await self._assess_batch(request)
         if isinstance(result, Exception):
             raise result
@@ -167,7 +177,16 @@ class RiskModel:
 
     async def assess_many(self, requests: list[ScoreRequest]) -> list[RiskAssessment]:
         """A whole batch in one call (the scorer on trip end). A bad vector fails the call with ValueError."""
-        results = self._score(list(requests))
+        requests = list(requests)
+        app, to_canary = await self._canary.canary_for([getattr(r, "driver_id", "") for r in requests])
+        canary_part = [r for r, goes in zip(requests, to_canary, strict=False) if goes]
+        answers = await self._canary.assess_many(app, canary_part) if app and canary_part else None
+        if answers is not None and len(answers) == len(canary_part):
+            mine = iter(self._score([r for r, goes in zip(requests, to_canary, strict=True) if not goes]))
+            theirs = iter(answers)
+            results = [next(theirs) if goes else next(mine) for goes in to_canary]
+        else:
+            results = self._score(requests)
         for result in results:
             if isinstance(result, Exception):
                 raise result
@@ -176,6 +195,7 @@ class RiskModel:
     def _score(self, requests: list[ScoreRequest]) -> list[RiskAssessment | Exception]:
         loaded = self._loaded
         if loaded is None:
+            self._metrics["assessments"].inc(len(requests), tags={"outcome": "error"})
             raise ModelNotReady(f"risk model not ready: {self._error or 'no model loaded'}")
         predictor = loaded.predictor
         tags = {"model_type": predictor.family}
@@ -211,6 +231,11 @@ class RiskModel:
             for i, assessment in zip(misses, fresh, strict=True):
                 self._cache[keys[i]] = assessment
                 results[i] = assessment
+        failed = sum(isinstance(r, Exception) for r in results)
+        if failed:
+            self._metrics["assessments"].inc(failed, tags={"outcome": "error"})
+        if len(results) > failed:
+            self._metrics["assessments"].inc(len(results) - failed, tags={"outcome": "ok"})
         return results  # type: ignore[return-value]
 
 

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from config.logging import get_logger
 from config.settings import Settings
 from deployments.api.auth import TokenCache, hash_password
+from deployments.api.canary import CanaryRouter
 from deployments.api.observability import API_POOL, install_observability
 from deployments.api.passwords import PasswordVerifier, ShedLoginsWhenFull
 from deployments.api.recent import Recent
@@ -94,6 +95,9 @@ def create_app(settings: Settings, *, risk_model: RiskModel | None = None) -> Fa
     app.add_middleware(ShedLoginsWhenFull, path=auth.LOGIN_PATH)
     app.add_middleware(RequestGuard, rule_for=lambda method, path: body_rule(settings, method, path))
     install_observability(app)
+    # outermost: a request forwarded to a rollout's canary is measured there, once, not also on this side
+    app.add_middleware(CanaryRouter, settings=settings,
+                       redis=lambda: getattr(getattr(app.state, "resources", None), "redis", None))
     return app
 
 

@@ -24,13 +24,12 @@ from ray import serve
 
 from autoins.dashboards import all_queries
 from autoins.pipeline import start_pipeline, stop_pipeline
-from autoins.stack.monitoring import Monitoring, installed, start_monitoring, write_target_file
-from autoins.stack.processes import free_tcp_port, stop_process
+from autoins.stack.monitoring import Monitoring
 from config.names import API_APP, RISK_APP, WS_APP
 from deployments.builder import API_ROUTE, WS_ROUTE, build_api_app, build_risk, build_ws_app
-from deployments.metrics import node_targets
 from deployments.ws_protocol import client_subprotocols
 from storage.postgres.pool import with_database
+from tests.integration.monitoring_support import NOT_INSTALLED, installed, promql, session_prometheus
 from tests.integration.pipeline_support import produce
 from tests.integration.serve_support import (
     bearer,
@@ -41,8 +40,6 @@ from tests.integration.serve_support import (
     wait_for,
 )
 
-NOT_INSTALLED = ("Prometheus/Alertmanager are not installed (apt-get install prometheus prometheus-alertmanager; "
-                 "`make install` does it as root)")
 pytestmark = [pytest.mark.timeout(240), pytest.mark.skipif(not installed(), reason=NOT_INSTALLED)]
 LAG_READINGS = 12_000  # past the 10,000 of KafkaConsumerLagHigh
 # Dashboard panels that count events this short run need not have (5xx/4xx answers, actor restarts, ended trips):
@@ -86,23 +83,9 @@ def webhook() -> Iterator[Webhook]:
 
 @pytest.fixture(scope="module")
 def prometheus(ray_session, migrated_settings, webhook, tmp_path_factory) -> Iterator[Monitoring]:
-    settings = migrated_settings.with_overrides(
-        prometheus_scrape_interval_s=1.0, prometheus_evaluation_interval_s=1.0, alert_for_s=1.0,
-        alert_webhook_url=webhook.url, alert_group_wait_s=0.5)
-    data_dir = tmp_path_factory.mktemp("monitoring")
-    running = start_monitoring(settings, data_dir, free_tcp_port(), free_tcp_port())
-    write_target_file(data_dir, "ray-session", node_targets(ray_session.nodes()))
-    try:
+    with session_prometheus(ray_session, migrated_settings, tmp_path_factory.mktemp("monitoring"), alert_for_s=1.0,
+                            alert_webhook_url=webhook.url, alert_group_wait_s=0.5) as running:
         yield running
-    finally:
-        stop_process(running.prometheus)
-        stop_process(running.alertmanager)
-
-
-def promql(prometheus: Monitoring, query: str) -> list[dict]:
-    response = httpx.get(f"{prometheus.prometheus_url}/api/v1/query", params={"query": query}, timeout=5)
-    assert response.status_code == 200, response.text
-    return response.json()["data"]["result"]
 
 
 def test_consumer_lag_past_10k_reaches_the_webhook_while_the_consumer_cannot_commit(

@@ -1,0 +1,1 @@
+"""Reading the system's metrics back from Prometheus (PromQL over its HTTP API)."""
