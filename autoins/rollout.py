@@ -60,6 +60,7 @@ def plan_from(settings: Settings, *, steps: str | None = None, soak_s: float | N
         check_interval_s=settings.rollout_check_interval_s,
         window_s=settings.rollout_window_s,
         keep_old_s=settings.rollout_keep_old_s if keep_old_s is None else keep_old_s,
+        drain_s=2 * settings.rollout_split_check_s + 0.5,
         triggers=Triggers(max_error_rate=settings.rollout_max_error_rate,
                           max_p95_s=settings.rollout_max_p95_ms / 1000, min_requests=settings.rollout_min_requests),
     )
@@ -241,8 +242,8 @@ async def run_rollout(settings: Settings, target: str, version: str, sides: Any,
 async def abort_rollout(settings: Settings, target: str, sides: Any) -> None:
     redis = create_redis(settings)
     try:
-        await RedisTrafficSplits(redis).clear(target)
-        await sides.remove_canary()
+        health = PrometheusCanaryHealth(settings.prometheus_url or "", API_QUERIES)  # not asked when aborting
+        await Rollout(target, sides, RedisTrafficSplits(redis), health, AsyncioWaiter(), plan_from(settings)).abort()
     finally:
         await redis.aclose()
 

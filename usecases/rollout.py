@@ -30,6 +30,7 @@ class RolloutPlan:
     keep_old_s: float = 600.0
     triggers: Triggers = field(default_factory=Triggers)
     max_holds: int = 2  # extra soaks a step may wait for enough requests before it rolls back
+    drain_s: float = 2.0  # after the split is cleared, before the canary goes: every replica's split check passes
 
 
 class Outcome(StrEnum):
@@ -120,8 +121,7 @@ class Rollout:
             report.reason = (f"{error}; {self._sides.canary_app} still serves every client: rerun the rollout, or "
                              f"`autoins rollout {self._target} --abort` to go back to the old build")
             return
-        await self._splits.clear(self._target)
-        await self._sides.remove_canary()
+        await self.abort()
         report.outcome, report.reason = Outcome.PROMOTED, f"{version} serves every client"
 
     async def _roll_back(self, report: RolloutReport, reason: str) -> None:
@@ -130,8 +130,10 @@ class Rollout:
         await self.abort()
 
     async def abort(self) -> None:
-        """Every client to the stable side first, then the canary away: what a rollback and `--abort` do."""
+        """Every client to the stable side first, then (once every replica has read that) the canary away: what a
+        rollback, a promotion's end and `--abort` do."""
         await self._splits.clear(self._target)
+        await self._waiter.sleep(self._plan.drain_s)
         await self._sides.remove_canary()
 
     async def _deploy(self, version: str) -> None:

@@ -30,6 +30,7 @@ from storage.redis.traffic_split import CachedTrafficSplit
 
 CANARY_ROUTE = "/_canary"
 FORWARD_TOKEN_HEADER = b"x-autoins-canary"
+ANSWERED_HEADER = b"x-autoins-canary-answer"  # on every answer the canary gives: proof the canary app answered
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOCAL_PATHS = ("/health", "/metrics")  # the stable side's own probes and scrapes: never forwarded
 _HOP_BY_HOP = frozenset({b"host", b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer",
@@ -90,7 +91,13 @@ class CanaryRouter:
         root = scope.get("root_path", "")
         path = scope["path"][len(root):] if root and scope["path"].startswith(root) else scope["path"]
         path = path or "/"
-        await self.app({**scope, "path": path, "raw_path": path.encode(), "root_path": ""}, receive, send)
+
+        async def marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (ANSWERED_HEADER, b"1")]}
+            await send(message)
+
+        await self.app({**scope, "path": path, "raw_path": path.encode(), "root_path": ""}, receive, marked)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
@@ -109,7 +116,7 @@ class CanaryRouter:
         if answer is None or (answer.status_code >= 500 and scope["method"] in SAFE_METHODS):
             await self.app(scope, _replay(body), send)  # the stable side answers what the canary failed
             return
-        headers = [(k, v) for k, v in answer.headers.raw if k.lower() not in _HOP_BY_HOP]
+        headers = [(k, v) for k, v in answer.headers.raw if k.lower() not in _HOP_BY_HOP | {ANSWERED_HEADER}]
         headers.append((b"content-length", str(len(answer.content)).encode()))
         await send({"type": "http.response.start", "status": answer.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": answer.content})
@@ -129,10 +136,15 @@ class CanaryRouter:
         if query := scope.get("query_string"):
             url += b"?" + query
         try:
-            return await self._client.request(scope["method"], url.decode("latin-1"), headers=headers, content=body)
+            answer = await self._client.request(scope["method"], url.decode("latin-1"), headers=headers, content=body)
         except httpx.HTTPError as error:
             _log.warning("canary did not answer: the stable side answers", error=str(error)[:200], path=scope["path"])
             return None
+        if ANSWERED_HEADER.decode() not in answer.headers:
+            # the canary app is gone (removed while this replica's split was still fresh): the ingress gave
+            # /_canary/… to the stable app, which ran nothing for it, so any method may be answered here
+            return None
+        return answer
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:

@@ -76,6 +76,9 @@ def everyone(percent: int = 100) -> TrafficSplit:
     return TrafficSplit(target="api", version="v2", canary_app="api-canary", percent=percent)
 
 
+ANSWERED = {"x-autoins-canary-answer": "1"}
+
+
 def test_the_canary_answers_only_forwarded_requests_and_sees_the_api_s_own_paths():
     router = CanaryRouter(local_app, settings=CANARY, redis=lambda: None)
     assert call(router, "GET", "/_canary/api/v1/drivers/d1", root_path="/_canary")[0] == 404
@@ -95,7 +98,7 @@ def test_without_a_split_the_stable_side_serves_everyone_itself():
 
 def test_the_split_s_clients_are_forwarded_with_the_token_and_their_address():
     def canary(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(201, json={"side": "canary", "path": request.url.path})
+        return httpx.Response(201, json={"side": "canary", "path": request.url.path}, headers=ANSWERED)
 
     split = everyone(30)
     router, forwarded = stable_router(split, canary)
@@ -111,7 +114,8 @@ def test_the_split_s_clients_are_forwarded_with_the_token_and_their_address():
 
 @pytest.mark.parametrize(("method", "side"), [("GET", "stable"), ("POST", None)])
 def test_a_canary_5xx_is_answered_again_by_the_stable_side_only_for_safe_methods(method, side):
-    router, _ = stable_router(everyone(), lambda _r: httpx.Response(503, json={"detail": "broken build"}))
+    router, _ = stable_router(everyone(), lambda _r: httpx.Response(503, json={"detail": "broken build"},
+                                                                   headers=ANSWERED))
     status, body = call(router, method, "/api/v1/drivers/d1", headers={"authorization": "Bearer a"}, body=b"{}")
     if side:
         assert (status, body["side"]) == (200, side)
@@ -129,9 +133,46 @@ def test_a_canary_that_does_not_answer_leaves_safe_requests_to_the_stable_side()
 
 
 def test_probes_and_oversized_bodies_stay_on_the_stable_side():
-    router, forwarded = stable_router(everyone(), lambda _r: httpx.Response(200, json={"side": "canary"}))
+    router, forwarded = stable_router(everyone(), lambda _r: httpx.Response(200, json={"side": "canary"},
+                                                                           headers=ANSWERED))
     assert call(router, "GET", "/health/live")[1]["side"] == "stable"
     big = b"x" * (SETTINGS.ingest_max_readings * 16 * 1024 + 5000)
     status, body = call(router, "POST", "/api/v1/telematics/events", headers={"authorization": "Bearer a"}, body=big)
     assert (status, body["side"], body["body"]) == (200, "stable", len(big))  # the whole body reached it
     assert forwarded == []
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_an_answer_the_canary_did_not_give_is_given_again_by_the_stable_side(method):
+    """The canary app removed while a replica's split is still fresh: the ingress hands /_canary/… to the stable
+    app, whose 404 is not the canary's answer (no marker) and ran nothing, so any method is served here."""
+    router, forwarded = stable_router(everyone(), lambda _r: httpx.Response(404, json={"detail": "Not Found"}))
+    status, body = call(router, method, "/api/v1/drivers/d1", headers={"authorization": "Bearer a"}, body=b"{}")
+    assert (status, body["side"]) == (200, "stable") and len(forwarded) == 1
+
+
+def test_the_canary_marks_its_answers_and_the_stable_side_does_not_pass_the_mark_on():
+    router = CanaryRouter(local_app, settings=CANARY, redis=lambda: None)
+    sent: list[dict] = []
+    scope = {"type": "http", "method": "GET", "path": "/_canary/x", "raw_path": b"/_canary/x", "root_path": "/_canary",
+             "query_string": b"", "client": ("127.0.0.1", 1),
+             "headers": [(b"x-autoins-canary", forward_token(CANARY, "api-canary").encode())]}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(router(scope, receive, send))
+    assert (b"x-autoins-canary-answer", b"1") in sent[0]["headers"]
+    stable, _ = stable_router(everyone(), lambda _r: httpx.Response(200, json={"side": "canary"}, headers=ANSWERED))
+    outer: list[dict] = []
+    scope = {**scope, "path": "/api/v1/x", "raw_path": b"/api/v1/x", "root_path": "",
+             "headers": [(b"authorization", b"Bearer a")]}
+
+    async def send_outer(message: dict) -> None:
+        outer.append(message)
+
+    asyncio.run(stable(scope, receive, send_outer))
+    assert all(k != b"x-autoins-canary-answer" for k, _ in outer[0]["headers"])

@@ -150,7 +150,7 @@ def test_a_healthy_canary_grows_step_by_step_then_is_promoted_before_the_split_i
     assert report.outcome is Outcome.PROMOTED and report.reached_percent == 100
     assert recorder.moves == ["begin 0", "deploy v2", "check", "split 10", "split 50", "split 100", "promote v2",
                               "clear", "remove"]
-    assert waiter.now == 3 * 30 + 60  # three soaks and the keep-old time
+    assert waiter.now == 3 * 30 + 60 + PLAN.drain_s  # three soaks, the keep-old time, the drain before removal
     assert {c.percent for c in report.checks} == {10, 50, 100}
 
 
@@ -173,7 +173,7 @@ def test_a_step_that_never_sees_enough_requests_rolls_back_after_its_holds():
     recorder = Recorder({10: SideHealth(3, 0.0, 0.01)})
     report, waiter = run(recorder)
     assert report.outcome is Outcome.ROLLED_BACK and "3 requests < 20" in report.reason
-    assert waiter.now == 2 * 30  # the soak and one hold
+    assert waiter.now == 2 * 30 + PLAN.drain_s  # the soak, one hold, the drain before removal
     assert recorder.moves[-2:] == ["clear", "remove"]
 
 
