@@ -67,9 +67,9 @@ def test_live_positions_stream_in_full_mode_only_and_never_for_a_private_trip():
 
 
 def test_event_payloads_lose_positions_and_crash_samples_but_keep_the_rest():
+    sample = [1, 1.0, 2.0, None, None, None]
     crash = {"type": "crash_detected", "driver_id": "d1", "seq": 3, "payload": {
-        "type": "crash_detected", "trip_id": str(TRIP), "lat": 1.0, "lon": 2.0, "peak_g": 5.0, "pre": [[1, 1.0, 2.0,
-                                                                                                      None, None, None]],
+        "type": "crash_detected", "trip_id": str(TRIP), "lat": 1.0, "lon": 2.0, "peak_g": 5.0, "pre": [sample],
         "post": []}}
     redacted = redact_live(crash, PrivacyState(driver_id="d1", mode="mileage_only"))
     assert redacted["payload"] == {"type": "crash_detected", "trip_id": str(TRIP), "peak_g": 5.0, "pre": [],
