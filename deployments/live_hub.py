@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
 from config.logging import get_logger
+from domain.privacy import PrivacyState
+from storage.redis.keys import PRIVACY_CHANNEL
+from storage.redis.privacy import decode_privacy
 
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 _log = get_logger("autoins.live_hub")
@@ -46,8 +50,13 @@ class Viewer:
 class LiveHub:
     """Refcounted subscriptions over one `PubSub`; `reader` dispatches every message to the channel's viewers."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis,
+                 load_privacy: Callable[[], Awaitable[list[PrivacyState]]] | None = None) -> None:
         self._redis = redis
+        self._load_privacy = load_privacy
+        # Drivers whose positions are (partly) withheld (docs/PRIVACY.md): loaded when the connection opens, then
+        # kept current by `privacy:changed` on the same connection, so it is never behind a message it filters.
+        self.privacy: dict[str, PrivacyState] = {}
         self._pubsub: aioredis.client.PubSub | None = None
         self._viewers: dict[str, set[Viewer]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}
@@ -67,6 +76,9 @@ class LiveHub:
             if viewers is None:
                 if self._pubsub is None:
                     self._pubsub = self._redis.pubsub()
+                    await self._pubsub.subscribe(PRIVACY_CHANNEL)  # before loading: no change falls in between
+                    if self._load_privacy is not None:
+                        self.privacy = {s.driver_id: s for s in await self._load_privacy()}
                 self._confirmed[channel] = asyncio.Event()
                 await self._pubsub.subscribe(channel)  # only sends: the reader sees Redis's confirmation
                 viewers = self._viewers[channel] = set()
@@ -106,6 +118,10 @@ class LiveHub:
                         event.set()
                     continue
                 if message["type"] != "message":
+                    continue
+                if channel == PRIVACY_CHANNEL:
+                    if (state := decode_privacy(message["data"])) is not None:
+                        self.privacy[state.driver_id] = state
                     continue
                 self.messages_in += 1
                 for viewer in tuple(self._viewers.get(channel, ())):

@@ -41,9 +41,11 @@ from deployments.metrics import platform_metrics
 from deployments.replica import replica_name
 from deployments.ws_protocol import PROTOCOL
 from deployments.ws_session import SocketSession, authenticate, open_sessions
+from domain.privacy import PrivacyState, redact_live
 from domain.socket_caps import SocketCaps
 from storage.metrics.db_metrics import sample_pool_forever
 from storage.postgres.pool import acquire, create_pool
+from storage.postgres.privacy import PostgresPrivacyStore
 from storage.postgres.read_models import get_driver
 from storage.redis.client import create_redis
 from storage.redis.keys import FLEET_CHANNEL, driver_channel
@@ -139,6 +141,23 @@ def parse_since(raw: str | None) -> Since | None:
     return Since(seq, after)
 
 
+def withhold(message: bytes, privacy: dict[str, PrivacyState]) -> bytes:
+    """The message as the feeds may send it under each driver's consent (domain.privacy.redact_live); the same
+    bytes when no driver withholds anything (the common case costs a dict lookup, no decoding)."""
+    if not privacy:
+        return message
+    decoded = msgspec.json.decode(message)
+    if not isinstance(decoded, dict):
+        return message
+    if decoded.get("type") == "fleet_batch":
+        items = decoded.get("messages") or []
+        redacted = [redact_live(m, privacy.get(m.get("driver_id"))) if isinstance(m, dict) else m for m in items]
+        changed = any(a is not b for a, b in zip(items, redacted, strict=True))
+        return _ENCODE({**decoded, "messages": redacted}) if changed else message
+    redacted = redact_live(decoded, privacy.get(decoded.get("driver_id")))
+    return message if redacted is decoded else _ENCODE(redacted)
+
+
 def replay(held: list[bytes], since: Since) -> list[bytes]:
     """The held messages a viewer resuming at `since` has not seen, in message order."""
     return [m for m in held if since.wants(message_key(m))]
@@ -152,8 +171,8 @@ def create_ws_app(settings: Settings) -> FastAPI:
         configure_logging(settings.log_level, json=settings.log_json)
         platform_metrics()
         app.state.redis = create_redis(settings)
-        app.state.hub = LiveHub(app.state.redis)
         app.state.pool = await create_pool(settings, application_name=WS_POOL, min_size=1, max_size=WS_POOL_MAX)
+        app.state.hub = LiveHub(app.state.redis, PostgresPrivacyStore(app.state.pool, settings).withheld)
         sampler = asyncio.create_task(sample_pool_forever(WS_POOL, app.state.pool, WS_POOL_MAX))
         app.state.caps = SocketCaps(settings.ws_max_sockets_per_user, settings.ws_max_sockets_per_address)
         async with open_sessions(settings, app.state.pool, app.state.redis) as sessions:
@@ -255,9 +274,9 @@ async def _stream(websocket: WebSocket, settings: Settings, session: SocketSessi
                 held = await read_recent(redis, driver_id, since.seq - 1 if since.after is not None else since.seq)
                 for message in replay(held, since):
                     if seen.first_time(message_key(message)):
-                        await send(message)
+                        await send(withhold(message, hub.privacy))
             await _forward(send, viewer, session, seen if driver_id is not None else None, settings.ws_heartbeat_s,
-                           receiver)
+                           receiver, hub)
     finally:
         receiver.cancel()
         await hub.unsubscribe(channel, viewer)
@@ -278,7 +297,7 @@ class _Sender:
 
 
 async def _forward(send: _Sender, viewer: Viewer, session: SocketSession, seen: SeenKeys | None, heartbeat_s: float,
-                   receiver: asyncio.Task) -> None:
+                   receiver: asyncio.Task, hub: LiveHub) -> None:
     """Send queued messages (dropping repeats) and heartbeats until the client leaves, the hub fails us, the token
     expires or is revoked, or the client sends something it must not."""
     while True:
@@ -302,7 +321,7 @@ async def _forward(send: _Sender, viewer: Viewer, session: SocketSession, seen: 
             continue
         message = getter.result()
         if seen is None or seen.first_time(message_key(message)):
-            await send(message)
+            await send(withhold(message, hub.privacy))  # the consent as of now, not as of when it was queued
 
 
 async def _drain_client(websocket: WebSocket, max_bytes: int) -> Closed | None:

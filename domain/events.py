@@ -186,6 +186,35 @@ class PremiumQuoted(DomainEventBase, frozen=True, kw_only=True, tag="premium_quo
     forecast: PremiumForecast = PremiumForecast()
 
 
+class PrivacyModeChanged(DomainEventBase, frozen=True, kw_only=True, tag="privacy_mode_changed"):
+    """A driver's consent: positions are kept and shown per `mode` (docs/PRIVACY.md). Stream `privacy:{driver_id}`;
+    `occurred_at_ms` is when it was given (server time: a consent is a person's act, not a device reading);
+    `changed_by` the user id and `changed_by_role` their role. `trip_id` is None."""
+
+    mode: Literal["full", "private_trips", "mileage_only"]
+    previous_mode: Literal["full", "private_trips", "mileage_only"]
+    changed_by: str
+    changed_by_role: str
+
+
+class TripMarkedPrivate(DomainEventBase, frozen=True, kw_only=True, tag="trip_marked_private"):
+    """The driver withheld trip `trip_id`'s route and positions from every route and feed (its features still
+    count in the score). Stream `privacy:{driver_id}`; id derived from the trip, so marking twice is one event."""
+
+    marked_by: str
+    marked_by_role: str
+
+
+class DriverErased(DomainEventBase, frozen=True, kw_only=True, tag="driver_erased"):
+    """Personal data of the driver deleted or pseudonymised on request (docs/PRIVACY.md §4); the audit-relevant
+    events stay. Counts say what the erasure touched the first time; stream `privacy:{driver_id}`."""
+
+    erased_by: str
+    reason: str
+    readings_scrubbed: int = 0
+    events_scrubbed: int = 0
+
+
 DomainEvent = (
     TripStarted
     | TripEnded
@@ -198,6 +227,9 @@ DomainEvent = (
     | CrashDetected
     | RiskScored
     | PremiumQuoted
+    | PrivacyModeChanged
+    | TripMarkedPrivate
+    | DriverErased
 )
 
 EVENT_TYPES: dict[str, type[DomainEventBase]] = {
@@ -214,6 +246,9 @@ EVENT_TYPES: dict[str, type[DomainEventBase]] = {
         CrashDetected,
         RiskScored,
         PremiumQuoted,
+        PrivacyModeChanged,
+        TripMarkedPrivate,
+        DriverErased,
     )
 }
 

@@ -29,10 +29,12 @@ from domain import pricing
 from domain.events import PremiumQuoted
 from domain.features import driver_features
 from domain.pricing import PricingRules, Quote
+from domain.privacy import PrivacyState
 from domain.route_simplify import Route, RouteRules, simplify_route
 from domain.scoring import PolicyTerms, policy_rules, quote_policy, window_start_ms
 from domain.trip_episodes import Episode, episode_from_stored
 from usecases.ports.cache import ResponseCache
+from usecases.ports.privacy_store import PrivacyStore
 from usecases.ports.read_models import DriverReadModels, QuoteBasis, Row, TripBounds
 from usecases.ports.risk_model import RiskModel, prior_request
 from usecases.views import (
@@ -82,11 +84,16 @@ class DriverQueries:
     """Handlers over the ports: read models (PostgreSQL), response cache (L1 → Redis), risk model (the prior)."""
 
     def __init__(self, read_models: DriverReadModels, cache: ResponseCache, risk_model: RiskModel,
-                 terms: QueryTerms) -> None:
+                 terms: QueryTerms, privacy: PrivacyStore | None = None) -> None:
         self.read_models = read_models
         self.cache = cache
         self.risk_model = risk_model
         self.terms = terms
+        self.privacy = privacy  # consent (docs/PRIVACY.md); None: every driver in the default mode (unit fakes)
+
+    async def _privacy(self, driver_id: str) -> PrivacyState | None:
+        """Read per request, outside the cache: a consent change applies from the next request on every replica."""
+        return None if self.privacy is None else await self.privacy.state(driver_id)
 
     async def profile(self, driver_id: str) -> bytes | None:
         async def load() -> bytes | None:
@@ -100,7 +107,8 @@ class DriverQueries:
             found = await self.read_models.trips_page(driver_id, page_size, page_offset(page, page_size))
             if not found.known and not found.total:
                 return None
-            items = [trip_view(r) for r in found.rows]
+            privacy = await self._privacy(driver_id) if found.rows else None
+            items = [trip_view(r, privacy) for r in found.rows]
             return encode(PageView(items=items, page=page, page_size=page_size, total=found.total))
 
         return await self.cache.get(driver_id, f"trips:{page}:{page_size}", load, self.terms.ttl_default_s)
@@ -166,14 +174,19 @@ class DriverQueries:
     async def trip(self, trip_id: uuid.UUID) -> tuple[str, bytes] | None:
         """(owner's driver id, the trip) — the caller checks the owner; not cached (no driver to scope it by)."""
         row = await self.read_models.trip(trip_id)
-        return None if row is None else (row["driver_id"], encode(trip_view(row)))
+        if row is None:
+            return None
+        return row["driver_id"], encode(trip_view(row, await self._privacy(row["driver_id"])))
 
     async def trip_episodes(self, trip_id: uuid.UUID, page: int, page_size: int, may_read: MayRead) -> bytes | None:
         """A page of the trip's episodes by start time; None for an unknown trip or one `may_read` refuses."""
         found = await self.read_models.trip_episodes(trip_id, page_size, page_offset(page, page_size))
         if found is None or not may_read(found.driver_id):
             return None
-        items = [episode_view(episode_from_stored(row.payload_json, row.start_position)) for row in found.rows]
+        privacy = await self._privacy(found.driver_id)
+        hidden = privacy is not None and privacy.withholds(trip_id)
+        items = [episode_view(episode_from_stored(row.payload_json, None if hidden else row.start_position), hidden)
+                 for row in found.rows]
         return encode(PageView(items=items, page=page, page_size=page_size, total=found.total))
 
     async def trip_route(self, trip_id: uuid.UUID, may_read: MayRead) -> bytes | None:
@@ -183,6 +196,10 @@ class DriverQueries:
         if trip is None or not may_read(trip.driver_id):
             return None
         rules = self.terms.route
+        privacy = await self._privacy(trip.driver_id)
+        if privacy is not None and privacy.withholds(trip_id):
+            return encode(route_view(trip, Route(coordinates=[], points_in=0, points_skipped=0, tolerance_m=0.0),
+                                     rules, False, withheld=True))
 
         async def load() -> bytes:
             positions = await self.read_models.trip_positions(trip, rules.max_readings + 1)
@@ -255,19 +272,22 @@ def top_factors(explanation: Mapping[str, Any] | None) -> list[FactorView]:
     return factors
 
 
-def episode_view(e: Episode) -> EpisodeView:
+def episode_view(e: Episode, withheld: bool = False) -> EpisodeView:
+    if withheld:  # the driver's consent: where it happened is not served (docs/PRIVACY.md)
+        e = msgspec.structs.replace(e, lat=None, lon=None)
     return EpisodeView(event_id=e.event_id, type=e.type, grade=e.grade, start_time=_utc(e.start_ms),
                        end_time=_utc(e.end_ms), duration_s=e.duration_s, peak_value=e.peak_value,
                        peak_unit=e.peak_unit, lat=e.lat, lon=e.lon, speed_limit_kmh=e.speed_limit_kmh, band=e.band)
 
 
-def route_view(trip: TripBounds, route: Route, rules: RouteRules, truncated: bool) -> RouteView:
+def route_view(trip: TripBounds, route: Route, rules: RouteRules, truncated: bool,
+               withheld: bool = False) -> RouteView:
     """A GeoJSON Feature; its geometry is null below two points (a LineString needs two, RFC 7946 §3.1.4)."""
     geometry = RouteGeometryView(coordinates=route.coordinates) if len(route.coordinates) >= 2 else None
     return RouteView(geometry=geometry, properties=RoutePropertiesView(
         trip_id=trip.trip_id, driver_id=trip.driver_id, start_time=trip.start_time, end_time=trip.end_time,
         points_in=route.points_in, points_out=len(route.coordinates), points_skipped=route.points_skipped,
-        tolerance_m=route.tolerance_m, max_points=rules.max_points, truncated=truncated))
+        tolerance_m=route.tolerance_m, max_points=rules.max_points, truncated=truncated, positions_withheld=withheld))
 
 
 def _utc(ms: int) -> datetime:

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from domain.privacy import PrivacyState
 from domain.trip_summary import HARSH_KINDS, grade_counts
 
 
@@ -64,20 +65,26 @@ class TripView(msgspec.Struct, kw_only=True):
     end_reason: str
     harsh_by_grade: HarshByGradeView
     quality_flags: list[str] = []
+    private: bool = False
+    positions_withheld: bool = False
 
 
-_TRIP_COLUMNS = tuple(n for n in TripView.__struct_fields__ if n not in ("harsh_by_grade", "quality_flags"))
+_TRIP_COLUMNS = tuple(n for n in TripView.__struct_fields__
+                      if n not in ("harsh_by_grade", "quality_flags", "private", "positions_withheld"))
 
 
-def trip_view(row: Any) -> TripView:
+def trip_view(row: Any, privacy: PrivacyState | None = None) -> TripView:
     """A `trips` row (harsh counts flat: count = medium + high, plus low and high) as the trip view."""
     grades = {
         kind: GradeCountsView(**grade_counts(row[f"harsh_{kind}_count"], row.get(f"harsh_{kind}_low_count", 0),
                                              row.get(f"harsh_{kind}_high_count", 0)))
         for kind in HARSH_KINDS
     }
+    trip_id = row["trip_id"]
     return TripView(**{n: row[n] for n in _TRIP_COLUMNS}, harsh_by_grade=HarshByGradeView(**grades),
-                    quality_flags=list(row.get("quality_flags") or ()))
+                    quality_flags=list(row.get("quality_flags") or ()),
+                    private=privacy is not None and trip_id in privacy.private_trips,
+                    positions_withheld=privacy is not None and privacy.withholds(trip_id))
 
 
 class PageView(msgspec.Struct, kw_only=True):
@@ -195,6 +202,7 @@ class RoutePropertiesView(msgspec.Struct, kw_only=True):
     tolerance_m: float
     max_points: int
     truncated: bool
+    positions_withheld: bool = False
 
 
 class RouteView(msgspec.Struct, kw_only=True):

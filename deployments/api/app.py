@@ -26,7 +26,7 @@ from deployments.api.passwords import PasswordVerifier, ShedLoginsWhenFull
 from deployments.api.recent import Recent
 from deployments.api.request_guard import RequestGuard, body_rule
 from deployments.api.resources import ApiResources
-from deployments.api.routers import auth, drivers, health, metrics, policies, risk, telematics, trips
+from deployments.api.routers import auth, drivers, health, metrics, policies, privacy, risk, telematics, trips
 from deployments.api.routers.admin import router as admin_router
 from deployments.api.warming import warm_cache
 from deployments.console.routes import install_console
@@ -34,12 +34,14 @@ from storage.postgres.admin_queries import PostgresAdminStore
 from storage.postgres.credentials import PostgresCredentials
 from storage.postgres.devices import PostgresDeviceStore
 from storage.postgres.pool import create_pool
+from storage.postgres.privacy import PostgresPrivacyStore
 from storage.postgres.read_models import PostgresDriverReadModels
 from storage.postgres.token_versions import PostgresTokenVersions
 from storage.redis.cache import REDIS_ERRORS, MultiLevelCache
 from storage.redis.client import create_redis
 from storage.redis.invalidation import RedisSessionNotifier
 from storage.redis.login_throttle import RedisLoginThrottle
+from storage.redis.privacy import RedisPrivacyNotifier
 from storage.serve.risk_model import ServeRiskModel
 from usecases.admin import AdminWrites
 from usecases.devices import Devices, DeviceTerms
@@ -49,6 +51,7 @@ from usecases.ports.admin_store import Conflict, MissingReference
 from usecases.ports.clock import SystemClock
 from usecases.ports.login import ThrottleRules
 from usecases.ports.risk_model import RiskModel, RiskModelUnavailable
+from usecases.privacy import PrivacyConsent
 from usecases.sessions import Sessions
 
 _log = get_logger("deployments.api")
@@ -58,8 +61,8 @@ DESCRIPTION = """Telematics usage-based auto insurance. Log in with `POST /api/v
 admins read everything and manage drivers, policies and users under `/api/v1/admin`."""
 
 
-ROUTERS = (auth.router, drivers.router, trips.router, risk.router, policies.router, telematics.router, admin_router,
-           health.router, metrics.router)
+ROUTERS = (auth.router, drivers.router, trips.router, privacy.router, risk.router, policies.router, telematics.router,
+           admin_router, health.router, metrics.router)
 
 
 def create_app(settings: Settings, *, risk_model: RiskModel | None = None) -> FastAPI:
@@ -111,7 +114,9 @@ async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResour
     read_models = PostgresDriverReadModels(pool, settings)
     terms = QueryTerms(ttl_default_s=settings.cache_ttl_default, ttl_score_s=settings.cache_ttl_risk_score,
                        window_days=settings.scoring_window_days)
-    queries = DriverQueries(read_models, cache, risk_model, terms)
+    privacy_store = PostgresPrivacyStore(pool, settings)
+    queries = DriverQueries(read_models, cache, risk_model, terms, privacy_store)
+    privacy_consent = PrivacyConsent(privacy_store, cache, RedisPrivacyNotifier(redis), SystemClock())
     sessions = Sessions(PostgresTokenVersions(pool, settings), RedisSessionNotifier(redis),
                         ttl_s=settings.session_check_ttl_s)
     admin = AdminWrites(PostgresAdminStore(pool, settings), cache, hash_password, sessions)
@@ -127,6 +132,7 @@ async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResour
                                   last_seen_interval_s=settings.device_last_seen_interval_s))
     resources = ApiResources(settings=settings, pool=pool, redis=redis, cache=cache, risk_model=risk_model,
                              queries=queries, admin=admin, login=login, devices=devices, sessions=sessions,
+                             privacy=privacy_consent,
                              metrics_cache=Recent(settings.metrics_cache_s),
                              readiness_cache=Recent(settings.readiness_cache_s))
     resources.cache_listener = asyncio.create_task(cache.listen(others=(sessions,)), name="cache-invalidation")

@@ -27,6 +27,7 @@ from usecases.devices import Devices
 from usecases.driver_queries import DriverQueries
 from usecases.login import LoginPorts
 from usecases.ports.risk_model import RiskModel
+from usecases.privacy import PrivacyConsent
 from usecases.sessions import Sessions
 
 
@@ -42,6 +43,7 @@ class ApiResources:
     login: LoginPorts  # pair throttle (Redis), credentials (PostgreSQL), the capped password verifier, the clock
     devices: Devices  # device keys: admin writes, and the ingest route's cached key check
     sessions: Sessions  # token versions: revocation (docs/SECURITY.md §8)
+    privacy: PrivacyConsent  # consent modes, private trips, erasure (docs/PRIVACY.md)
     cache_listener: asyncio.Task | None = None
     cache_warming: asyncio.Task | None = None
     ingest: IngestProducer | None = None  # created on the first ingest request

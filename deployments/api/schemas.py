@@ -107,6 +107,12 @@ class TripOut(Model):
         default_factory=list,
         description="what the data says about itself, e.g. ignition_off_while_moving: the recording ended at speed",
     )
+    private: bool = Field(default=False, description="the driver marked this trip private (docs/PRIVACY.md)")
+    positions_withheld: bool = Field(
+        default=False,
+        description="its route and positions are not served or streamed (a private trip, the mileage_only mode or an"
+                    " erased driver); its summary still counts in the score",
+    )
 
 
 class FactorOut(Model):
@@ -226,6 +232,8 @@ class RoutePropertiesOut(Model):
     tolerance_m: float = Field(description="Douglas–Peucker tolerance applied (raised to keep ≤ max_points)")
     max_points: int
     truncated: bool = Field(description="the trip had more readings than are read for one route")
+    positions_withheld: bool = Field(default=False, description="the driver's consent withholds this route: no"
+                                                                " geometry (docs/PRIVACY.md)")
 
 
 class TripRouteOut(Model):

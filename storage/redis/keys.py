@@ -19,11 +19,12 @@ INVALIDATE_CHANNEL = "cache:invalidate"  # channel: drivers whose API-visible da
 GENERATION_PREFIX = "cache:gen:"  # counter per driver: the API's L2 generation
 L2_PREFIX = "cache:v1"  # the API's L2 entries: cache:v1:{id}:{gen}:{name}
 LOGIN_PAIR_PREFIX = "login:pair:"  # per (client, username): failures and attempts in flight, with TTLs
+PRIVACY_CHANNEL = "privacy:changed"  # channel: a driver's new privacy state (live feeds withhold positions at once)
 DEVICE_SCOPE_PREFIX = "device:"  # the API cache's scope of one device's credential (in place of a driver id)
 ROLLOUT_PREFIX = "rollout:"  # per target (api, model): the traffic split of a staged rollout (domain/rollout.py)
 
 PREFIXES = (RECENT_PREFIX, DRIVER_CHANNEL_PREFIX, FLEET_CHANNEL, INVALIDATE_CHANNEL, GENERATION_PREFIX, L2_PREFIX,
-            LOGIN_PAIR_PREFIX, DEVICE_SCOPE_PREFIX, ROLLOUT_PREFIX)  # fmt: skip
+            LOGIN_PAIR_PREFIX, DEVICE_SCOPE_PREFIX, ROLLOUT_PREFIX, PRIVACY_CHANNEL)  # fmt: skip
 
 
 def rollout_key(target: str) -> str:

@@ -128,6 +128,14 @@ CASES: list[tuple[str, str, Callable[[], dict] | None, dict[str, int]]] = [
     ("GET", "/api/v1/risk/{d1}/history", None, BY_ID),
     ("GET", "/api/v1/policies/{d1}", None, BY_ID),
     ("GET", "/api/v1/policies/{d1}/quote", None, BY_ID),
+    # privacy (docs/PRIVACY.md): a consent is the driver's own; "full" is D1's mode already, so nothing changes;
+    # marking a trip private in full mode is 409 for its driver, an admin may not act for them (403)
+    ("GET", "/api/v1/drivers/me/privacy", None, OWN),
+    ("PUT", "/api/v1/drivers/me/privacy", lambda: {"mode": "full"}, OWN),
+    ("GET", "/api/v1/drivers/{d1}/privacy", None, BY_ID),
+    ("PUT", "/api/v1/drivers/{d1}/privacy", lambda: {"mode": "full"}, {**BY_ID, "admin": 403}),
+    ("POST", "/api/v1/trips/{trip}/private", None, {**BY_ID, "driver": 409, "admin": 403}),
+    ("POST", "/api/v1/admin/drivers/{victim_driver}/erasure", lambda: {"reason": "authz"}, ADMIN_READ),
     ("GET", "/api/v1/admin/dashboard", None, ADMIN_READ),
     ("GET", "/api/v1/admin/analytics/risk-distribution", None, ADMIN_READ),
     ("GET", "/api/v1/admin/analytics/trips-daily", None, ADMIN_READ),

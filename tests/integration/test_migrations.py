@@ -149,6 +149,8 @@ EXPECTED_TABLES = {
     "schema_migrations": "r",
     "maintenance_runs": "r",
     "token_versions": "r",
+    "driver_privacy": "r",
+    "private_trips": "r",
 }
 
 EXPECTED_INDEXES = {
@@ -178,6 +180,9 @@ EXPECTED_INDEXES = {
     "maintenance_runs_pkey": "(run_id)",
     "maintenance_runs_task_started": "(task, started_at DESC)",
     "token_versions_pkey": "(user_id)",
+    "driver_privacy_pkey": "(driver_id)",
+    "private_trips_pkey": "(trip_id)",
+    "private_trips_driver_id_idx": "(driver_id)",
 }
 
 

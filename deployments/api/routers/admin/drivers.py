@@ -7,9 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from deployments.api.auth import CurrentPrincipal
 from deployments.api.routers.common import DriverIdPath, PageParams, ResourcesDep, not_found
 from deployments.api.schemas import DriverOut, ErrorOut, Page, page_offset
 from deployments.api.schemas_admin import DriverCreate, DriverPatch
+from deployments.api.schemas_privacy import ErasureIn, ErasureOut, privacy_out
+from usecases.privacy import Actor
 
 router = APIRouter(prefix="/drivers", tags=["admin: drivers"])
 CONFLICT = {409: {"model": ErrorOut, "description": "duplicate id/email, or the driver still has a login/policies"}}
@@ -54,3 +57,16 @@ async def delete_driver(driver_id: DriverIdPath, resources: ResourcesDep) -> Res
     if not await resources.admin.delete_driver(driver_id):
         raise not_found(f"driver {driver_id!r}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{driver_id}/erasure", response_model=ErasureOut,
+             summary="Erase a driver's personal data on request (idempotent; docs/PRIVACY.md)")
+async def erase_driver(driver_id: DriverIdPath, body: ErasureIn, principal: CurrentPrincipal,
+                       resources: ResourcesDep) -> ErasureOut:
+    done = await resources.privacy.erase(driver_id, body.reason, Actor(principal.user_id, principal.role))
+    if done is None:
+        raise not_found(f"driver {driver_id!r}")
+    s = done.scrubbed
+    return ErasureOut(**privacy_out(done.state).model_dump(), already_erased=s is None,
+                      readings_deleted=s.readings if s else 0, events_scrubbed=s.events if s else 0,
+                      snapshots_deleted=s.snapshots if s else 0)
