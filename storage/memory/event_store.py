@@ -2,7 +2,8 @@
 
 Same methods and semantics as `PostgresEventStore` — the contract tests run against both: readings stored
 once per (event_id, ts), stream heads compare-and-set with retries skipped, newest snapshot kept, trips
-inserted once, a crash's claim opened once, offsets monotonic, activation data after the snapshot in offset order. A batch is checked
+inserted once, a crash's claim opened once,
+offsets monotonic, activation data after the snapshot in offset order. A batch is checked
 completely before anything is changed, and no `await` separates the check from the change, so a
 conflicting batch leaves no trace, like a rolled-back transaction. Floats of `real` columns come back
 rounded to float32, as from PostgreSQL.

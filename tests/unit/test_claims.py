@@ -75,7 +75,8 @@ async def test_the_claims_driver_answers_once_and_the_second_answer_is_refused(c
     claim = await _opened(claims_backend)
     use = Claims(claims_backend[1], FakeClock())
     user = uuid.uuid4()
-    row = await use.answer(claim, driver_id="d1", user_id=user, confirmed=True, note="yes", may_read=lambda d: d == "d1")
+    row = await use.answer(claim, driver_id="d1", user_id=user, confirmed=True, note="yes",
+                           may_read=lambda d: d == "d1")
     assert row["status"] == "confirmed" and row["decided_by"] == user and row["decided_at"] is not None
     with pytest.raises(ClaimTransitionError):
         await use.answer(claim, driver_id="d1", user_id=user, confirmed=False, note=None, may_read=lambda d: True)
