@@ -25,11 +25,12 @@ from deployments.api.passwords import PasswordVerifier, ShedLoginsWhenFull
 from deployments.api.recent import Recent
 from deployments.api.request_guard import RequestGuard, body_rule
 from deployments.api.resources import ApiResources
-from deployments.api.routers import auth, drivers, health, metrics, policies, risk, telematics, trips
+from deployments.api.routers import auth, claims, drivers, health, metrics, policies, risk, telematics, trips
 from deployments.api.routers.admin import router as admin_router
 from deployments.api.warming import warm_cache
 from deployments.console.routes import install_console
 from storage.postgres.admin_queries import PostgresAdminStore
+from storage.postgres.claims import PostgresClaimStore
 from storage.postgres.credentials import PostgresCredentials
 from storage.postgres.devices import PostgresDeviceStore
 from storage.postgres.pool import create_pool
@@ -41,6 +42,7 @@ from storage.redis.invalidation import RedisSessionNotifier
 from storage.redis.login_throttle import RedisLoginThrottle
 from storage.serve.risk_model import ServeRiskModel
 from usecases.admin import AdminWrites
+from usecases.claims import Claims
 from usecases.devices import Devices, DeviceTerms
 from usecases.driver_queries import DriverQueries, QueryTerms
 from usecases.login import LoginPorts
@@ -57,8 +59,8 @@ DESCRIPTION = """Telematics usage-based auto insurance. Log in with `POST /api/v
 admins read everything and manage drivers, policies and users under `/api/v1/admin`."""
 
 
-ROUTERS = (auth.router, drivers.router, trips.router, risk.router, policies.router, telematics.router, admin_router,
-           health.router, metrics.router)
+ROUTERS = (auth.router, drivers.router, trips.router, risk.router, policies.router, claims.router, telematics.router,
+           admin_router, health.router, metrics.router)
 
 
 def create_app(settings: Settings, *, risk_model: RiskModel | None = None) -> FastAPI:
@@ -123,6 +125,7 @@ async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResour
                                   last_seen_interval_s=settings.device_last_seen_interval_s))
     resources = ApiResources(settings=settings, pool=pool, redis=redis, cache=cache, risk_model=risk_model,
                              queries=queries, admin=admin, login=login, devices=devices, sessions=sessions,
+                             claims=Claims(PostgresClaimStore(pool, settings), SystemClock()),
                              metrics_cache=Recent(settings.metrics_cache_s),
                              readiness_cache=Recent(settings.readiness_cache_s))
     resources.cache_listener = asyncio.create_task(cache.listen(others=(sessions,)), name="cache-invalidation")

@@ -23,6 +23,7 @@ from storage.kafka.ingest import IngestProducer
 from storage.kafka.probe import KafkaProbe
 from storage.redis.cache import MultiLevelCache
 from usecases.admin import AdminWrites
+from usecases.claims import Claims
 from usecases.devices import Devices
 from usecases.driver_queries import DriverQueries
 from usecases.login import LoginPorts
@@ -42,6 +43,7 @@ class ApiResources:
     login: LoginPorts  # pair throttle (Redis), credentials (PostgreSQL), the capped password verifier, the clock
     devices: Devices  # device keys: admin writes, and the ingest route's cached key check
     sessions: Sessions  # token versions: revocation (docs/SECURITY.md §8)
+    claims: Claims  # first notice of loss: claims opened by crashes, the driver's answer
     cache_listener: asyncio.Task | None = None
     cache_warming: asyncio.Task | None = None
     ingest: IngestProducer | None = None  # created on the first ingest request
