@@ -145,3 +145,10 @@ def calibration_deciles(scores: Sequence[float], rates: Sequence[float], claims:
         )
         for k, g in enumerate(groups)
     ]
+
+
+# The score's training reference needs no stored histogram: a score is the percentile of the rate among the
+# training portfolio's predicted rates (docs/MODEL.md §3), so the training population's scores fill the ten
+# deciles of [0, 100] equally by construction.
+SCORE_EDGES: tuple[float, ...] = tuple(float(x) for x in range(10, 100, 10))
+SCORE_REFERENCE: tuple[float, ...] = (0.1,) * 10

@@ -14,7 +14,15 @@ from storage.postgres.event_store import PostgresEventStore
 from storage.postgres.partitions import PartitionCache
 from storage.postgres.pool import create_pool
 from tests.contracts.claims_contract import *  # noqa: F403 - the contract's tests and the `cid` fixture
-from tests.integration.inprocess_api import bearer, drop_seeded, login, open_claim, running_api, seeded_database
+from tests.integration.inprocess_api import (
+    bearer,
+    drop_seeded,
+    insert_scores,
+    login,
+    open_claim,
+    running_api,
+    seeded_database,
+)
 
 D1, D2 = "driver0001", "driver0002"
 
@@ -103,3 +111,25 @@ async def test_bad_input_is_a_4xx_with_a_message(api, claims_settings, method, p
     response = await client.request(method, path, json=body, headers=bearer(token))
     assert response.status_code == expected, response.text
     assert response.json()["detail"]
+
+
+async def test_fairness_and_drift_read_the_scored_drivers_cohorts_and_claims(api, claims_settings):
+    client, tokens = api
+    admin = bearer(tokens["admin"])
+    empty = (await client.get("/api/v1/admin/analytics/drift", params={"days": 1}, headers=admin)).json()
+    assert empty["drivers"] == 0 and empty["score"]["psi"] is None
+    await insert_scores(claims_settings, D1, [95.0])  # both drivers in the top decile: far from training's uniform
+    await insert_scores(claims_settings, D2, [97.0])
+    drift = (await client.get("/api/v1/admin/analytics/drift", params={"days": 1}, headers=admin)).json()
+    assert drift["drivers"] == 2 and drift["score"]["drift"] and drift["score"]["psi"] > drift["threshold"] == 0.2
+    assert drift["score"]["bins"][-1] == {"lower": 90.0, "expected": 0.1, "actual": 1.0}
+    assert drift["inputs"][0]["psi"] is None and "reference" in drift["inputs"][0]["note"]
+    cohorts = (await client.get("/api/v1/admin/analytics/cohorts", params={"days": 1}, headers=admin)).json()
+    dims = {(c["dimension"], c["cohort"]) for c in cohorts["items"]}
+    assert {d for d, _ in dims} == {"age_band", "region"} and cohorts["ratio_band"] == [0.8, 1.25]
+    assert sum(c["drivers"] for c in cohorts["items"] if c["dimension"] == "region") == 2
+    calibration = (await client.get("/api/v1/admin/analytics/calibration", params={"days": 1}, headers=admin)).json()
+    assert calibration["drivers"] == 2 and len(calibration["items"]) == 2
+    assert sum(d["observed_claims"] for d in calibration["items"]) >= 1  # D2's claim, open (not rejected)
+    bad = await client.get("/api/v1/admin/analytics/drift", params={"days": 0}, headers=admin)
+    assert bad.status_code == 422
