@@ -149,6 +149,7 @@ EXPECTED_TABLES = {
     "schema_migrations": "r",
     "maintenance_runs": "r",
     "token_versions": "r",
+    "claims": "r",
 }
 
 EXPECTED_INDEXES = {
@@ -178,6 +179,9 @@ EXPECTED_INDEXES = {
     "maintenance_runs_pkey": "(run_id)",
     "maintenance_runs_task_started": "(task, started_at DESC)",
     "token_versions_pkey": "(user_id)",
+    "claims_pkey": "(claim_id)",
+    "claims_status_occurred_at_idx": "(status, occurred_at DESC)",
+    "claims_driver_id_occurred_at_idx": "(driver_id, occurred_at DESC)",
 }
 
 
