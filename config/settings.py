@@ -218,6 +218,11 @@ class Settings(BaseSettings):
     ml_max_ongoing_requests: int = Field(default=256, ge=1)  # >= ml_batch_size × concurrent batches
     credibility_k_trips: float = Field(default=40.0, gt=0)  # Z = n / (n + k), n = trips in the window
     scoring_window_days: int = Field(default=365, ge=1)
+    # Fairness and drift (docs/SCORING.md): PSI above this is significant drift (industry convention: > 0.2);
+    # a cohort whose mean score or premium is outside [low, high] × the portfolio's is flagged.
+    drift_psi_alert: float = Field(default=0.2, gt=0)
+    cohort_ratio_low: float = Field(default=0.8, gt=0)
+    cohort_ratio_high: float = Field(default=1.25, gt=0)
 
     # -- pipeline shape (DESIGN.md §1)
     num_shards: int = Field(default=4, ge=1)

@@ -121,9 +121,10 @@ class TripRules(msgspec.Struct, frozen=True, kw_only=True):
     # From the issue (product choice, not tuned here); published phone-based crash detectors use
     # thresholds of a few g. Devices that detect a crash themselves send a `crash` reading instead.
     crash_g: float = 2.5
-    # Our choice: 10 s of context either side of the impact (pre-buffer kept only while in a trip).
-    crash_pre_s: float = 10.0
-    crash_post_s: float = 10.0
+    # Issue 16 (first notice of loss): a claim carries the readings of the 30 s before and after the impact
+    # (pre-buffer kept only while in a trip; at 1 Hz ≤ 30 readings each side in the snapshot and the event).
+    crash_pre_s: float = 30.0
+    crash_post_s: float = 30.0
 
     # --- ordering -------------------------------------------------------------------------------------
     # Our choice: phones batch uploads and retries reorder them by a few seconds. Events are delayed by

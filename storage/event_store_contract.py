@@ -57,6 +57,7 @@ class WriteResult:
     events_skipped: int = 0
     snapshots_written: int = 0
     trips_inserted: int = 0
+    claims_opened: int = 0  # claims the batch's crashes opened (domain.claims; a retry opens none)
     elapsed_s: float = 0.0
     readings_s: float = 0.0
     readings_staged: bool = False  # PostgreSQL: duplicates were absorbed through the staging table

@@ -26,11 +26,23 @@ from deployments.api.passwords import PasswordVerifier, ShedLoginsWhenFull
 from deployments.api.recent import Recent
 from deployments.api.request_guard import RequestGuard, body_rule
 from deployments.api.resources import ApiResources
-from deployments.api.routers import auth, drivers, health, metrics, policies, privacy, risk, telematics, trips
+from deployments.api.routers import (
+    auth,
+    claims,
+    drivers,
+    health,
+    metrics,
+    policies,
+    privacy,
+    risk,
+    telematics,
+    trips,
+)
 from deployments.api.routers.admin import router as admin_router
 from deployments.api.warming import warm_cache
 from deployments.console.routes import install_console
 from storage.postgres.admin_queries import PostgresAdminStore
+from storage.postgres.claims import PostgresClaimStore
 from storage.postgres.credentials import PostgresCredentials
 from storage.postgres.devices import PostgresDeviceStore
 from storage.postgres.pool import create_pool
@@ -44,6 +56,7 @@ from storage.redis.login_throttle import RedisLoginThrottle
 from storage.redis.privacy import RedisPrivacyNotifier
 from storage.serve.risk_model import ServeRiskModel
 from usecases.admin import AdminWrites
+from usecases.claims import Claims
 from usecases.devices import Devices, DeviceTerms
 from usecases.driver_queries import DriverQueries, QueryTerms
 from usecases.login import LoginPorts
@@ -61,8 +74,8 @@ DESCRIPTION = """Telematics usage-based auto insurance. Log in with `POST /api/v
 admins read everything and manage drivers, policies and users under `/api/v1/admin`."""
 
 
-ROUTERS = (auth.router, drivers.router, trips.router, privacy.router, risk.router, policies.router, telematics.router,
-           admin_router, health.router, metrics.router)
+ROUTERS = (auth.router, drivers.router, trips.router, privacy.router, risk.router, policies.router, claims.router,
+           telematics.router, admin_router, health.router, metrics.router)
 
 
 def create_app(settings: Settings, *, risk_model: RiskModel | None = None) -> FastAPI:
@@ -133,6 +146,7 @@ async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResour
     resources = ApiResources(settings=settings, pool=pool, redis=redis, cache=cache, risk_model=risk_model,
                              queries=queries, admin=admin, login=login, devices=devices, sessions=sessions,
                              privacy=privacy_consent,
+                             claims=Claims(PostgresClaimStore(pool, settings), SystemClock()),
                              metrics_cache=Recent(settings.metrics_cache_s),
                              readiness_cache=Recent(settings.readiness_cache_s))
     resources.cache_listener = asyncio.create_task(cache.listen(others=(sessions,)), name="cache-invalidation")

@@ -23,6 +23,7 @@ from storage.kafka.ingest import IngestProducer
 from storage.kafka.probe import KafkaProbe
 from storage.redis.cache import MultiLevelCache
 from usecases.admin import AdminWrites
+from usecases.claims import Claims
 from usecases.devices import Devices
 from usecases.driver_queries import DriverQueries
 from usecases.login import LoginPorts
@@ -44,6 +45,7 @@ class ApiResources:
     devices: Devices  # device keys: admin writes, and the ingest route's cached key check
     sessions: Sessions  # token versions: revocation (docs/SECURITY.md §8)
     privacy: PrivacyConsent  # consent modes, private trips, erasure (docs/PRIVACY.md)
+    claims: Claims  # first notice of loss: claims opened by crashes, the driver's answer
     cache_listener: asyncio.Task | None = None
     cache_warming: asyncio.Task | None = None
     ingest: IngestProducer | None = None  # created on the first ingest request

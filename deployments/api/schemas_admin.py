@@ -192,3 +192,59 @@ class TripsDay(Model):
 class TripsDailyOut(Model):
     days: int
     items: list[TripsDay]
+
+
+class PsiBin(Model):
+    lower: float | None = Field(description="inclusive lower edge; null for the first bin")
+    expected: float = Field(description="share of the reference (training) population")
+    actual: float = Field(description="share of the drivers scored in the window")
+
+
+class PsiOut(Model):
+    name: str
+    psi: float | None = Field(description="population stability index; null without a reference or without drivers")
+    drift: bool = Field(description="psi above DRIFT_PSI_ALERT")
+    bins: list[PsiBin]
+    note: str | None = None
+
+
+class DriftOut(Model):
+    days: int
+    drivers: int
+    threshold: float
+    score: PsiOut
+    inputs: list[PsiOut]
+
+
+class CohortOut(Model):
+    dimension: str
+    cohort: str
+    drivers: int
+    mean_score: float | None
+    mean_premium: float | None
+    score_ratio: float | None
+    premium_ratio: float | None
+    flagged: bool = Field(description="a ratio outside [COHORT_RATIO_LOW, COHORT_RATIO_HIGH]")
+
+
+class CohortsOut(Model):
+    days: int
+    drivers: int
+    ratio_band: tuple[float, float]
+    items: list[CohortOut]
+
+
+class CalibrationOut(Model):
+    decile: int
+    drivers: int
+    mean_score: float
+    expected_claims: float
+    observed_claims: int
+    observed_to_expected: float | None
+
+
+class CalibrationListOut(Model):
+    days: int
+    drivers: int
+    claims_source: str
+    items: list[CalibrationOut]

@@ -2,7 +2,8 @@
 
 Same methods and semantics as `PostgresEventStore` — the contract tests run against both: readings stored
 once per (event_id, ts), stream heads compare-and-set with retries skipped, newest snapshot kept, trips
-inserted once, offsets monotonic, activation data after the snapshot in offset order. A batch is checked
+inserted once, a crash's claim opened once,
+offsets monotonic, activation data after the snapshot in offset order. A batch is checked
 completely before anything is changed, and no `await` separates the check from the change, so a
 conflicting batch leaves no trace, like a rolled-back transaction. Floats of `real` columns come back
 rounded to float32, as from PostgreSQL.
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 import msgspec
 
 from domain.batches import NewEvent, PersistBatch, ShardItem, SnapshotRow
+from domain.claims import ClaimOpening, claims_opened
 from domain.trip_summary import TripSummary
 from storage.event_store_contract import (
     DEFAULT_REPLAY_MARGIN_MS,
@@ -42,6 +44,7 @@ class InMemoryEventStore:
         self.streams: dict[str, list[NewEvent]] = {}  # stream -> events, index = version - 1
         self.snapshots: dict[str, SnapshotRow] = {}
         self.trips: dict[uuid.UUID, TripSummary] = {}
+        self.claims: dict[uuid.UUID, ClaimOpening] = {}  # the `claims` table's crash-derived part (opened once)
         self.offsets: dict[tuple[str, str, int], int] = {}
         self.log_times: dict[tuple[str, str, int], int] = {}
         self.timezones: dict[str, str] = {}
@@ -78,6 +81,11 @@ class InMemoryEventStore:
                 if trip.trip_id not in self.trips:
                     self.trips[trip.trip_id] = trip
                     trips += 1
+        claims = 0
+        for opening in claims_opened(batch.events):
+            if opening.claim_id not in self.claims:
+                self.claims[opening.claim_id] = opening
+                claims += 1
         for o in highest_offsets(batch.offsets):
             key = (batch.consumer_group, o.topic, o.partition)
             if o.next_offset > self.offsets.get(key, -1):
@@ -91,6 +99,7 @@ class InMemoryEventStore:
             events_skipped=skipped,
             snapshots_written=written,
             trips_inserted=trips,
+            claims_opened=claims,
             elapsed_s=time.perf_counter() - started,
             readings_s=readings_s,
         )

@@ -21,6 +21,7 @@ import msgspec
 import numpy as np
 
 from domain.batches import NewEvent, PersistBatch, ShardItem, SnapshotRow
+from domain.claims import claims_opened
 from domain.readings import Reading, ReadingType
 from domain.trip_summary import TripSummary
 from storage.event_store_contract import (
@@ -38,6 +39,7 @@ from storage.event_store_contract import (
     versions_to_verify,
 )
 from storage.postgres import event_store_sql as sql
+from storage.postgres.claims import insert_claims
 from storage.postgres.copy_binary import COLUMN_NAMES, encode_readings
 from storage.postgres.partitions import PartitionCache, ensure_for_timestamps
 from storage.postgres.pool import plain
@@ -123,6 +125,7 @@ class PostgresEventStore:
             snapshots = newest_snapshots(s for out in batch.outputs for s in out.snapshots)
             counts["snapshots_written"] = await self._upsert_snapshots(conn, snapshots)
             counts["trips_inserted"] = await self._insert_trips(conn, [t for out in batch.outputs for t in out.trips])
+            counts["claims_opened"] = await insert_claims(conn, claims_opened(batch.events))
             offsets = highest_offsets(batch.offsets)
             if offsets:
                 await conn.execute(

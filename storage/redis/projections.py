@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
 from domain.batches import LivePosition, NewEvent, ShardOutput
+from domain.claims import CRASH_TAG, opening_of_event
 from storage.redis.keys import FLEET_CHANNEL, INVALIDATE_CHANNEL, LUA_APPEND_RECENT, LUA_KEYS, recent_key
 
 FLEET_CHUNK_MESSAGES = 500  # one ws:fleet PUBLISH carries at most this many messages
@@ -58,6 +59,27 @@ class EventMessage(msgspec.Struct, frozen=True):
     event_id: uuid.UUID
     stream_version: int
     payload: Any
+
+
+class ClaimOpenedMessage(msgspec.Struct, frozen=True):
+    """`type` = "claim_opened": the claim a `crash_detected` of this batch opened (first notice of loss). It
+    shares its crash's `seq` and `stream_version` and comes just before it; location and speed are null when
+    unknown."""
+
+    type: str
+    driver_id: str
+    seq: int
+    ts_ms: int
+    stream_version: int
+    claim_id: uuid.UUID
+    crash_event_id: uuid.UUID
+    trip_id: uuid.UUID | None
+    status: str
+    trigger: str
+    peak_g: float
+    lat: float | None
+    lon: float | None
+    speed_kmh: float | None
 
 
 class _OrderKey(msgspec.Struct):
@@ -94,6 +116,15 @@ def event_message(event: NewEvent, payload: Any) -> bytes:
     return _ENCODE(
         EventMessage(event.event_type, event.stream_id, event.seq, event.occurred_at_ms, event.event_id,
                      event.stream_version, payload)
+    )
+
+
+def claim_opened_message(event: NewEvent) -> bytes:
+    """The announcement of the claim a crash event opened (domain.claims names it; the store opened it)."""
+    o = opening_of_event(event)
+    return _ENCODE(
+        ClaimOpenedMessage("claim_opened", o.driver_id, event.seq, o.occurred_at_ms, event.stream_version, o.claim_id,
+                           o.crash_event_id, o.trip_id, "open", o.trigger, o.peak_g, o.lat, o.lon, o.speed_kmh)
     )
 
 
@@ -152,7 +183,12 @@ def _driver_update(driver_id: str, live: LivePosition | None, events: Sequence[N
     keyed: list[tuple[tuple[int, int, int], bytes]] = []
     for event in events:
         payload = msgspec.json.decode(event.payload_json)
-        keyed.append((message_order(event.seq, event.event_type, event.stream_version), event_message(event, payload)))
+        key = message_order(event.seq, event.event_type, event.stream_version)
+        if event.event_type == CRASH_TAG:
+            # The claim shares its crash's order key; it goes first because every other reader breaks that tie by
+            # the type's name ("claim_opened" < "crash_detected": Redis's ZRANGEBYSCORE, the socket's message_key).
+            keyed.append((key, claim_opened_message(event)))
+        keyed.append((key, event_message(event, payload)))
     if live is not None:
         keyed.append((message_order(live.seq, "position"), position_message(live)))
     keyed.sort(key=lambda item: item[0])

@@ -205,3 +205,23 @@ async def execute(settings: Settings, sql: str, *args) -> str:
         return await conn.execute(sql, *args)
     finally:
         await conn.close()
+
+
+async def open_claim(settings: Settings, driver_id: str, at: datetime | None = None) -> uuid.UUID:
+    """A crash of `driver_id` written as the pipeline writes it (PostgresEventStore.write_batch, next stream
+    version), which opens its claim; returns the claim id."""
+    from domain.claims import claim_id
+    from storage.postgres.event_store import PostgresEventStore
+    from storage.postgres.pool import create_pool
+    from tests.contracts.claims_contract import crash_event
+    from tests.contracts.event_store_builders import batch
+
+    at_ms = int((at or datetime.now(UTC)).timestamp() * 1000)
+    pool = await create_pool(settings, application_name="test-open-claim", min_size=1, max_size=1)
+    try:
+        store = PostgresEventStore(pool)
+        crash = crash_event(driver_id, await store.stream_head(driver_id) + 1, at_ms)
+        await store.write_batch(batch(f"claims-{driver_id}", events=[crash]))
+    finally:
+        await pool.close()
+    return claim_id(crash.event_id)

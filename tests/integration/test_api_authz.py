@@ -28,6 +28,7 @@ from tests.integration.inprocess_api import (
     drop_seeded,
     insert_trips,
     login,
+    open_claim,
     running_api,
     seeded_database,
 )
@@ -46,6 +47,7 @@ class World:
     policy_id: str
     user_id: str
     device_id: str
+    claim_id: uuid.UUID
 
     async def admin(self, method: str, path: str, body: dict | None = None) -> dict:
         response = await self.client.request(method, path, json=body, headers=bearer(self.tokens["admin"]))
@@ -67,7 +69,7 @@ async def world(base_settings):
             user_id = next(u["user_id"] for u in users["items"] if u["username"] == D3)
             device = (await client.post("/api/v1/admin/devices", json={"driver_id": D3}, headers=headers)).json()
             yield World(app, client, settings, tokens, trip_id, policy["items"][0]["policy_id"], user_id,
-                        device["device_id"])
+                        device["device_id"], await open_claim(settings, D1))
     finally:
         await drop_seeded(settings)
 
@@ -136,9 +138,19 @@ CASES: list[tuple[str, str, Callable[[], dict] | None, dict[str, int]]] = [
     ("PUT", "/api/v1/drivers/{d1}/privacy", lambda: {"mode": "full"}, {**BY_ID, "admin": 403}),
     ("POST", "/api/v1/trips/{trip}/private", None, {**BY_ID, "driver": 409, "admin": 403}),
     ("POST", "/api/v1/admin/drivers/{victim_driver}/erasure", lambda: {"reason": "authz"}, ADMIN_READ),
+    ("GET", "/api/v1/claims/me", None, OWN),
+    ("GET", "/api/v1/claims/{claim}", None, BY_ID),
+    # a fresh claim of D1 per role: only its driver answers; an admin reads it but may not answer for them
+    ("POST", "/api/v1/claims/{victim_claim}/confirmation", lambda: {"confirmed": True},
+     {"anonymous": 401, "driver": 200, "other_driver": 404, "admin": 403}),
+    ("GET", "/api/v1/admin/claims", None, ADMIN_READ),
+    ("GET", "/api/v1/admin/claims/{claim}", None, ADMIN_READ),
     ("GET", "/api/v1/admin/dashboard", None, ADMIN_READ),
     ("GET", "/api/v1/admin/analytics/risk-distribution", None, ADMIN_READ),
     ("GET", "/api/v1/admin/analytics/trips-daily", None, ADMIN_READ),
+    ("GET", "/api/v1/admin/analytics/drift", None, ADMIN_READ),
+    ("GET", "/api/v1/admin/analytics/cohorts", None, ADMIN_READ),
+    ("GET", "/api/v1/admin/analytics/calibration", None, ADMIN_READ),
     ("GET", "/api/v1/admin/drivers", None, ADMIN_READ),
     ("GET", "/api/v1/admin/drivers/{d1}", None, ADMIN_READ),
     ("POST", "/api/v1/admin/drivers", _new_driver, _admin_only(201)),
@@ -169,7 +181,9 @@ CASES: list[tuple[str, str, Callable[[], dict] | None, dict[str, int]]] = [
                          ids=[f"{m} {t}" for m, t, _, _ in CASES])
 async def test_authorization_matrix(world, role, method, template, body, expected):
     values = {"d1": D1, "d3": D3, "trip": world.trip_id, "policy": world.policy_id, "user": world.user_id,
-              "device": world.device_id}
+              "device": world.device_id, "claim": world.claim_id}
+    if "{victim_claim}" in template:
+        values["victim_claim"] = await open_claim(world.settings, D1)
     for kind in ("driver", "policy", "user", "device"):
         if f"{{victim_{kind}}}" in template:
             values[f"victim_{kind}"] = await _victim(world, kind) if role == "admin" else str(uuid.uuid4())[:8]

@@ -151,6 +151,7 @@ EXPECTED_TABLES = {
     "token_versions": "r",
     "driver_privacy": "r",
     "private_trips": "r",
+    "claims": "r",
 }
 
 EXPECTED_INDEXES = {
@@ -183,6 +184,9 @@ EXPECTED_INDEXES = {
     "driver_privacy_pkey": "(driver_id)",
     "private_trips_pkey": "(trip_id)",
     "private_trips_driver_id_idx": "(driver_id)",
+    "claims_pkey": "(claim_id)",
+    "claims_status_occurred_at_idx": "(status, occurred_at DESC)",
+    "claims_driver_id_occurred_at_idx": "(driver_id, occurred_at DESC)",
 }
 
 

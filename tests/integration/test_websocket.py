@@ -213,6 +213,33 @@ async def test_the_fleet_feed_gives_admins_every_drivers_messages(live):
         await ws.close()
 
 
+async def test_a_crash_announces_its_claim_to_the_drivers_and_the_fleet_viewers(live):
+    from domain.claims import claim_id
+    from tests.contracts.claims_contract import crash_event
+
+    settings, url, (_, _, driver) = live
+    mine = await connect(f"{url}/drivers/{driver}", driver_token(settings, driver))
+    fleet = await connect(f"{url}/fleet", admin_token(settings))
+    try:
+        assert (await next_message(mine))["type"] == "hello" and (await next_message(fleet))["type"] == "hello"
+        crash = crash_event(driver, 1)  # stream version 1, caused by the reading at offset (seq) 1
+        redis = create_redis(settings)
+        try:  # projected exactly as the persistence actor does after the write that opened the claim
+            await publish_batch(redis, [ShardOutput(shard=0, events=[crash])])
+        finally:
+            await redis.aclose()
+        announced = await next_message(mine)
+        assert (announced["type"], announced["claim_id"], announced["seq"]) == (
+            "claim_opened", str(claim_id(crash.event_id)), 1)
+        assert (await next_message(mine))["type"] == "crash_detected"
+        chunk = await next_message(fleet)
+        assert [m["type"] for m in chunk["messages"]] == ["claim_opened", "crash_detected"]
+        assert chunk["messages"][0]["driver_id"] == driver
+    finally:
+        await mine.close()
+        await fleet.close()
+
+
 async def test_open_sockets_do_not_slow_the_apis_http_requests(live, serve_session):
     settings, url, (d0, *_) = live
     serve.run(build_api_app(settings), name=API_APP, route_prefix=API_ROUTE)

@@ -461,7 +461,7 @@ def test_phone_use_under_10_kmh_is_ignored():
 def test_a_crash_carries_pre_and_post_buffers():
     d = driving(seconds=60)
     impact = d.add(speed_kmh=50.0, accel_ms2=-8.0, kind=ReadingType.CRASH)
-    after = d.stop(15)
+    after = d.stop(40)
     d.ignition_off()
     _, events = run(d)
     crashes = of_type(events, "crash_detected")
@@ -469,8 +469,9 @@ def test_a_crash_carries_pre_and_post_buffers():
     crash = crashes[0]
     assert isinstance(crash, CrashDetected)
     assert crash.trigger == "crash_reading" and crash.occurred_at_ms == impact.ts_ms
-    assert [s.ts_ms for s in crash.pre] == [impact.ts_ms - 1000 * k for k in range(10, 0, -1)]
-    assert [s.ts_ms for s in crash.post] == [r.ts_ms for r in after[:10]]
+    # 30 s either side (issue 16's first notice of loss): the 30 readings before, the 30 after
+    assert [s.ts_ms for s in crash.pre] == [impact.ts_ms - 1000 * k for k in range(30, 0, -1)]
+    assert [s.ts_ms for s in crash.post] == [r.ts_ms for r in after[:30]]
     assert crash.trip_id == of_type(events, "trip_started")[0].trip_id
     assert of_type(events, "trip_ended")[0].summary.crash_count == 1
 
@@ -492,17 +493,17 @@ def test_a_crash_outside_a_trip_has_no_trip_and_no_pre_buffer():
     d = Drive()
     d.stop(20)
     d.add(speed_kmh=0.0, kind=ReadingType.CRASH)
-    d.stop(12)
+    d.stop(32)
     _, events = run(d)
     crash = of_type(events, "crash_detected")[0]
-    assert crash.trip_id is None and crash.pre == [] and len(crash.post) == 10
+    assert crash.trip_id is None and crash.pre == [] and len(crash.post) == 30
 
 
 def test_triggers_inside_the_post_window_join_the_same_crash():
     d = driving(seconds=30)
     d.add(speed_kmh=30.0, accel_ms2=-26.0)
     d.add(speed_kmh=0.0, accel_ms2=-40.0)
-    d.stop(20)
+    d.stop(40)
     _, events = run(d)
     crashes = of_type(events, "crash_detected")
     assert len(crashes) == 1 and crashes[0].peak_g == pytest.approx(40.0 / 9.80665)
@@ -545,7 +546,7 @@ def test_a_trip_starts_by_motion_from_positions_when_the_device_sends_no_speed()
 def test_a_crash_reading_without_acceleration_or_speed_is_a_crash_with_unknown_values_kept():
     d = driving(seconds=20)
     impact = d.add(speed_kmh=50.0, kind=ReadingType.CRASH, unknown=("speed_kmh", "accel_ms2", "heading"))
-    d.stop(12)
+    d.stop(32)
     _, events = run(d)
     crash = of_type(events, "crash_detected")[0]
     assert crash.trigger == "crash_reading" and crash.occurred_at_ms == impact.ts_ms

@@ -156,3 +156,20 @@ def test_risk_stream_messages_follow_the_trip_streams_at_their_seq_whatever_the_
                               message_order(5, "premium_quoted", 2))
     assert trip_end < score < quote
     assert message_order(5, "premium_quoted", 2) < message_order(6, "position")
+
+
+def test_a_crash_is_announced_with_the_claim_it_opened_on_the_driver_and_fleet_feeds():
+    from domain.claims import claim_id
+    from tests.contracts.claims_contract import crash_event
+
+    crash = crash_event("d1", 7, 1_767_225_600_000)
+    plan = plan_projection([ShardOutput(shard=0, events=[crash], live=[_live("d1", 7)])])
+    messages = _decoded(plan)
+    assert [m["type"] for m in messages] == ["position", "claim_opened", "crash_detected"]
+    claim = messages[1]
+    assert claim["claim_id"] == str(claim_id(crash.event_id)) and claim["crash_event_id"] == str(crash.event_id)
+    assert (claim["seq"], claim["stream_version"], claim["status"]) == (7, 7, "open")
+    assert (claim["lat"], claim["lon"], claim["speed_kmh"]) == (52.5, 13.4, 41.0)
+    fleet = msgspec.json.decode(plan.fleet_payloads[0])["messages"]
+    assert [m["type"] for m in fleet] == ["position", "claim_opened", "crash_detected"]
+    assert plan.invalidation is None  # a claim changes nothing the API caches
