@@ -32,6 +32,7 @@ from config.fail_closed import (
     refuse_insecure,
 )
 from config.links import PG_SSLMODES, postgres_dsn
+from config.rollout_settings import RolloutSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +43,7 @@ class Environment(StrEnum):
 
 
 
-class Settings(BaseSettings):
+class Settings(RolloutSettings, BaseSettings):
     """Every knob of the system. Units are in the names (`_s`, `_ms`, `_months`)."""
 
     model_config = SettingsConfigDict(
@@ -189,22 +190,6 @@ class Settings(BaseSettings):
     # as drivers there), off in staging and production, where devices post with their own key.
     ingest_driver_tokens: bool | None = None
     device_last_seen_interval_s: float = Field(default=60.0, gt=0)  # a device's last_seen_at written at most so often
-    # Staged rollout (`autoins rollout`, docs/OPERATIONS.md): steps, soak per step, plan §12's triggers judged on the
-    # canary over `rollout_window_s`, and how long the old side stays after 100 %. `rollout_role`/`rollout_app_name`
-    # are set by the rollout on the canary's own settings, never by hand.
-    rollout_steps: str = "10,50,100"
-    rollout_soak_s: float = Field(default=120.0, gt=0)
-    rollout_check_interval_s: float = Field(default=5.0, gt=0)
-    rollout_window_s: float = Field(default=60.0, gt=0)
-    rollout_max_error_rate: float = Field(default=0.01, ge=0, le=1)
-    rollout_max_p95_ms: float = Field(default=300.0, gt=0)
-    rollout_min_requests: int = Field(default=20, ge=1)
-    rollout_keep_old_s: float = Field(default=600.0, ge=0)
-    rollout_split_check_s: float = Field(default=1.0, gt=0)  # each replica reads the split at most this often
-    rollout_forward_timeout_s: float = Field(default=10.0, gt=0)
-    rollout_role: Literal["stable", "canary"] = "stable"
-    rollout_app_name: str = "api"
-    build_version: str = "dev"  # the label of the code a side runs (`autoins rollout --to`), in /health
 
     # -- risk model (issue 6)
     models_dir: Path = Path(".autoins/models")
