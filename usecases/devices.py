@@ -29,6 +29,7 @@ from usecases.ports.device_store import DeviceCredential, DeviceStore
 from usecases.ports.read_models import Row
 
 CREDENTIAL = "credential"  # the cache entry's name in a device's scope
+MAX_DEVICES_PER_DRIVER = 1_000  # the invalidation on a driver change reads at most this many (a driver has a few)
 _ENCODE = msgspec.json.Encoder().encode
 _DECODE = msgspec.json.Decoder(DeviceCredential).decode
 
@@ -108,6 +109,12 @@ class Devices:
         await self.cache.invalidate([device_scope(device_id)])
         return IssuedDevice(row, issued.key)
 
+    async def driver_changed(self, driver_id: str) -> None:
+        """A driver was deactivated or reactivated: its devices' cached credentials are stale on every replica."""
+        _total, rows = await self.store.list_devices(MAX_DEVICES_PER_DRIVER, 0, driver_id, False)
+        if rows:
+            await self.cache.invalidate([device_scope(row["device_id"]) for row in rows])
+
     # -- ingest -------------------------------------------------------------------------------------
 
     async def authenticate(self, key: str) -> DeviceIdentity:
@@ -124,6 +131,8 @@ class Devices:
             raise DeviceKeyRefused("device key rejected: unknown device or wrong key")
         if credential.revoked:
             raise DeviceKeyRefused("device key revoked: ask an administrator for a new device key")
+        if not credential.driver_active:
+            raise DeviceKeyRefused(f"device key refused: driver {credential.driver_id!r} is deactivated")
         await self._note_seen(device_id)
         return DeviceIdentity(device_id, credential.driver_id)
 

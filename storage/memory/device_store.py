@@ -18,6 +18,7 @@ class InMemoryDeviceStore:
         self.rows: dict[uuid.UUID, dict] = {}
         self.credential_reads = 0
         self.seen_writes = 0
+        self.inactive_drivers: set[str] = set()  # drivers.is_active false (the admin store owns it in PostgreSQL)
 
     async def create_device(self, device_id: uuid.UUID, driver_id: str, label: str, key_digest: bytes,
                             at: datetime) -> Row:
@@ -45,7 +46,8 @@ class InMemoryDeviceStore:
         row = self.rows.get(device_id)
         if row is None:
             return None
-        return DeviceCredential(device_id, row["driver_id"], row["key_digest"], row["revoked_at"] is not None)
+        return DeviceCredential(device_id, row["driver_id"], row["key_digest"], row["revoked_at"] is not None,
+                                row["driver_id"] not in self.inactive_drivers)
 
     async def revoke_device(self, device_id: uuid.UUID, at: datetime) -> Row | None:
         row = self.rows.get(device_id)

@@ -59,11 +59,14 @@ class PostgresDeviceStore:
     async def credential(self, device_id: uuid.UUID) -> DeviceCredential | None:
         async with acquire(self.pool, self.settings) as conn:
             row = await conn.fetchrow(
-                "SELECT driver_id, key_digest, revoked_at IS NOT NULL AS revoked FROM devices WHERE device_id = $1",
+                "SELECT d.driver_id, d.key_digest, d.revoked_at IS NOT NULL AS revoked,"
+                " coalesce(r.is_active, false) AS driver_active"
+                " FROM devices d LEFT JOIN drivers r ON r.driver_id = d.driver_id WHERE d.device_id = $1",
                 device_id)  # fmt: skip
         if row is None:
             return None
-        return DeviceCredential(device_id, row["driver_id"], bytes(row["key_digest"]), row["revoked"])
+        return DeviceCredential(device_id, row["driver_id"], bytes(row["key_digest"]), row["revoked"],
+                                row["driver_active"])
 
     async def revoke_device(self, device_id: uuid.UUID, at: datetime) -> Row | None:
         async with acquire(self.pool, self.settings) as conn:

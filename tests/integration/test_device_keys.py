@@ -209,3 +209,25 @@ async def test_where_driver_tokens_are_off_a_driver_is_refused_and_devices_and_a
     assert refused.status_code == 403 and "X-Device-Key" in refused.json()["detail"]
     assert (await post(replicas, device(key), [reading(mine)], name="no_driver_tokens")).status_code == 202
     assert (await post(replicas, replicas.admin(), [reading(mine)], name="no_driver_tokens")).status_code == 202
+
+
+async def test_a_deactivated_driver_s_devices_are_refused_on_every_replica_and_post_again_once_reactivated(replicas):
+    other = replicas.drivers[1]
+    key = (await replicas.register(other))["key"]
+    assert (await post(replicas, device(key), [reading(other)], name="b")).status_code == 202  # cached on b
+    patch = f"/api/v1/admin/drivers/{other}"
+    try:
+        off = await replicas.client("a").patch(patch, json={"is_active": False}, headers=replicas.admin())
+        assert off.status_code == 200 and off.json()["is_active"] is False, off.text
+        started = time.monotonic()
+        while (refused := await post(replicas, device(key), [reading(other)], name="b")).status_code == 202:
+            assert time.monotonic() - started < 1.0, "replica b still accepted a deactivated driver's device after 1 s"
+            await asyncio.sleep(0.05)
+        assert refused.status_code == 401 and "is deactivated" in refused.json()["detail"], refused.text
+    finally:
+        on = await replicas.client("a").patch(patch, json={"is_active": True}, headers=replicas.admin())
+        assert on.status_code == 200, on.text
+    started = time.monotonic()
+    while (accepted := await post(replicas, device(key), [reading(other)], name="b")).status_code != 202:
+        assert time.monotonic() - started < 1.0, f"a reactivated driver's device is still refused: {accepted.text}"
+        await asyncio.sleep(0.05)

@@ -120,3 +120,22 @@ async def test_a_failed_last_seen_write_does_not_refuse_the_device():
 
     store.record_seen = broken  # type: ignore[method-assign]
     assert (await devices.authenticate(issued.key)).driver_id == DRIVER
+
+
+async def test_a_driver_change_drops_its_devices_cached_credentials_so_deactivation_refuses_them_at_once():
+    devices, store, cache, _clock = _devices()
+    first, second = [await devices.register(DRIVER, label) for label in ("a", "b")]
+    others = await devices.register("d2", "")
+    for issued in (first, second, others):
+        await devices.authenticate(issued.key)
+    store.inactive_drivers.add(DRIVER)
+    await devices.authenticate(first.key)  # still cached: nothing told the cache yet
+    await devices.driver_changed(DRIVER)
+    for issued in (first, second):
+        assert (device_scope(issued.row["device_id"]), CREDENTIAL) not in cache.entries
+        with pytest.raises(DeviceKeyRefused, match="driver 'd1' is deactivated"):
+            await devices.authenticate(issued.key)
+    assert (device_scope(others.row["device_id"]), CREDENTIAL) in cache.entries  # another driver's stay cached
+    store.inactive_drivers.discard(DRIVER)
+    await devices.driver_changed(DRIVER)
+    assert (await devices.authenticate(second.key)).driver_id == DRIVER

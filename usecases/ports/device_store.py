@@ -27,6 +27,7 @@ class DeviceCredential(msgspec.Struct, frozen=True):
     driver_id: str
     key_digest: bytes
     revoked: bool
+    driver_active: bool = True  # a deactivated driver's devices are refused, and post again once reactivated
 
 
 class DeviceStore(Protocol):

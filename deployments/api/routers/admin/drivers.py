@@ -46,9 +46,12 @@ async def get_driver(driver_id: DriverIdPath, resources: ResourcesDep) -> Driver
 
 @router.patch("/{driver_id}", response_model=DriverOut, responses=CONFLICT, summary="Change some fields")
 async def patch_driver(driver_id: DriverIdPath, body: DriverPatch, resources: ResourcesDep) -> DriverOut:
-    row = await resources.admin.update_driver(driver_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    row = await resources.admin.update_driver(driver_id, changes)
     if row is None:
         raise not_found(f"driver {driver_id!r}")
+    if "is_active" in changes:  # its devices' keys are refused (or accepted again) from now, on every replica
+        await resources.devices.driver_changed(driver_id)
     return DriverOut.model_validate(dict(row))
 
 
