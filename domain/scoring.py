@@ -134,7 +134,8 @@ def score_events(
     rules_version: str = "",
 ) -> ScoringOutcome:
     """The events of scoring `trip` with `assessment` (the driver's features over the window ending at the
-    trip's end, recorded as `features` with the `rules_version` in force: issue 16 item 5). Pure and deterministic. The premium is `domain.pricing.quote` for the assessment's score
+    trip's end, recorded as `features` with the `rules_version` in force: issue 16 item 5). Pure and
+    deterministic. The premium is `domain.pricing.quote` for the assessment's score
     and `annual_km`, capped against the policy's current premium (guardrails: ±max_change_ratio, clamp).
     Raises ValueError for an assessment of another driver or a score outside 0–100."""
     if assessment.driver_id != trip.driver_id:
