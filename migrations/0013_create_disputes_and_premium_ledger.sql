@@ -13,6 +13,7 @@ CREATE TABLE disputes (
     reason        text        NOT NULL CONSTRAINT disputes_reason_not_empty CHECK (btrim(reason) <> ''),
     opened_by     text        NOT NULL,
     opened_at     timestamptz NOT NULL,
+    adjustment    jsonb       NOT NULL DEFAULT '{}'::jsonb,
     status        text        NOT NULL DEFAULT 'open'
                               CONSTRAINT disputes_status_known CHECK (status IN ('open', 'accepted', 'rejected')),
     note          text        NULL,
@@ -42,7 +43,7 @@ CREATE TABLE premium_ledger (
     model_version    text          NOT NULL,
     feature_hash     text          NOT NULL,
     rules_version    text          NOT NULL,
-    score            numeric(5,2)  NOT NULL,
+    score            double precision NOT NULL,
     band             text          NOT NULL,
     previous_premium numeric(12,2) NULL,
     premium          numeric(12,2) NOT NULL,

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from config.logging import get_logger
+from config.rules import rules_in_force
 from config.settings import Settings
 from deployments.api.auth import TokenCache, hash_password
 from deployments.api.observability import API_POOL, install_observability
@@ -25,13 +26,15 @@ from deployments.api.passwords import PasswordVerifier, ShedLoginsWhenFull
 from deployments.api.recent import Recent
 from deployments.api.request_guard import RequestGuard, body_rule
 from deployments.api.resources import ApiResources
-from deployments.api.routers import auth, drivers, health, metrics, policies, risk, telematics, trips
+from deployments.api.routers import auth, disputes, drivers, health, metrics, policies, risk, telematics, trips
 from deployments.api.routers.admin import router as admin_router
 from deployments.api.warming import warm_cache
 from deployments.console.routes import install_console
+from domain.disputes import DisputeConflict, DisputeRefused
 from storage.postgres.admin_queries import PostgresAdminStore
 from storage.postgres.credentials import PostgresCredentials
 from storage.postgres.devices import PostgresDeviceStore
+from storage.postgres.disputes import PostgresDisputeStore
 from storage.postgres.pool import create_pool
 from storage.postgres.read_models import PostgresDriverReadModels
 from storage.postgres.token_versions import PostgresTokenVersions
@@ -42,6 +45,7 @@ from storage.redis.login_throttle import RedisLoginThrottle
 from storage.serve.risk_model import ServeRiskModel
 from usecases.admin import AdminWrites
 from usecases.devices import Devices, DeviceTerms
+from usecases.disputes import DisputeNotFound, Disputes, DisputeTerms
 from usecases.driver_queries import DriverQueries, QueryTerms
 from usecases.login import LoginPorts
 from usecases.ports.admin_store import Conflict, MissingReference
@@ -57,8 +61,8 @@ DESCRIPTION = """Telematics usage-based auto insurance. Log in with `POST /api/v
 admins read everything and manage drivers, policies and users under `/api/v1/admin`."""
 
 
-ROUTERS = (auth.router, drivers.router, trips.router, risk.router, policies.router, telematics.router, admin_router,
-           health.router, metrics.router)
+ROUTERS = (auth.router, disputes.drivers, drivers.router, trips.router, disputes.trips, risk.router, policies.router,
+           telematics.router, admin_router, disputes.admin, health.router, metrics.router)
 
 
 def create_app(settings: Settings, *, risk_model: RiskModel | None = None) -> FastAPI:
@@ -121,8 +125,13 @@ async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResour
     devices = Devices(PostgresDeviceStore(pool, settings), cache, SystemClock(),
                       DeviceTerms(cache_ttl_s=settings.cache_ttl_default,
                                   last_seen_interval_s=settings.device_last_seen_interval_s))
+    rules = rules_in_force(settings)
+    disputes = Disputes(PostgresDisputeStore(pool), risk_model, cache, SystemClock(),
+                        DisputeTerms(window_days=float(settings.scoring_window_days), rules_version=rules.version,
+                                     rules=rules.pricing))
     resources = ApiResources(settings=settings, pool=pool, redis=redis, cache=cache, risk_model=risk_model,
-                             queries=queries, admin=admin, login=login, devices=devices, sessions=sessions,
+                             queries=queries, disputes=disputes, admin=admin, login=login, devices=devices,
+                             sessions=sessions,
                              metrics_cache=Recent(settings.metrics_cache_s),
                              readiness_cache=Recent(settings.readiness_cache_s))
     resources.cache_listener = asyncio.create_task(cache.listen(others=(sessions,)), name="cache-invalidation")
@@ -158,6 +167,9 @@ async def close_resources(resources: ApiResources) -> None:
 def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(DisputeConflict, _conflict)
+    app.add_exception_handler(DisputeRefused, _missing_reference)  # a 422 whose message says why
+    app.add_exception_handler(DisputeNotFound, _not_found)
     app.add_exception_handler(MissingReference, _missing_reference)
     app.add_exception_handler(RiskModelUnavailable, _model_unavailable)
     for error_type in (*REDIS_ERRORS, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
@@ -190,6 +202,10 @@ async def _validation_error(_request: Request, error: Exception) -> JSONResponse
 
 async def _conflict(_request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
+
+
+async def _not_found(_request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_404_NOT_FOUND)
 
 
 async def _missing_reference(_request: Request, error: Exception) -> JSONResponse:

@@ -24,6 +24,7 @@ from storage.kafka.probe import KafkaProbe
 from storage.redis.cache import MultiLevelCache
 from usecases.admin import AdminWrites
 from usecases.devices import Devices
+from usecases.disputes import Disputes
 from usecases.driver_queries import DriverQueries
 from usecases.login import LoginPorts
 from usecases.ports.risk_model import RiskModel
@@ -38,6 +39,7 @@ class ApiResources:
     cache: MultiLevelCache  # L1 → Redis → PostgreSQL; the ResponseCache port of the handlers
     risk_model: RiskModel
     queries: DriverQueries
+    disputes: Disputes
     admin: AdminWrites
     login: LoginPorts  # pair throttle (Redis), credentials (PostgreSQL), the capped password verifier, the clock
     devices: Devices  # device keys: admin writes, and the ingest route's cached key check
