@@ -3,6 +3,7 @@ domain/premium_ledger.py, domain/rules_version.py)."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from decimal import Decimal
 
@@ -87,7 +88,8 @@ def test_removing_an_episode_never_raises_a_count_nor_goes_below_zero(count, hig
     assert after.harsh_braking_high_count <= summary.harsh_braking_high_count
     speeding = apply_adjustment(summary, {"speeding_moderate_s": taken, "speeding_severe_s": taken})
     assert 0 <= speeding.speeding_moderate_s <= moderate and 0 <= speeding.speeding_severe_s <= severe
-    assert driver_features([after], 365).harsh_braking_per_100km <= driver_features([summary], 365).harsh_braking_per_100km
+    rate = "harsh_braking_per_100km"
+    assert getattr(driver_features([after], 365), rate) <= getattr(driver_features([summary], 365), rate)
 
 
 def test_an_adjustment_of_an_unknown_field_is_refused_whole():
@@ -154,7 +156,7 @@ def test_the_ledger_fold_is_deterministic_and_folding_in_parts_gives_the_whole(d
     if not inside_a_scoring:
         assert first + rest == whole
     assert [e.cause for e in whole][:1] in ([], ["trip"])
-    for before, after in zip(whole, whole[1:], strict=False):
+    for before, after in itertools.pairwise(whole):
         assert after.previous_premium == before.premium  # a chain: each decision starts from the last one
         expected = "dispute" if after.dispute_id else "model_version" if after.model_version != before.model_version \
             else "trip"
