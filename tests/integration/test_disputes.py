@@ -11,7 +11,9 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from autoins.cli import app
 from config.rules import rules_in_force
 from deployments.api.schemas import Page
 from deployments.api.schemas_disputes import DisputeOut, LedgerEntryOut
@@ -220,3 +222,36 @@ async def test_only_a_trips_own_driver_disputes_it_and_only_admins_decide(world)
     client = world[0]
     assert (await client.get("/api/v1/drivers/me/premium-ledger")).status_code == 401
     assert (await _call(world, "admin", "GET", "/api/v1/drivers/me/premium-ledger")).status_code == 404
+
+
+def _explain(settings, tmp_path, *args):
+    env = {"DATABASE_URL": settings.database_url, "MODELS_DIR": str(tmp_path), "LOG_JSON": "false",
+           "COLUMNS": "160"}
+    return CliRunner().invoke(app, ["explain", *args], env=env)
+
+
+def _words(output: str) -> str:
+    """The output as words: table borders gone, whitespace runs one space."""
+    return " ".join(output.translate({ord(c): " " for c in "│┃"}).split())
+
+
+def test_explain_prints_the_decision_in_force_and_says_what_cannot_be_recomputed(world, tmp_path):
+    """Sync on purpose: the command runs its own event loop. Runs after the accepted dispute above."""
+    settings = world[1]
+    now = _explain(settings, tmp_path, A)
+    assert now.exit_code == 0, now.output
+    out = _words(now.output)
+    assert "cause dispute" in out and "braking-1" in out and rules_in_force(settings).version in out
+    assert "harsh_braking_per_100km 10" in out  # the recorded input, without the disputed episode
+    assert "690.00" in out and "600.40" in out  # previous and new premium, recorded and recomputed
+    assert "feature hash of the recorded features: same" in out and "premium recomputed: same" in out
+    assert "model artifact braking-1 is no longer available" in out and "not reproduced" in out
+    trip_end = datetime.now(UTC) - timedelta(minutes=30)  # the trip ended an hour ago, the dispute just now
+    then = _words(_explain(settings, tmp_path, A, "--at", trip_end.isoformat()).output)
+    assert "cause trip" in then and "harsh_braking_per_100km 15" in then and "cap (±max_change_ratio) applied" in then
+    unknown = _explain(settings, tmp_path, "driver9999")
+    assert unknown.exit_code == 1 and "unknown driver 'driver9999'" in unknown.output
+    bad = _explain(settings, tmp_path, A, "--at", "yesterday")
+    assert bad.exit_code == 2 and "is not a time" in bad.output
+    early = _explain(settings, tmp_path, A, "--at", "2000-01-01")
+    assert early.exit_code == 1 and "has no score decided at or before 2000-01-01" in early.output
