@@ -149,6 +149,8 @@ EXPECTED_TABLES = {
     "schema_migrations": "r",
     "maintenance_runs": "r",
     "token_versions": "r",
+    "disputes": "r",
+    "premium_ledger": "r",
 }
 
 EXPECTED_INDEXES = {
@@ -178,6 +180,12 @@ EXPECTED_INDEXES = {
     "maintenance_runs_pkey": "(run_id)",
     "maintenance_runs_task_started": "(task, started_at DESC)",
     "token_versions_pkey": "(user_id)",
+    "disputes_pkey": "(dispute_id)",
+    "disputes_episode_id_key": "(episode_id)",
+    "disputes_driver_id_opened_at_idx": "(driver_id, opened_at DESC)",
+    "disputes_open_idx": "(opened_at) WHERE",
+    "premium_ledger_pkey": "(entry_id)",
+    "premium_ledger_driver_id_stream_version_key": "(driver_id, stream_version)",
 }
 
 
