@@ -17,18 +17,17 @@ import msgspec
 from domain.batches import NewEvent
 from domain.disputes import dispute_event_id
 from domain.events import DisputeDecided, DisputeOpened, DisputeRescored, DomainEvent, decode_event, encode_event
-from domain.features import FEATURE_NAMES
 from domain.premium_ledger import LedgerEntry
-from domain.scoring import UNKNOWN_SEQ, PolicyTerms, risk_stream_id, window_start_ms
+from domain.scoring import UNKNOWN_SEQ, risk_stream_id, window_start_ms
 from domain.trip_episodes import EPISODE_TAGS
 from domain.trip_summary import TripSummary
 from storage.postgres.event_store import append_events, trip_summary_of
 from storage.postgres.event_store_sql import ms_to_ts, ts_to_ms
 from storage.postgres.partitions import PartitionCache, ensure_for_timestamps
-from storage.postgres.policies import active_policies
+from storage.postgres.policies import active_policies, policy_terms
 from storage.postgres.pool import plain
 from storage.postgres.premium_ledger import ledger_page, write_ledger
-from storage.postgres.score_store import LOAD_WINDOWS, TRIP_SELECT
+from storage.postgres.score_store import LOAD_WINDOWS, TRIP_SELECT, explanation_json
 from usecases.ports.dispute_store import DisputeRecord, RescoreInputs
 from usecases.ports.score_store import StalePolicy
 
@@ -140,9 +139,7 @@ class PostgresDisputeStore:
                 rows = await conn.fetch(LOAD_WINDOWS, [driver_id], [window_start_ms(end_ms, window_days)], [end_ms])
                 trips = [trip_summary_of(r) for r in rows]
         row = policy_rows.get(driver_id)
-        policy = None if row is None else PolicyTerms(
-            policy_id=plain(row["policy_id"]), base_premium=row["base_premium"],
-            current_premium=row["current_premium"], per_km_rate=row["per_km_rate"], currency=row["currency"])
+        policy = None if row is None else policy_terms(row)
         return RescoreInputs(None if disputed is None else trip_summary_of(disputed), end_ms, trips, policy)
 
     async def decide(self, decided: DisputeDecided, rescored: DisputeRescored | None,
@@ -185,10 +182,7 @@ async def _append(conn: asyncpg.Connection, events: list) -> list[int]:
 
 
 async def _write_rescore(conn: asyncpg.Connection, r: DisputeRescored) -> None:
-    explanation = msgspec.json.encode({
-        "top_factors": r.top_factors, "rate": r.rate, "model_rate": r.model_rate, "prior_rate": r.prior_rate,
-        "features": dict(zip(FEATURE_NAMES, r.features, strict=True)), "dispute_id": r.dispute_id,
-    }).decode()
+    explanation = explanation_json(r, dispute_id=r.dispute_id).decode()
     await conn.execute(INSERT_RESCORE, r.event_id, r.driver_id, r.window_end_ms, r.score, r.band, r.model_version,
                        r.feature_hash, r.credibility, r.trip_id, r.rules_version, explanation)
     if r.policy_id is not None:

@@ -20,15 +20,15 @@ import asyncpg
 import msgspec
 
 from domain.batches import NewEvent
-from domain.events import PremiumQuoted, RiskScored, decode_event, encode_event, event_type
+from domain.events import DisputeRescored, PremiumQuoted, RiskScored, decode_event, encode_event, event_type
 from domain.features import FEATURE_NAMES
-from domain.scoring import UNKNOWN_SEQ, EndedTrip, PolicyTerms, ScoringOutcome, risk_stream_id
+from domain.scoring import UNKNOWN_SEQ, EndedTrip, ScoringOutcome, risk_stream_id
 from domain.trip_summary import TripSummary
 from storage.postgres import event_store_sql as es
 from storage.postgres.event_store import append_events, trip_summary_of
 from storage.postgres.event_store_sql import ms_to_ts, ts_to_ms
 from storage.postgres.partitions import PartitionCache, ensure_for_timestamps
-from storage.postgres.policies import active_policies
+from storage.postgres.policies import active_policies, policy_terms
 from storage.postgres.pool import plain
 from storage.postgres.premium_ledger import write_ledger
 from storage.score_store_rules import check_trip_order, first_per_policy, is_stale, last_per_policy
@@ -184,16 +184,7 @@ class PostgresScoreStore:
             by_driver[r["driver_id"]].append(
                 trip_summary_of(r)
             )
-        policies = {
-            r["driver_id"]: PolicyTerms(
-                policy_id=plain(r["policy_id"]),
-                base_premium=r["base_premium"],
-                current_premium=r["current_premium"],
-                per_km_rate=r["per_km_rate"],
-                currency=r["currency"],
-            )
-            for r in policy_rows
-        }
+        policies = {r["driver_id"]: policy_terms(r) for r in policy_rows}
         return ScoringInputs(by_driver, policies)
 
     async def write_scores(self, outcomes: Sequence[ScoringOutcome]) -> ScoreWriteResult:
@@ -230,7 +221,7 @@ class PostgresScoreStore:
 # -- helpers ---------------------------------------------------------------------------------------------
 
 
-def explanation_json(event: RiskScored) -> bytes:
+def explanation_json(event: RiskScored | DisputeRescored, **extra: object) -> bytes:
     """`risk_scores.explanation`: the top factors and the rates the score maps from, and the model's input
     features by name when the event recorded them (issue 16 item 5: `autoins explain` recomputes from them)."""
     explanation: dict[str, object] = {
@@ -238,6 +229,7 @@ def explanation_json(event: RiskScored) -> bytes:
         "rate": event.rate,
         "model_rate": event.model_rate,
         "prior_rate": event.prior_rate,
+        **extra,
     }
     if event.features:
         explanation["features"] = dict(zip(FEATURE_NAMES, event.features, strict=True))
