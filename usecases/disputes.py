@@ -72,7 +72,7 @@ class Disputes:
                 return DisputeRecord(event, "open")
             except ConcurrencyConflict:
                 continue
-        raise ConcurrencyConflict(f"the risk stream of {driver_id} kept moving; retry")
+        raise DisputeConflict(f"the risk stream of {driver_id} kept moving while filing; retry")
 
     async def get(self, dispute_id: uuid.UUID, may_read: Callable[[str], bool]) -> DisputeRecord:
         record = await self.store.get(dispute_id)
