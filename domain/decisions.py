@@ -14,7 +14,7 @@ from decimal import Decimal
 import msgspec
 import numpy as np
 
-from domain.events import DisputeRescored, PremiumQuoted, RiskScored
+from domain.events import DisputeRescored, PremiumForecast, PremiumQuoted, RiskScored
 from domain.features import FEATURE_NAMES, feature_hash
 from domain.pricing import PricingRules, Quote, quote
 
@@ -89,3 +89,23 @@ def requote(decision: Decision, rules: PricingRules, score: float | None = None)
                                      else rules.per_km_rate, currency=decision.currency or rules.currency)
     return quote(decision.score if score is None else score, decision.annual_km,
                  previous_premium=decision.previous_premium, rules=tariff)
+
+
+def rescore_as_quote(event: DisputeRescored, rules: PricingRules) -> PremiumQuoted | None:
+    """An accepted dispute's re-score in the shape of the quote it is: the premium, previous premium, cap and clamp
+    as decided, the forecast to the better band priced from the same inputs. None without a premium. Lets the API's
+    quote show the decision in force whether a trip or a dispute made it."""
+    decision = decision_of(event)
+    q = requote(decision, rules)
+    if q is None or event.policy_id is None or event.premium is None or event.raw_premium is None:
+        return None
+    return PremiumQuoted(
+        event_id=event.event_id, driver_id=event.driver_id, trip_id=event.trip_id, occurred_at_ms=event.occurred_at_ms,
+        policy_id=event.policy_id, model_version=event.model_version, score=event.score, band=event.band,
+        previous_premium=event.previous_premium, premium=event.premium, raw_premium=event.raw_premium,
+        currency=event.currency or q.currency, annual_km=event.annual_km, cap_applied=event.cap_applied,
+        clamp_applied=event.clamp_applied,
+        forecast=PremiumForecast(better_band=q.better_band, score_drop_to_better_band=q.score_drop_to_better_band,
+                                 premium_at_better_band=q.premium_at_better_band,
+                                 saving_at_better_band=q.saving_at_better_band),
+        base_premium=event.base_premium, per_km_rate=event.per_km_rate, rules_version=event.rules_version)

@@ -127,13 +127,19 @@ def _rescore(event, policy, score=40.0):
                     policy=policy, rules=DEFAULT_RULES, rules_version="rules-x", at_ms=T0 + 3 * DAY_MS)
 
 
-async def test_an_accepted_decision_writes_the_trip_policy_and_ledger_once(new_backend: NewBackend):
-    b = await new_backend()
+async def _open_scored_and_priced(b: DisputeBackend):
+    """A scored trip of d1 with a braking disputed, and d1's policy at 700.00."""
     trip, episode = await _arranged(b)
     policy = await b.add_policy("d1", Decimal("700.00"))
     await b.add_score("d1", trip.end_ms)
     event = _opened(trip, episode)
     await b.store.open(event)
+    return trip, policy, event
+
+
+async def test_an_accepted_decision_writes_the_trip_policy_and_ledger_once(new_backend: NewBackend):
+    b = await new_backend()
+    trip, policy, event = await _open_scored_and_priced(b)
     decision = decided(event, accept=True, note="dashcam", decided_by="admin-1", at_ms=T0 + 3 * DAY_MS)
     rescore = _rescore(event, policy)
     adjusted = apply_adjustment(trip, event.adjustment)
@@ -153,11 +159,7 @@ async def test_an_accepted_decision_writes_the_trip_policy_and_ledger_once(new_b
 
 async def test_a_decision_against_a_moved_policy_is_stale_and_writes_nothing(new_backend: NewBackend):
     b = await new_backend()
-    trip, episode = await _arranged(b)
-    policy = await b.add_policy("d1", Decimal("700.00"))
-    await b.add_score("d1", trip.end_ms)
-    event = _opened(trip, episode)
-    await b.store.open(event)
+    trip, policy, event = await _open_scored_and_priced(b)
     moved = PolicyTerms(policy_id=policy.policy_id, base_premium=policy.base_premium,
                         current_premium=Decimal("650.00"), per_km_rate=policy.per_km_rate, currency=policy.currency)
     decision = decided(event, accept=True, note="ok", decided_by="admin-1", at_ms=T0 + 3 * DAY_MS)

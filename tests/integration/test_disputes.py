@@ -134,6 +134,8 @@ async def test_an_accepted_dispute_reprices_within_the_cap_and_the_ledger_shows_
     assert Decimal(str(active["current_premium"])) == latest.premium
     score = (await _call(world, A, "GET", "/api/v1/risk/me/score")).json()
     assert score["score"] == pytest.approx(latest.score)
+    quote = (await _call(world, A, "GET", "/api/v1/policies/me/quote")).json()  # the decision, not a re-pricing
+    assert (Decimal(str(quote["premium"])), Decimal(str(quote["previous_premium"]))) == (latest.premium, previous)
     async with pool.acquire() as conn:
         trip = await conn.fetchrow("SELECT harsh_braking_count, harsh_braking_high_count FROM trips WHERE trip_id = $1",
                                    trips[A])

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from config.rules import rules_in_force
 from config.settings import Settings
+from domain.decisions import rescore_as_quote
 from domain.disputes import (
     DisputeRefused,
     apply_adjustment,
@@ -173,3 +174,16 @@ def test_the_rules_version_is_stable_and_names_every_threshold():
     wider = RulesInForce(pricing=base.pricing, detectors=base.detectors,
                          scoring=ScoringTerms(window_days=base.scoring.window_days + 1, k_trips=base.scoring.k_trips))
     assert len({base.version, tighter.version, dearer.version, wider.version}) == 4
+
+
+def test_an_accepted_disputes_rescore_is_the_quote_in_force_as_decided():
+    stream = _stream([70.0], ["m-1"], dispute_score=50.0)
+    rescore = stream[-1][1]
+    quoted = rescore_as_quote(rescore, DEFAULT_RULES)
+    assert quoted is not None and quoted.event_id == rescore.event_id
+    assert (quoted.premium, quoted.previous_premium, quoted.cap_applied) == (
+        rescore.premium, rescore.previous_premium, rescore.cap_applied)
+    assert (quoted.trip_id, quoted.model_version, quoted.rules_version) == (TRIP, "m-1", "rules-x")
+    assert quoted.forecast.better_band == "B"  # 50 is band C: the forecast is priced from the same inputs
+    unpriced = msgspec.structs.replace(rescore, policy_id=None, premium=None)
+    assert rescore_as_quote(unpriced, DEFAULT_RULES) is None
