@@ -19,6 +19,7 @@ from typing import Any
 import ray
 
 from actors.common import ActorContext
+from config.rules import rules_in_force
 from domain.pricing import DEFAULT_RULES, PricingRules
 from domain.scoring import EndedTrip
 from storage.postgres.partitions import PartitionCache
@@ -58,6 +59,7 @@ class RiskScorer:
             publisher=_OnFirstUse(self._publisher),
             window_days=float(settings.scoring_window_days),
             rules=rules,
+            rules_version=rules_in_force(settings, rules, self.ctx.trip_rules).version,
             clock=clock,
             retry=self._retry,
             max_trips=MAX_TRIPS_PER_ROUND,

@@ -14,6 +14,7 @@ from autoins.demo import demo_command
 from autoins.detection_report import detection_report_command
 from autoins.dlq_commands import dlq_app
 from autoins.errors import UserFacingError
+from autoins.explain import explain_command
 from autoins.maintenance_commands import maintenance_app
 from autoins.replay import replay_command
 from autoins.rollout import rollout_command
@@ -49,6 +50,9 @@ app.command("stop", help="Stop the running system (pipeline, Serve apps, and the
 app.command("demo", help="Pipeline + simulated fleet, watched live until drained.")(demo_command)
 app.command("simulate")(simulate_command)
 app.command("replay")(replay_command)
+app.command("explain", help="A driver's score and premium decision at a time, recomputed and compared.")(
+    explain_command
+)
 app.command("dashboards", help="Grafana dashboard JSON generated from code (print, --write, --check).")(
     dashboards_command
 )

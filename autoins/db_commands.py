@@ -49,7 +49,7 @@ def _shown_url(settings: Settings) -> str:
 
 
 @asynccontextmanager
-async def _connected(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+async def connected(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     url = _shown_url(settings)
     try:
         conn = await connect(settings, application_name="autoins-cli")
@@ -116,7 +116,7 @@ def migrate_command(
     async def body() -> None:
         if create_db:
             await _create_database(settings)
-        async with _connected(settings) as conn:
+        async with connected(settings) as conn:
             applied = await apply_migrations(conn, settings.migrations_dir)
             if applied:
                 for version in applied:
@@ -169,7 +169,7 @@ def partitions_ensure() -> None:
     settings = settings_from_env()
 
     async def body() -> None:
-        async with _connected(settings) as conn:
+        async with connected(settings) as conn:
             await _require_schema(conn)
             now = datetime.now(UTC)
             created = await ensure_window(conn, now, settings.retention_months, settings.partitions_ahead_months)
@@ -185,7 +185,7 @@ def partitions_list() -> None:
     settings = settings_from_env()
 
     async def body() -> None:
-        async with _connected(settings) as conn:
+        async with connected(settings) as conn:
             await _require_schema(conn)
             infos = await list_partitions(conn)
         table = Table("partition", "UTC month", "state", "rows (est.)", "size")
@@ -221,7 +221,7 @@ def partitions_retain(
     archive_dir = settings.archive_dir.resolve()
 
     async def body() -> None:
-        async with _connected(settings) as conn:
+        async with connected(settings) as conn:
             await _require_schema(conn)
             now = datetime.now(UTC)
             plan = await plan_retention(conn, now, settings.retention_months)
@@ -270,7 +270,7 @@ def partitions_restore(
     async def body() -> None:
         _, manifest_file = archive_paths(archive_file)
         manifest = read_manifest(manifest_file)
-        async with _connected(settings) as conn:
+        async with connected(settings) as conn:
             await _require_schema(conn)
             inserted = await restore(conn, archive_file)
         console.print(
@@ -289,7 +289,7 @@ def require_current_schema(settings: Settings) -> None:
     """Refuse to start the pipeline on a database that lacks migrations this code needs (one line)."""
 
     async def check() -> None:
-        async with _connected(settings) as conn:
+        async with connected(settings) as conn:
             applied = set(await applied_versions(conn))
         pending = [m for m in _load(settings.migrations_dir) if m.version not in applied]
         if pending:

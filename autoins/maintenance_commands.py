@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from autoins.cli_support import console, settings_from_env, user_errors
-from autoins.db_commands import _connected, _run_db, require_current_schema
+from autoins.db_commands import _run_db, connected, require_current_schema
 from autoins.errors import UserFacingError
 from domain.maintenance import MaintenanceTask, RunOutcome
 from storage.postgres.maintenance import PostgresMaintenance
@@ -46,7 +46,7 @@ def maintenance_run(
     require_current_schema(settings)  # names any pending migration (maintenance_runs is 0011's)
 
     async def body() -> list[RunResult]:
-        async with _connected(settings) as conn:
+        async with connected(settings) as conn:
             store = PostgresMaintenance(conn, settings.archive_dir.resolve())
             return await run_tasks(store, tasks, maintenance_rules(settings), _now)
 

@@ -6,7 +6,9 @@ import msgspec
 
 from config.settings import Settings
 from domain.batch_sizing import BatchSizingRules
-from domain.rules import ValidationRules
+from domain.pricing import DEFAULT_RULES, PricingRules
+from domain.rules import TripRules, ValidationRules
+from domain.rules_version import RulesInForce, ScoringTerms
 
 
 def validation_rules(settings: Settings) -> ValidationRules:
@@ -28,3 +30,13 @@ def batch_sizing_rules(settings: Settings) -> BatchSizingRules:
         max_linger_s=settings.consumer_linger_ms / 1000,
         idle_wait_s=settings.consumer_idle_wait_ms / 1000,
     )
+
+
+def rules_in_force(settings: Settings, pricing: PricingRules = DEFAULT_RULES,
+                   detectors: TripRules | None = None) -> RulesInForce:
+    """The rules a score and premium depend on besides the model: the pricing terms, the detector thresholds the
+    shards run (TripRules' defaults, as actors.common builds them) and the scoring terms of these settings. Its
+    `version` is recorded with every decision (domain.rules_version)."""
+    return RulesInForce(pricing=pricing, detectors=detectors if detectors is not None else TripRules(),
+                        scoring=ScoringTerms(window_days=float(settings.scoring_window_days),
+                                             k_trips=float(settings.credibility_k_trips)))

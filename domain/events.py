@@ -150,6 +150,10 @@ class RiskScored(DomainEventBase, frozen=True, kw_only=True, tag="risk_scored"):
     prior_rate: float
     credibility: float
     top_factors: tuple[FactorContribution, ...] = ()
+    # Issue 16 item 5: what is needed to recompute the decision. `features` in FEATURE_NAMES order (the model's
+    # input, hashed into `feature_hash`); `rules_version` per domain.rules_version. Empty in older events.
+    rules_version: str = ""
+    features: tuple[float, ...] = ()
 
     @property
     def scored_at_ms(self) -> int:
@@ -184,6 +188,63 @@ class PremiumQuoted(DomainEventBase, frozen=True, kw_only=True, tag="premium_quo
     cap_applied: bool
     clamp_applied: bool
     forecast: PremiumForecast = PremiumForecast()
+    # Issue 16 item 5: the policy's tariff the quote used, and the rules version; None / "" in older events.
+    base_premium: Decimal | None = None
+    per_km_rate: Decimal | None = None
+    rules_version: str = ""
+
+
+class DisputeOpened(DomainEventBase, frozen=True, kw_only=True, tag="dispute_opened"):
+    """A driver contests one episode (`episode_id`, a harsh or speeding event) of their trip `trip_id`.
+    `occurred_at_ms` is when it was filed (server time: a person's act, not a device's). `adjustment` is what
+    accepting it removes from the trip's summary (domain.disputes.episode_adjustment). Stream `risk:{driver_id}`."""
+
+    dispute_id: uuid.UUID
+    episode_id: uuid.UUID
+    episode_type: str
+    reason: str
+    opened_by: str
+    adjustment: dict[str, float] = {}
+
+
+class DisputeDecided(DomainEventBase, frozen=True, kw_only=True, tag="dispute_decided"):
+    """An admin accepted or rejected dispute `dispute_id` with a note, at `occurred_at_ms` (server time)."""
+
+    dispute_id: uuid.UUID
+    decision: Literal["accepted", "rejected"]
+    note: str
+    decided_by: str
+
+
+class DisputeRescored(DomainEventBase, frozen=True, kw_only=True, tag="dispute_rescored"):
+    """The driver re-scored after dispute `dispute_id` was accepted: the features of the window ending at
+    `window_end_ms` (their latest scored trip's end) without the episode, the model version in force, and, with an
+    active policy, the premium requoted against the current one (±cap, clamp: domain.pricing). The premium fields
+    are None without a policy. `occurred_at_ms` is the decision's time."""
+
+    dispute_id: uuid.UUID
+    window_end_ms: int
+    model_version: str
+    feature_hash: str
+    rules_version: str
+    features: tuple[float, ...]
+    score: float
+    band: str
+    rate: float
+    model_rate: float
+    prior_rate: float
+    credibility: float
+    top_factors: tuple[FactorContribution, ...] = ()
+    policy_id: uuid.UUID | None = None
+    annual_km: float = 0.0
+    base_premium: Decimal | None = None
+    per_km_rate: Decimal | None = None
+    previous_premium: Decimal | None = None
+    premium: Decimal | None = None
+    raw_premium: Decimal | None = None
+    currency: str | None = None
+    cap_applied: bool = False
+    clamp_applied: bool = False
 
 
 class PrivacyModeChanged(DomainEventBase, frozen=True, kw_only=True, tag="privacy_mode_changed"):
@@ -230,6 +291,9 @@ DomainEvent = (
     | PrivacyModeChanged
     | TripMarkedPrivate
     | DriverErased
+    | DisputeOpened
+    | DisputeDecided
+    | DisputeRescored
 )
 
 EVENT_TYPES: dict[str, type[DomainEventBase]] = {
@@ -249,6 +313,9 @@ EVENT_TYPES: dict[str, type[DomainEventBase]] = {
         PrivacyModeChanged,
         TripMarkedPrivate,
         DriverErased,
+        DisputeOpened,
+        DisputeDecided,
+        DisputeRescored,
     )
 }
 

@@ -130,9 +130,12 @@ def score_events(
     annual_km: float,
     policy: PolicyTerms | None,
     rules: PricingRules,
+    features: Sequence[float] = (),
+    rules_version: str = "",
 ) -> ScoringOutcome:
     """The events of scoring `trip` with `assessment` (the driver's features over the window ending at the
-    trip's end). Pure and deterministic. The premium is `domain.pricing.quote` for the assessment's score
+    trip's end, recorded as `features` with the `rules_version` in force: issue 16 item 5). Pure and
+    deterministic. The premium is `domain.pricing.quote` for the assessment's score
     and `annual_km`, capped against the policy's current premium (guardrails: ±max_change_ratio, clamp).
     Raises ValueError for an assessment of another driver or a score outside 0–100."""
     if assessment.driver_id != trip.driver_id:
@@ -151,6 +154,8 @@ def score_events(
         prior_rate=assessment.prior_rate,
         credibility=assessment.credibility,
         top_factors=tuple(assessment.top_factors),
+        rules_version=rules_version,
+        features=tuple(float(x) for x in features),
     )
     if policy is None:
         return ScoringOutcome(scored)
@@ -177,6 +182,9 @@ def score_events(
             premium_at_better_band=q.premium_at_better_band,
             saving_at_better_band=q.saving_at_better_band,
         ),
+        base_premium=q.base_premium,
+        per_km_rate=q.per_km_rate,
+        rules_version=rules_version,
     )
     return ScoringOutcome(scored, quoted)
 
@@ -185,17 +193,24 @@ def score_driver_trips(
     scored: Sequence[tuple[EndedTrip, RiskAssessment, float]],
     policy: PolicyTerms | None,
     rules: PricingRules,
+    *,
+    features: Sequence[Sequence[float]] | None = None,
+    rules_version: str = "",
 ) -> list[ScoringOutcome]:
     """One driver's trips, each with its assessment and annual km, in `trip_order`: their outcomes, the premium
     chained through them (trip N+1 is capped against trip N's premium; the first against the policy's current
-    premium). Pure. Raises ValueError for trips of several drivers or out of order."""
+    premium). `features`, when given, are each trip's model input (recorded in its events). Pure. Raises
+    ValueError for trips of several drivers or out of order."""
     if len({trip.driver_id for trip, _, _ in scored}) > 1:
         raise ValueError("score_driver_trips takes one driver's trips")
     if [trip_order(t) for t, _, _ in scored] != sorted(trip_order(t) for t, _, _ in scored):
         raise ValueError("score_driver_trips takes trips in end order")
+    if features is not None and len(features) != len(scored):
+        raise ValueError(f"{len(features)} feature vectors for {len(scored)} trips")
     outcomes = []
-    for trip, assessment, annual_km in scored:
-        outcome = score_events(assessment, trip, annual_km=annual_km, policy=policy, rules=rules)
+    for i, (trip, assessment, annual_km) in enumerate(scored):
+        outcome = score_events(assessment, trip, annual_km=annual_km, policy=policy, rules=rules,
+                               features=features[i] if features is not None else (), rules_version=rules_version)
         if policy is not None and outcome.premium_quoted is not None:
             policy = msgspec.structs.replace(policy, current_premium=outcome.premium_quoted.premium)
         outcomes.append(outcome)

@@ -26,7 +26,8 @@ from typing import Any
 import msgspec
 
 from domain import pricing
-from domain.events import PremiumQuoted
+from domain.decisions import rescore_as_quote
+from domain.events import DisputeRescored, PremiumQuoted
 from domain.features import driver_features
 from domain.pricing import PricingRules, Quote
 from domain.privacy import PrivacyState
@@ -162,7 +163,7 @@ class DriverQueries:
                 return None
             current = decode_score(body)
             basis = await self.read_models.quote_basis(driver_id)
-            stored = stored_quote_for(current, basis)
+            stored = stored_quote_for(current, basis, self.terms.rules)
             if stored is not None:
                 return encode(quote_from_stored(driver_id, stored, basis.policy, self.terms.rules))
             annual_km = await self._window_annual_km(driver_id, basis.latest_trip_end_ms)
@@ -218,9 +219,12 @@ class DriverQueries:
         return driver_features(trips, days).annual_km
 
 
-def stored_quote_for(current: RiskScoreView, basis: QuoteBasis) -> PremiumQuoted | None:
-    """The stored quote when it belongs to the current score (same trip and model) and the active policy."""
+def stored_quote_for(current: RiskScoreView, basis: QuoteBasis, rules: PricingRules) -> PremiumQuoted | None:
+    """The stored quote when it belongs to the current score (same trip and model) and the active policy; an
+    accepted dispute's re-score is the quote it made (domain.decisions.rescore_as_quote)."""
     stored, policy = basis.stored_quote, basis.policy
+    if isinstance(stored, DisputeRescored):
+        stored = rescore_as_quote(stored, rules)
     if stored is None or policy is None or current.source != "scored" or stored.policy_id != policy.policy_id:
         return None
     if stored.trip_id != current.trip_id or stored.model_version != current.model_version:

@@ -71,6 +71,7 @@ class ScoringRound:
     publisher: ScorePublisher
     window_days: float
     rules: PricingRules = DEFAULT_RULES
+    rules_version: str = ""  # domain.rules_version of `rules` and the thresholds in force, recorded per decision
     clock: Clock = field(default_factory=SystemClock)
     retry: Retry = no_retry
     max_trips: int = 2_000
@@ -95,7 +96,8 @@ class ScoringRound:
         spans = [_span(d, ts, self.window_days) for d, ts in trips.items()]
         inputs = await self.retry(lambda: self.store.load_inputs(spans), "load scoring inputs")
         laps.lap("load")
-        requests, annual_km = [], []
+        requests: list[ScoreRequest] = []
+        annual_km: list[float] = []
         for driver, driver_trips in trips.items():
             for trip in driver_trips:
                 features = driver_features(
@@ -108,7 +110,7 @@ class ScoringRound:
         laps.lap("model")
         policies, stale = inputs.policies, 0
         while True:
-            outcomes = _outcomes(trips, assessments, annual_km, policies, self.rules)
+            outcomes = _outcomes(trips, assessments, annual_km, policies, self.rules, requests, self.rules_version)
             try:
                 result = await self.retry(lambda o=outcomes: self.store.write_scores(o), "write risk scores")
                 break
@@ -177,13 +179,15 @@ def _span(driver: str, trips: Sequence[EndedTrip], window_days: float) -> TripSp
     return TripSpan(driver, window_start_ms(trips[0].end_ms, window_days), trips[-1].end_ms)
 
 
-def _outcomes(trips, assessments, annual_km, policies, rules) -> list[ScoringOutcome]:
+def _outcomes(trips, assessments, annual_km, policies, rules, requests, rules_version) -> list[ScoringOutcome]:
     outcomes: list[ScoringOutcome] = []
     i = 0
     for driver, driver_trips in trips.items():
         n = len(driver_trips)
         chain = list(zip(driver_trips, assessments[i : i + n], annual_km[i : i + n], strict=True))
-        outcomes += score_driver_trips(chain, policies.get(driver), rules)
+        outcomes += score_driver_trips(chain, policies.get(driver), rules,
+                                       features=[r.features for r in requests[i : i + n]],
+                                       rules_version=rules_version)
         i += n
     return outcomes
 

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from config.logging import get_logger
+from config.rules import rules_in_force
 from config.settings import Settings
 from deployments.api.auth import TokenCache, hash_password
 from deployments.api.canary import CanaryRouter
@@ -29,6 +30,7 @@ from deployments.api.resources import ApiResources
 from deployments.api.routers import (
     auth,
     claims,
+    disputes,
     drivers,
     health,
     metrics,
@@ -41,10 +43,12 @@ from deployments.api.routers import (
 from deployments.api.routers.admin import router as admin_router
 from deployments.api.warming import warm_cache
 from deployments.console.routes import install_console
+from domain.disputes import DisputeConflict, DisputeRefused
 from storage.postgres.admin_queries import PostgresAdminStore
 from storage.postgres.claims import PostgresClaimStore
 from storage.postgres.credentials import PostgresCredentials
 from storage.postgres.devices import PostgresDeviceStore
+from storage.postgres.disputes import PostgresDisputeStore
 from storage.postgres.pool import create_pool
 from storage.postgres.privacy import PostgresPrivacyStore
 from storage.postgres.read_models import PostgresDriverReadModels
@@ -58,6 +62,7 @@ from storage.serve.risk_model import ServeRiskModel
 from usecases.admin import AdminWrites
 from usecases.claims import Claims
 from usecases.devices import Devices, DeviceTerms
+from usecases.disputes import DisputeNotFound, Disputes, DisputeTerms
 from usecases.driver_queries import DriverQueries, QueryTerms
 from usecases.login import LoginPorts
 from usecases.ports.admin_store import Conflict, MissingReference
@@ -74,8 +79,9 @@ DESCRIPTION = """Telematics usage-based auto insurance. Log in with `POST /api/v
 admins read everything and manage drivers, policies and users under `/api/v1/admin`."""
 
 
-ROUTERS = (auth.router, drivers.router, trips.router, privacy.router, risk.router, policies.router, claims.router,
-           telematics.router, admin_router, health.router, metrics.router)
+ROUTERS = (auth.router, disputes.drivers, drivers.router, trips.router, disputes.trips, privacy.router, risk.router,
+           policies.router, claims.router, telematics.router, admin_router, disputes.admin, health.router,
+           metrics.router)
 
 
 def create_app(settings: Settings, *, risk_model: RiskModel | None = None) -> FastAPI:
@@ -143,9 +149,13 @@ async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResour
     devices = Devices(PostgresDeviceStore(pool, settings), cache, SystemClock(),
                       DeviceTerms(cache_ttl_s=settings.cache_ttl_default,
                                   last_seen_interval_s=settings.device_last_seen_interval_s))
+    rules = rules_in_force(settings)
+    disputes = Disputes(PostgresDisputeStore(pool), risk_model, cache, SystemClock(),
+                        DisputeTerms(window_days=float(settings.scoring_window_days), rules_version=rules.version,
+                                     rules=rules.pricing))
     resources = ApiResources(settings=settings, pool=pool, redis=redis, cache=cache, risk_model=risk_model,
-                             queries=queries, admin=admin, login=login, devices=devices, sessions=sessions,
-                             privacy=privacy_consent,
+                             queries=queries, disputes=disputes, admin=admin, login=login, devices=devices,
+                             sessions=sessions, privacy=privacy_consent,
                              claims=Claims(PostgresClaimStore(pool, settings), SystemClock()),
                              metrics_cache=Recent(settings.metrics_cache_s),
                              readiness_cache=Recent(settings.readiness_cache_s))
@@ -182,6 +192,9 @@ async def close_resources(resources: ApiResources) -> None:
 def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(DisputeConflict, _conflict)
+    app.add_exception_handler(DisputeRefused, _missing_reference)  # a 422 whose message says why
+    app.add_exception_handler(DisputeNotFound, _not_found)
     app.add_exception_handler(MissingReference, _missing_reference)
     app.add_exception_handler(RiskModelUnavailable, _model_unavailable)
     for error_type in (*REDIS_ERRORS, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
@@ -214,6 +227,10 @@ async def _validation_error(_request: Request, error: Exception) -> JSONResponse
 
 async def _conflict(_request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
+
+
+async def _not_found(_request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_404_NOT_FOUND)
 
 
 async def _missing_reference(_request: Request, error: Exception) -> JSONResponse:

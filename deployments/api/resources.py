@@ -25,6 +25,7 @@ from storage.redis.cache import MultiLevelCache
 from usecases.admin import AdminWrites
 from usecases.claims import Claims
 from usecases.devices import Devices
+from usecases.disputes import Disputes
 from usecases.driver_queries import DriverQueries
 from usecases.login import LoginPorts
 from usecases.ports.risk_model import RiskModel
@@ -40,6 +41,7 @@ class ApiResources:
     cache: MultiLevelCache  # L1 → Redis → PostgreSQL; the ResponseCache port of the handlers
     risk_model: RiskModel
     queries: DriverQueries
+    disputes: Disputes
     admin: AdminWrites
     login: LoginPorts  # pair throttle (Redis), credentials (PostgreSQL), the capped password verifier, the clock
     devices: Devices  # device keys: admin writes, and the ingest route's cached key check

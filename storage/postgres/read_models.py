@@ -16,7 +16,7 @@ from datetime import datetime
 import asyncpg
 
 from config.settings import Settings
-from domain.events import PremiumQuoted, decode_event
+from domain.events import DisputeRescored, PremiumQuoted, decode_event
 from domain.scoring import PolicyTerms, risk_stream_id
 from domain.trip_summary import TripSummary
 from storage.postgres.event_store import trip_summary_of
@@ -104,7 +104,8 @@ SELECT d.known, p.policy_id, p.base_premium, p.current_premium, p.per_km_rate, p
 FROM (SELECT EXISTS (SELECT 1 FROM drivers WHERE driver_id = $1) AS known) d
 LEFT JOIN LATERAL ({ACTIVE_POLICIES.replace("$1::text[]", "ARRAY[$1::text]")}) p ON true
 LEFT JOIN LATERAL (SELECT e.payload::text AS payload FROM domain_events e
-                   WHERE e.stream_id = $2 AND e.event_type = 'premium_quoted'
+                   WHERE e.stream_id = $2 AND (e.event_type = 'premium_quoted'
+                         OR e.event_type = 'dispute_rescored' AND e.payload->>'premium' IS NOT NULL)
                    ORDER BY e.stream_version DESC LIMIT 1) q ON true
 LEFT JOIN LATERAL (SELECT {ts_to_ms("max(end_time)")} AS end_ms FROM trips WHERE driver_id = $1) t ON true
 """
@@ -120,7 +121,7 @@ async def quote_basis(conn: asyncpg.Connection, driver_id: str) -> tuple[bool, Q
                              current_premium=row["current_premium"], per_km_rate=row["per_km_rate"],
                              currency=row["currency"])
     stored = decode_event(row["stored_quote"]) if row["stored_quote"] is not None else None
-    if stored is not None and not isinstance(stored, PremiumQuoted):  # cannot happen: filtered by event_type
+    if stored is not None and not isinstance(stored, PremiumQuoted | DisputeRescored):  # filtered by event_type
         stored = None
     return bool(row["known"]), QuoteBasis(policy, stored, row["latest_trip_end_ms"])
 

@@ -20,15 +20,17 @@ import asyncpg
 import msgspec
 
 from domain.batches import NewEvent
-from domain.events import PremiumQuoted, RiskScored, decode_event, encode_event, event_type
-from domain.scoring import UNKNOWN_SEQ, EndedTrip, PolicyTerms, ScoringOutcome, risk_stream_id
+from domain.events import DisputeRescored, PremiumQuoted, RiskScored, decode_event, encode_event, event_type
+from domain.features import FEATURE_NAMES
+from domain.scoring import UNKNOWN_SEQ, EndedTrip, ScoringOutcome, risk_stream_id
 from domain.trip_summary import TripSummary
 from storage.postgres import event_store_sql as es
 from storage.postgres.event_store import append_events, trip_summary_of
 from storage.postgres.event_store_sql import ms_to_ts, ts_to_ms
 from storage.postgres.partitions import PartitionCache, ensure_for_timestamps
-from storage.postgres.policies import active_policies
+from storage.postgres.policies import active_policies, policy_terms
 from storage.postgres.pool import plain
+from storage.postgres.premium_ledger import write_ledger
 from storage.score_store_rules import check_trip_order, first_per_policy, is_stale, last_per_policy
 from usecases.ports.score_store import (
     ScoreWriteResult,
@@ -42,7 +44,7 @@ __all__ = ["PostgresScoreStore", "ScoreWriteResult", "StalePolicy", "StoredRiskE
 
 _TRIP_FIELDS = [n for n, _ in es.TRIP_COLUMNS]
 _TIME_COLUMNS = {"start_ms": "t.start_time", "end_ms": "t.end_time"}
-_TRIP_SELECT = ", ".join(
+TRIP_SELECT = ", ".join(
     f"{ts_to_ms(_TIME_COLUMNS[n])} AS {n}" if n in _TIME_COLUMNS else f"t.{n}" for n in _TRIP_FIELDS
 )
 
@@ -51,7 +53,7 @@ _TRIP_SELECT = ", ".join(
 # OFFSET 0 keeps each lateral subquery an index probe on trips (driver_id, start_time, end_time) (same fence as
 # event_store_sql.LOAD_READINGS).
 LOAD_WINDOWS = f"""
-SELECT {_TRIP_SELECT}
+SELECT {TRIP_SELECT}
 FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS w(driver_id, from_ms, to_ms)
 CROSS JOIN LATERAL (
     SELECT * FROM trips t
@@ -65,13 +67,13 @@ ORDER BY t.driver_id, t.start_time, t.trip_id
 
 INSERT_SCORES = f"""
 INSERT INTO risk_scores (score_id, driver_id, scored_at, score, band, model_version, feature_hash, credibility,
-                         trip_id, explanation)
+                         trip_id, rules_version, explanation)
 SELECT s.score_id, s.driver_id, {ms_to_ts("s.scored_at_ms")}, s.score, s.band, s.model_version, s.feature_hash,
-       s.credibility, s.trip_id, convert_from(s.explanation, 'UTF8')::jsonb
+       s.credibility, s.trip_id, nullif(s.rules_version, ''), convert_from(s.explanation, 'UTF8')::jsonb
 FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::float8[], $5::text[], $6::text[], $7::text[], $8::float8[],
-            $9::uuid[], $10::bytea[])
+            $9::uuid[], $10::text[], $11::bytea[])
      AS s(score_id, driver_id, scored_at_ms, score, band, model_version, feature_hash, credibility, trip_id,
-          explanation)
+          rules_version, explanation)
 ORDER BY s.score_id
 ON CONFLICT (score_id) DO NOTHING
 RETURNING score_id
@@ -182,16 +184,7 @@ class PostgresScoreStore:
             by_driver[r["driver_id"]].append(
                 trip_summary_of(r)
             )
-        policies = {
-            r["driver_id"]: PolicyTerms(
-                policy_id=plain(r["policy_id"]),
-                base_premium=r["base_premium"],
-                current_premium=r["current_premium"],
-                per_km_rate=r["per_km_rate"],
-                currency=r["currency"],
-            )
-            for r in policy_rows
-        }
+        policies = {r["driver_id"]: policy_terms(r) for r in policy_rows}
         return ScoringInputs(by_driver, policies)
 
     async def write_scores(self, outcomes: Sequence[ScoringOutcome]) -> ScoreWriteResult:
@@ -209,6 +202,7 @@ class PostgresScoreStore:
                 quotes = [o.premium_quoted for o in fresh if o.premium_quoted is not None]
                 await _check_policies(conn, first_per_policy(quotes))
                 stored = await _append(conn, fresh)
+                await write_ledger(conn, [(stored[e.event_id].stream_version, e) for o in fresh for e in o.events()])
                 policies_updated = 0
                 if quotes:
                     last = last_per_policy(quotes)
@@ -227,22 +221,25 @@ class PostgresScoreStore:
 # -- helpers ---------------------------------------------------------------------------------------------
 
 
-def explanation_json(event: RiskScored) -> bytes:
-    """`risk_scores.explanation`: the top factors and the rates the score maps from."""
-    return msgspec.json.encode(
-        {
-            "top_factors": event.top_factors,
-            "rate": event.rate,
-            "model_rate": event.model_rate,
-            "prior_rate": event.prior_rate,
-        }
-    )
+def explanation_json(event: RiskScored | DisputeRescored, **extra: object) -> bytes:
+    """`risk_scores.explanation`: the top factors and the rates the score maps from, and the model's input
+    features by name when the event recorded them (issue 16 item 5: `autoins explain` recomputes from them)."""
+    explanation: dict[str, object] = {
+        "top_factors": event.top_factors,
+        "rate": event.rate,
+        "model_rate": event.model_rate,
+        "prior_rate": event.prior_rate,
+        **extra,
+    }
+    if event.features:
+        explanation["features"] = dict(zip(FEATURE_NAMES, event.features, strict=True))
+    return msgspec.json.encode(explanation)
 
 
 # Column arrays in the order of the statements' parameters.
 _SCORE_FIELDS = (
     "event_id", "driver_id", "occurred_at_ms", "score", "band", "model_version", "feature_hash", "credibility",
-    "trip_id",
+    "trip_id", "rules_version",
 )  # fmt: skip
 _POLICY_FIELDS = ("policy_id", "premium", "score", "band", "driver_id", "occurred_at_ms")
 

@@ -173,6 +173,18 @@ CASES: list[tuple[str, str, Callable[[], dict] | None, dict[str, int]]] = [
     ("POST", "/api/v1/admin/devices/{victim_device}/revoke", None, ADMIN_READ),
     # no valid reading (so nothing reaches Kafka): the admin gets past authorization to the body's 422
     ("POST", "/api/v1/admin/telematics/import", lambda: {"readings": [1]}, _admin_only(422)),
+    # disputes (issue 16): only the trip's driver files one (an admin too is a 404; the driver's is "no such
+    # episode", the trip having none); deciding is admin-only (an unknown dispute: past authorization to the 404)
+    ("GET", "/api/v1/drivers/me/disputes", None, OWN),
+    ("GET", "/api/v1/drivers/me/premium-ledger", None, OWN),
+    ("GET", "/api/v1/drivers/{d1}/disputes", None, BY_ID),
+    ("GET", "/api/v1/drivers/{d1}/premium-ledger", None, BY_ID),
+    ("POST", "/api/v1/trips/{trip}/disputes", lambda: {"episode_id": str(uuid.uuid4()), "reason": "authz"},
+     {"anonymous": 401, "driver": 404, "other_driver": 404, "admin": 404}),
+    ("GET", "/api/v1/admin/disputes", None, ADMIN_READ),
+    ("GET", "/api/v1/admin/disputes/{dispute}", None, _admin_only(404)),
+    ("POST", "/api/v1/admin/disputes/{dispute}/decision", lambda: {"decision": "accepted", "note": "authz"},
+     _admin_only(404)),
 ]
 
 
@@ -181,7 +193,7 @@ CASES: list[tuple[str, str, Callable[[], dict] | None, dict[str, int]]] = [
                          ids=[f"{m} {t}" for m, t, _, _ in CASES])
 async def test_authorization_matrix(world, role, method, template, body, expected):
     values = {"d1": D1, "d3": D3, "trip": world.trip_id, "policy": world.policy_id, "user": world.user_id,
-              "device": world.device_id, "claim": world.claim_id}
+              "device": world.device_id, "claim": world.claim_id, "dispute": uuid.uuid4()}
     if "{victim_claim}" in template:
         values["victim_claim"] = await open_claim(world.settings, D1)
     for kind in ("driver", "policy", "user", "device"):

@@ -152,6 +152,8 @@ EXPECTED_TABLES = {
     "driver_privacy": "r",
     "private_trips": "r",
     "claims": "r",
+    "disputes": "r",
+    "premium_ledger": "r",
 }
 
 EXPECTED_INDEXES = {
@@ -187,6 +189,12 @@ EXPECTED_INDEXES = {
     "claims_pkey": "(claim_id)",
     "claims_status_occurred_at_idx": "(status, occurred_at DESC)",
     "claims_driver_id_occurred_at_idx": "(driver_id, occurred_at DESC)",
+    "disputes_pkey": "(dispute_id)",
+    "disputes_episode_id_key": "(episode_id)",
+    "disputes_driver_id_opened_at_idx": "(driver_id, opened_at DESC)",
+    "disputes_open_idx": "(opened_at) WHERE",
+    "premium_ledger_pkey": "(entry_id)",
+    "premium_ledger_driver_id_stream_version_key": "(driver_id, stream_version)",
 }
 
 

@@ -19,6 +19,7 @@ from storage.postgres.event_store import append_events, insert_trips
 from storage.postgres.event_store_sql import ms_to_ts
 from storage.postgres.partitions import ensure_for_timestamps
 from storage.postgres.pool import create_pool, drop_database, plain
+from storage.postgres.premium_ledger import stored_ledger, stream_ledger
 from storage.postgres.score_store import PostgresScoreStore
 from tests.contracts.score_store_contract import *  # noqa: F403 (the contract's test functions)
 from tests.contracts.score_store_contract import History
@@ -26,7 +27,7 @@ from tests.integration.fixtures_db import create_migrated_database
 
 pytestmark = pytest.mark.timeout(300)
 
-TABLES = "risk_scores, policies, drivers, trips, domain_events, streams, telematics_events"
+TABLES = "risk_scores, policies, drivers, trips, domain_events, streams, telematics_events, premium_ledger, disputes"
 SCORE_COLUMNS = (
     "score_id",
     "driver_id",
@@ -129,6 +130,11 @@ class PostgresBackend:
             plain(r["policy_id"]): (r["current_premium"], _float(r["last_score"]), r["last_band"])
             for r in await self.pool.fetch("SELECT * FROM policies")
         }
+        # The premium ledger is the fold of the risk events compared above: whatever crashes and orders a run had,
+        # the table written round by round equals the ledger a replay of the log gives.
+        async with self.pool.acquire() as conn:
+            for (driver_id,) in await conn.fetch("SELECT DISTINCT driver_id FROM premium_ledger"):
+                assert await stored_ledger(conn, driver_id) == await stream_ledger(conn, driver_id), driver_id
         return History(scores, events, policies)
 
 

@@ -28,9 +28,11 @@ from pydantic import SecretStr
 from actors.risk_scorer import RiskScorer
 from autoins.pipeline import pipeline_status, start_pipeline, stop_pipeline, wait_until_drained
 from config.names import RISK_APP, WS_APP
+from config.rules import rules_in_force
+from config.settings import Settings
 from deployments.ws_protocol import client_subprotocols
 from domain.events import PremiumQuoted, RiskScored, decode_event
-from domain.features import driver_features
+from domain.features import FEATURE_NAMES, driver_features
 from domain.risk_assessment import ScoreRequest
 from domain.scoring import EndedTrip, risk_stream_id, window_start_ms, window_trips
 from domain.trip_summary import TripSummary
@@ -48,6 +50,7 @@ from usecases.ports.score_store import TripSpan
 pytestmark = pytest.mark.timeout(600)
 NOW = datetime.now(UTC)
 INITIAL_PREMIUM = Decimal("600.00")
+RULES_VERSION = rules_in_force(Settings()).version  # the scorer's: default pricing, detectors and scoring terms
 
 
 # -- the model ---------------------------------------------------------------------------------------------
@@ -401,7 +404,7 @@ async def check_postgres(url: str, every: dict, without_policy: set[str], versio
     """One score per trip end, in trip order in the driver's risk stream, the premium chained through them."""
     rows = await fetch(
         url,
-        "SELECT driver_id, trip_id, score, band, model_version, credibility, explanation::text "
+        "SELECT driver_id, trip_id, score, band, model_version, credibility, rules_version, explanation::text "
         "AS explanation, (extract(epoch FROM scored_at) * 1000)::bigint AS at FROM risk_scores",
     )
     by_trip = {r["trip_id"]: r for r in rows}
@@ -413,7 +416,9 @@ async def check_postgres(url: str, every: dict, without_policy: set[str], versio
             assert (row["driver_id"], row["model_version"], row["at"]) == (driver, version, end_ms)
             assert 0 <= row["credibility"] <= 1 and 0 <= row["score"] <= 100
             explanation = msgspec.json.decode(row["explanation"])
-            assert set(explanation) == {"top_factors", "rate", "model_rate", "prior_rate"}
+            assert set(explanation) == {"top_factors", "rate", "model_rate", "prior_rate", "features"}
+            assert set(explanation["features"]) == set(FEATURE_NAMES)  # the model input by name (jsonb: any order)
+            assert row["rules_version"] == RULES_VERSION  # the scorer records the rules in force with each score
 
         events = await risk_events(url, driver)
         scored = [e for e in events if isinstance(e, RiskScored)]

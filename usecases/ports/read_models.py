@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from domain.events import PremiumQuoted
+from domain.events import DisputeRescored, PremiumQuoted
 from domain.scoring import PolicyTerms
 from domain.trip_summary import TripSummary
 
@@ -34,10 +34,11 @@ class RowsPage:
 @dataclass(frozen=True, slots=True)
 class QuoteBasis:
     """What a quote needs besides the score: the active policy (storage.postgres.policies' rule), the latest
-    `premium_quoted` of the driver's risk stream, and the end (device time, epoch ms) of their latest trip."""
+    `premium_quoted` (or an accepted dispute's `dispute_rescored` with a premium) of the driver's risk stream, and
+    the end (device time, epoch ms) of their latest trip."""
 
     policy: PolicyTerms | None
-    stored_quote: PremiumQuoted | None
+    stored_quote: PremiumQuoted | DisputeRescored | None
     latest_trip_end_ms: int | None
 
 
