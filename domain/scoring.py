@@ -151,6 +151,7 @@ def score_events(
         prior_rate=assessment.prior_rate,
         credibility=assessment.credibility,
         top_factors=tuple(assessment.top_factors),
+        mileage_only=assessment.mileage_only,
     )
     if policy is None:
         return ScoringOutcome(scored)
