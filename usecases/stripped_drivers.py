@@ -3,7 +3,7 @@ once per reading (`domain.privacy.strip_drivers`), reloaded from the privacy rea
 
 Bounded: one query per `refresh_s` per consumer, never one per batch (the ingest hot path stays a set lookup). A
 consent change committed at time T is applied to every batch prepared after T + `refresh_s` (+ the reload query's
-own time): that is the worst-case delay docs/PRIVACY.md states and tests/integration/test_mileage_only.py checks.
+own time): the worst-case delay docs/PRIVACY.md §3 states (tests/unit/test_mileage_only.py checks it).
 A reload that cannot reach the store waits it out through `retry` rather than run on a stale set: the pipeline
 cannot persist without PostgreSQL anyway, and a stale set could store a position the driver withdrew.
 """
