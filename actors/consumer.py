@@ -31,6 +31,8 @@ from config.rules import batch_sizing_rules
 from domain.batch_sizing import BatchTarget, PollObservation, caught_up_target, next_target
 from domain.log_time import IdleTicker, LogClock
 from storage.postgres.event_store import PostgresEventStore
+from storage.postgres.privacy import PostgresPrivacyStore
+from usecases.stripped_drivers import StrippedDrivers
 
 
 @dataclass
@@ -86,6 +88,15 @@ class IngestConsumer:
         self.sizing = batch_sizing_rules(settings)
         self.target: BatchTarget = caught_up_target(self.sizing)
         self.backlog = 0
+        self.stripped: StrippedDrivers | None = None  # built with the pool, on first use
+
+    async def _stripped_drivers(self) -> frozenset[str]:
+        """The mileage_only/erased drivers, as of at most PRIVACY_REFRESH_S ago (usecases.stripped_drivers)."""
+        if self.stripped is None:
+            store = PostgresPrivacyStore(await self.ctx.pool(max_size=1), self.ctx.settings)
+            self.stripped = StrippedDrivers(store, self.ctx.settings.privacy_refresh_s,
+                                            retry=lambda op, what: self.ctx.retry(op, what=what))
+        return await self.stripped.current()
 
     # -- the loop ------------------------------------------------------------------------------------
     @ray.method(max_task_retries=-1)
@@ -149,8 +160,10 @@ class IngestConsumer:
         now = time.monotonic()
         for partition in {m.partition() for m in messages}:
             self.ticker.seen(partition, now)
+        stripped = await self._stripped_drivers()
         prepared = await self.kafka.call(
-            prepare_batch, messages, len(self.shards), self.group, self.ctx.validation_rules, time.time(), self.clock
+            prepare_batch, messages, len(self.shards), self.group, self.ctx.validation_rules, time.time(), self.clock,
+            stripped,
         )
         prepared_at = time.perf_counter()
         self.totals.prepare_s += prepared_at - polled_at
@@ -286,6 +299,8 @@ class IngestConsumer:
             "backlog": self.backlog,
             "first_poll_at": t.first_poll_at,
             "last_ack_at": t.last_ack_at,
+            "stripped_drivers": len(self.stripped.drivers) if self.stripped else 0,
+            "privacy_loads": self.stripped.loads if self.stripped else 0,
             "pid": self.ctx.pid,
             "node": self.ctx.node_id,
         }

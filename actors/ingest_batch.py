@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,7 @@ from domain.batches import (
     encode_shard_items,
 )
 from domain.log_time import LOG_TICK_HEADER, LogClock, decode_tick
+from domain.privacy import strip_drivers
 from domain.rules import ValidationRules
 from domain.shard_core import shard_of
 from domain.validation import Rejection, decode_batch
@@ -54,15 +56,17 @@ class PreparedBatch:
 
 def prepare_batch(
     messages: Sequence[Message], shards: int, consumer_group: str, rules: ValidationRules, now_s: float,
-    clock: LogClock | None = None,
+    clock: LogClock | None = None, stripped: AbstractSet[str] = frozenset(),
 ) -> PreparedBatch:
     """`clock`: the consumer's log clock, advanced here over the batch's valid readings in offset order (each
-    reading carries the log time it arrived at; the offsets carry the log time they reach)."""
+    reading carries the log time it arrived at; the offsets carry the log time they reach). `stripped`: drivers
+    whose readings lose their positions here, before shards, storage or live feeds see them (docs/PRIVACY.md §3)."""
     clock = LogClock() if clock is None else clock
     ticks = {i: t for i, m in enumerate(messages) if (t := log_tick_of(m)) is not None}
     candidates = [i for i in range(len(messages)) if i not in ticks]  # everything else is a reading or refused
     values = [messages[i].value() or b"" for i in candidates]
-    readings, rejects = decode_batch(values, int(now_s * 1000), rules)
+    decoded, rejects = decode_batch(values, int(now_s * 1000), rules)
+    readings = strip_drivers(decoded, stripped)
     rejected = {candidates[i]: r for i, r in rejects}
     kept = [i for i in candidates if i not in rejected]
     accepted = [messages[i] for i in kept]

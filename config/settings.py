@@ -225,6 +225,10 @@ class Settings(RolloutSettings, BaseSettings):
     # A partition idle this long (wall time) gets a log tick record that carries its log time on, so a silent
     # device's trip closes even when no other device writes there (docs/DOMAIN.md §3, "Silence"); 0 = never.
     log_tick_idle_s: float = Field(default=15.0, ge=0)
+    # How often each consumer reloads which drivers are mileage_only (or erased) and have their new readings
+    # stripped of positions: the worst-case delay from a consent change to the first stripped reading
+    # (docs/PRIVACY.md §3). One small query per interval per consumer, none per batch.
+    privacy_refresh_s: float = Field(default=5.0, gt=0, le=300)
     shard_idle_batches: int = Field(default=200, ge=2)  # passivate drivers untouched for this many batches
     max_future_skew_s: int = Field(default=300, ge=0)  # readings further ahead of the clock go to the DLQ
     pipeline_retry_max_s: float = Field(default=5.0, gt=0)  # backoff cap while PostgreSQL/Redis are away

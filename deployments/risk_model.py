@@ -2,8 +2,8 @@
 
 - `assess(ScoreRequest)` goes through `@serve.batch` (size/wait from settings, set at start): concurrent
   callers share one vectorized predict. `assess_many(list)` scores a whole batch in one call.
-- Predictions are cached per (model_version, feature_hash, k_trips) in a TTLCache (`cache_ttl_risk_score`);
-  the feature hash covers trip_count, so it covers credibility too.
+- Predictions are cached per (model_version, feature_hash, k_trips, mileage_only) in a TTLCache
+  (`cache_ttl_risk_score`); the feature hash covers trip_count, so it covers credibility too.
 - `reconfigure({"model_version": …, "models_dir": …})` loads that artifact and swaps it in one assignment
   (no restart), clearing the cache. A version that cannot load leaves the current model serving.
 - A missing or corrupted artifact never kills the replica: it starts, `model_info()` says why it is not
@@ -209,7 +209,7 @@ class RiskModel:
             except ValueError as error:
                 results[i] = error
                 continue
-            key = (predictor.model_version, feature_hash(x), self._k_trips)
+            key = (predictor.model_version, feature_hash(x), self._k_trips, request.mileage_only)
             cached = self._cache.get(key)
             if cached is None:
                 keys[i] = key

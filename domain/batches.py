@@ -40,8 +40,8 @@ class ReadingColumns:
     driver_id: np.ndarray  # (n,) S64
     ts_ms: np.ndarray  # int64
     type_code: np.ndarray  # uint8 index into READING_TYPES
-    lat: np.ndarray  # float64
-    lon: np.ndarray  # float64
+    lat: np.ndarray  # float64, NaN = NULL (positions stripped: a mileage_only driver, docs/PRIVACY.md §3)
+    lon: np.ndarray  # float64, NaN = NULL
     speed_kmh: np.ndarray  # float32, NaN = NULL (unknown)
     accel_ms2: np.ndarray  # float32, NaN = NULL (unknown)
     heading: np.ndarray  # float32, NaN = NULL (unknown)
@@ -69,8 +69,8 @@ class ReadingColumns:
             driver_id=np.array([r.driver_id.encode() for r in readings], dtype="S64"),
             ts_ms=np.fromiter((r.ts_ms for r in readings), np.int64, n),
             type_code=np.fromiter((_TYPE_CODE[r.type] for r in readings), np.uint8, n),
-            lat=np.fromiter((r.lat for r in readings), np.float64, n),
-            lon=np.fromiter((r.lon for r in readings), np.float64, n),
+            lat=np.fromiter((nan if r.lat is None else r.lat for r in readings), np.float64, n),
+            lon=np.fromiter((nan if r.lon is None else r.lon for r in readings), np.float64, n),
             speed_kmh=np.fromiter((nan if r.speed_kmh is None else r.speed_kmh for r in readings), np.float32, n),
             accel_ms2=np.fromiter((nan if r.accel_ms2 is None else r.accel_ms2 for r in readings), np.float32, n),
             heading=np.fromiter((nan if r.heading is None else r.heading for r in readings), np.float32, n),
@@ -97,14 +97,15 @@ class ReadingColumns:
             limit = float(self.speed_limit_kmh[i])
             lateral = float(self.lateral_accel_ms2[i])
             speed, accel, heading = float(self.speed_kmh[i]), float(self.accel_ms2[i]), float(self.heading[i])
+            lat, lon = float(self.lat[i]), float(self.lon[i])
             out.append(
                 Reading(
                     event_id=uuid.UUID(bytes=self.event_id[i].tobytes()),
                     driver_id=self.driver_id[i].decode(),
                     ts_ms=int(self.ts_ms[i]),
                     type=READING_TYPES[int(self.type_code[i])],
-                    lat=float(self.lat[i]),
-                    lon=float(self.lon[i]),
+                    lat=None if lat != lat else lat,
+                    lon=None if lon != lon else lon,
                     speed_kmh=None if speed != speed else speed,
                     accel_ms2=None if accel != accel else accel,
                     heading=None if heading != heading else heading,
@@ -183,8 +184,8 @@ class LivePosition(msgspec.Struct, frozen=True, array_like=True):
     driver_id: str
     seq: int
     ts_ms: int
-    lat: float
-    lon: float
+    lat: float | None  # None: positions stripped (mileage_only)
+    lon: float | None
     speed_kmh: float | None
     heading: float | None
     trip_id: uuid.UUID | None

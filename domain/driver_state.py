@@ -35,8 +35,8 @@ class OpenTrip(msgspec.Struct, kw_only=True):
     trip_id: uuid.UUID
     start_ms: int
     start_reason: str  # ignition_on | motion
-    start_lat: float
-    start_lon: float
+    start_lat: float | None  # None: positions stripped (mileage_only)
+    start_lon: float | None
     announced: bool  # TripStarted emitted; until then events wait in `held`
     held: list[DomainEvent] = []
     distance_m: float = 0.0

@@ -23,8 +23,8 @@ class CrashSample(msgspec.Struct, frozen=True, array_like=True):
     Speed, acceleration and heading are null when the device did not know them."""
 
     ts_ms: int
-    lat: float
-    lon: float
+    lat: float | None  # None: the driver's positions are stripped (mileage_only)
+    lon: float | None
     speed_kmh: float | None
     accel_ms2: float | None
     heading: float | None
@@ -43,8 +43,8 @@ class TripStarted(DomainEventBase, frozen=True, kw_only=True, tag="trip_started"
     """A trip began at `occurred_at_ms` (its first reading). Emitted on ignition or once motion is sustained."""
 
     start_reason: Literal["ignition_on", "motion"]
-    lat: float
-    lon: float
+    lat: float | None  # None: the driver's positions are stripped (mileage_only)
+    lon: float | None
 
 
 class TripEnded(DomainEventBase, frozen=True, kw_only=True, tag="trip_ended"):
@@ -79,8 +79,8 @@ class _HarshEpisode(DomainEventBase, frozen=True, kw_only=True):
     speed_at_start_kmh: float
     start_ms: int
     end_ms: int
-    lat: float
-    lon: float
+    lat: float | None  # None: the driver's positions are stripped (mileage_only)
+    lon: float | None
     grade: Literal["low", "medium", "high"] = "medium"
 
 
@@ -127,8 +127,8 @@ class CrashDetected(DomainEventBase, frozen=True, kw_only=True, tag="crash_detec
 
     peak_g: float
     trigger: Literal["crash_reading", "acceleration"]
-    lat: float
-    lon: float
+    lat: float | None  # None: the driver's positions are stripped (mileage_only)
+    lon: float | None
     speed_kmh: float | None
     pre: list[CrashSample] = []
     post: list[CrashSample] = []
@@ -154,6 +154,7 @@ class RiskScored(DomainEventBase, frozen=True, kw_only=True, tag="risk_scored"):
     # input, hashed into `feature_hash`); `rules_version` per domain.rules_version. Empty in older events.
     rules_version: str = ""
     features: tuple[float, ...] = ()
+    mileage_only: bool = False  # mileage-only inputs, credibility scaled (docs/SCORING.md, "mileage_only")
 
     @property
     def scored_at_ms(self) -> int:

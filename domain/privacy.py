@@ -10,13 +10,15 @@ a person's act, stamped with server time by the caller.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Literal
 
 import msgspec
 
 from domain.events import DomainEventBase, DriverErased, PrivacyModeChanged, TripMarkedPrivate
 from domain.ids import derive_id
+from domain.readings import Reading
 
 Mode = Literal["full", "private_trips", "mileage_only"]
 MODES: tuple[Mode, ...] = ("full", "private_trips", "mileage_only")
@@ -45,6 +47,12 @@ class PrivacyState(msgspec.Struct, frozen=True, kw_only=True):
         """Whether live feeds may stream this driver's positions: only in `full` mode and never after erasure (a
         trip in progress may be marked private once it ended; what was streamed cannot be unsent)."""
         return self.mode == "full" and not self.erased
+
+    @property
+    def strips_positions(self) -> bool:
+        """Whether the pipeline drops this driver's positions from new readings before anything stores or
+        publishes them (docs/PRIVACY.md §3): in `mileage_only` and after erasure."""
+        return self.mode == "mileage_only" or self.erased
 
     def withholds(self, trip_id: uuid.UUID | None) -> bool:
         """Whether positions of trip `trip_id` (None: outside any trip) are withheld from routes and feeds."""
@@ -148,3 +156,25 @@ def redact_live(message: Mapping[str, Any], state: PrivacyState | None) -> Mappi
     if payload is not None and any(k in payload for k in (*POSITION_FIELDS, *SAMPLE_FIELDS)):
         return {**message, "payload": withhold_payload(payload)}
     return message
+
+
+def strip_positions(reading: Reading) -> Reading:
+    """A reading with only distance and time left (docs/PRIVACY.md §3): position, heading, the speed limit (a map
+    match of the position) and the free-form `data` (which may carry anything) dropped; id, driver, time, type,
+    speed and accelerations kept. Pure."""
+    if reading.lat is None and reading.heading is None and reading.speed_limit_kmh is None and reading.data is None:
+        return reading
+    return msgspec.structs.replace(reading, lat=None, lon=None, heading=None, speed_limit_kmh=None, data=None)
+
+
+def strip_drivers(readings: Sequence[Reading], drivers: AbstractSet[str]) -> Sequence[Reading]:
+    """`readings` with the positions of `drivers` (mileage_only or erased) stripped: one set lookup per reading,
+    none at all when the set is empty (the usual case), so the ingest hot path does not slow down."""
+    if not drivers:
+        return readings
+    return [strip_positions(r) if r.driver_id in drivers else r for r in readings]
+
+
+def stripped_drivers(states: Iterable[PrivacyState]) -> frozenset[str]:
+    """The drivers whose new readings lose their positions, from their privacy states."""
+    return frozenset(s.driver_id for s in states if s.strips_positions)

@@ -56,8 +56,8 @@ class Reading(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     driver_id: str
     ts_ms: int
     type: ReadingType
-    lat: float
-    lon: float
+    lat: float | None  # None: stripped (a mileage_only driver's reading, docs/PRIVACY.md §3); never from a device
+    lon: float | None
     speed_kmh: float | None
     accel_ms2: float | None
     heading: float | None

@@ -16,6 +16,18 @@ class ScoreRequest(msgspec.Struct, frozen=True, kw_only=True):
 
     driver_id: str
     features: tuple[float, ...]
+    # A trip in the window was folded from stripped readings (TripSummary.quality_flags has MILEAGE_ONLY_FLAG): the
+    # position-derived inputs are set to the portfolio's and credibility is scaled (docs/SCORING.md, "mileage_only").
+    mileage_only: bool = False
+
+
+# The model inputs a mileage_only driver's readings cannot support: speeding needs the speed limit of where the car
+# was (stripped with the position), and cornering is derived from headings/bearings unless the device measured it.
+POSITION_DERIVED_INPUTS: tuple[str, ...] = ("harsh_cornering_per_100km", "speeding_moderate_share",
+                                            "speeding_severe_share")
+# Credibility of a mileage_only driver's own data relative to a full driver with the same trips: three of eleven
+# inputs are the portfolio's, not theirs, so their experience says less and the prior weighs more.
+MILEAGE_ONLY_CREDIBILITY = 0.5
 
 
 class FactorContribution(msgspec.Struct, frozen=True):
@@ -40,6 +52,7 @@ class RiskAssessment(msgspec.Struct, frozen=True, kw_only=True):
     prior_rate: float
     credibility: float
     top_factors: tuple[FactorContribution, ...] = ()
+    mileage_only: bool = False  # scored with mileage-only inputs (see ScoreRequest.mileage_only)
 
 
 def credibility(trip_count: float, k_trips: float) -> float:

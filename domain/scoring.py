@@ -156,6 +156,7 @@ def score_events(
         top_factors=tuple(assessment.top_factors),
         rules_version=rules_version,
         features=tuple(float(x) for x in features),
+        mileage_only=assessment.mileage_only,
     )
     if policy is None:
         return ScoringOutcome(scored)

@@ -24,7 +24,7 @@ from domain.ids import trip_event_id, trip_id
 from domain.readings import Reading, ReadingType
 from domain.rules import STANDARD_GRAVITY_MPS2, TripRules
 from domain.trip_interval import advance, close_open_harsh, close_phone, close_speeding
-from domain.trip_summary import TripSummary
+from domain.trip_summary import MILEAGE_ONLY_FLAG, TripSummary
 
 DISCARD_REASON = "below_min_distance_and_duration"
 IGNITION_OFF_WHILE_MOVING = "ignition_off_while_moving"
@@ -174,6 +174,8 @@ def _process(state: DriverState, r: Reading, rules: TripRules, out: list[DomainE
         advance(state, trip, last, r, rules, out)  # type: ignore[arg-type]
 
     _check_crash(state, trip, r, rules, out)
+    if r.lat is None and MILEAGE_ONLY_FLAG not in trip.quality_flags:
+        trip.quality_flags.append(MILEAGE_ONLY_FLAG)  # positions stripped: scored with mileage-only inputs
     recent = trip.recent
     recent.append(r)
     keep_from = ts - rules.crash_pre_s * 1000.0

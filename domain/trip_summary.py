@@ -44,6 +44,9 @@ class TripSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 
 HARSH_KINDS = ("braking", "acceleration", "cornering")
+# quality flag of a trip folded from readings whose positions were stripped (a mileage_only driver, docs/PRIVACY.md
+# §3): its distance is speed × time and the score uses mileage-only inputs (docs/SCORING.md)
+MILEAGE_ONLY_FLAG = "mileage_only"
 
 
 def grade_counts(count: int, low: int, high: int) -> dict[str, int]:

@@ -29,8 +29,8 @@ class PendingCrash(msgspec.Struct, kw_only=True):
     post_until_ms: int
     peak_g: float
     trigger: str
-    lat: float
-    lon: float
+    lat: float | None  # None: positions stripped (mileage_only)
+    lon: float | None
     speed_kmh: float | None
     pre: list[CrashSample] = []
     post: list[CrashSample] = []

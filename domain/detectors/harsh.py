@@ -41,8 +41,8 @@ class HarshEpisode(msgspec.Struct, kw_only=True, array_like=True):
     last_ms: int
     peak_mps2: float
     speed_at_start_kmh: float
-    lat: float
-    lon: float
+    lat: float | None  # None: positions stripped (mileage_only)
+    lon: float | None
     source: str = "device"  # cornering only: device | heading
     sign: int = 0
     samples: int = 1

@@ -58,26 +58,32 @@ class Interval(msgspec.Struct, gc=False):
     r: Reading
     before: tuple[float, float] | None  # position of the sample before p
     min_displacement_m: float
+    max_interval_s: float  # the longest interval speed × time integrates (TripRules.exposure_max_interval_s)
 
     def dist_m(self) -> float:
-        """Great-circle distance p → r in metres."""
+        """Great-circle distance p → r in metres; speed × time when either has no position (`travelled_m`)."""
         if self.dist is None:
             p, r = self.p, self.r
-            self.dist = haversine_m(p.lat, p.lon, r.lat, r.lon)
+            if p.lat is None or r.lat is None:
+                self.dist = travelled_m(self.prev_speed_kmh, self.speed_kmh, self.dt_ms, self.max_interval_s)
+            else:
+                self.dist = haversine_m(p.lat, p.lon, r.lat, r.lon)  # type: ignore[arg-type]
         return self.dist
 
     def bearing(self) -> float | None:
-        """Bearing p → r, None when they are closer than `harsh_min_displacement_m`."""
+        """Bearing p → r, None when they are closer than `harsh_min_displacement_m` or either has no position."""
         p, r = self.p, self.r
-        return bearing_deg(p.lat, p.lon, r.lat, r.lon) if self.dist_m() >= self.min_displacement_m else None
+        if p.lat is None or r.lat is None:
+            return None
+        return bearing_deg(p.lat, p.lon, r.lat, r.lon) if self.dist_m() >= self.min_displacement_m else None  # type: ignore[arg-type]
 
     def bearing_before(self) -> float | None:
         """Bearing from the sample before p to p, None when unknown or too close."""
-        if self.before is None:
+        p = self.p
+        if self.before is None or p.lat is None:
             return None
         lat, lon = self.before
-        p = self.p
-        if haversine_m(lat, lon, p.lat, p.lon) < self.min_displacement_m:
+        if haversine_m(lat, lon, p.lat, p.lon) < self.min_displacement_m:  # type: ignore[arg-type]
             return None
         return bearing_deg(lat, lon, p.lat, p.lon)
 
@@ -96,15 +102,26 @@ def reading_speed_kmh(prev: Reading | None, r: Reading) -> float:
     """r's speed: reported, else the distance from `prev` over the time between them, else 0."""
     if r.speed_kmh is not None:
         return r.speed_kmh
-    if prev is None or r.ts_ms <= prev.ts_ms:
+    if prev is None or r.ts_ms <= prev.ts_ms or prev.lat is None or r.lat is None:
         return 0.0
-    return haversine_m(prev.lat, prev.lon, r.lat, r.lon) / ((r.ts_ms - prev.ts_ms) / 1000.0) * 3.6
+    return haversine_m(prev.lat, prev.lon, r.lat, r.lon) / ((r.ts_ms - prev.ts_ms) / 1000.0) * 3.6  # type: ignore[arg-type]
+
+
+def travelled_m(prev_speed_kmh: float, speed_kmh: float, dt_ms: int, max_interval_s: float) -> float:
+    """Metres covered over an interval without positions: the trapezoid of the two speeds × the time, the time
+    capped at `max_interval_s` (a longer silence is not assumed driven). Pure. With |acceleration| ≤ A between
+    the samples the true distance is within A·dt²/4 of this (docs/PRIVACY.md §3), plus the speeds' own error × dt."""
+    if dt_ms <= 0:
+        return 0.0
+    dt_s = min(dt_ms / 1000.0, max_interval_s)
+    return (prev_speed_kmh + speed_kmh) * 0.5 / 3.6 * dt_s
 
 
 def observe(memory: MotionMemory | None, p: Reading, r: Reading, rules: TripRules) -> tuple[Interval, MotionMemory]:
     """The motion over (p, r] and the memory for the next interval (`memory` updated in place, or a new
     one when None: p opened the trip)."""
-    dist_m = None if r.speed_kmh is not None else haversine_m(p.lat, p.lon, r.lat, r.lon)
+    located = p.lat is not None and r.lat is not None
+    dist_m = None if r.speed_kmh is not None or not located else haversine_m(p.lat, p.lon, r.lat, r.lon)  # type: ignore[arg-type]
     before = None if memory is None or memory.before_lat is None else (memory.before_lat, memory.before_lon)
     dt_ms = r.ts_ms - p.ts_ms
     dt_s = dt_ms / 1000.0
@@ -112,11 +129,11 @@ def observe(memory: MotionMemory | None, p: Reading, r: Reading, rules: TripRule
     if prev_speed is None:
         prev_speed = memory.speed_kmh if memory is not None else 0.0
     speed = r.speed_kmh
-    if speed is None:
-        speed = dist_m / dt_s * 3.6 if dt_ms > 0 else prev_speed  # type: ignore[operator]
+    if speed is None:  # from the positions; without them (stripped) the previous speed holds
+        speed = dist_m / dt_s * 3.6 if dt_ms > 0 and dist_m is not None else prev_speed
     longitudinal, window_speed = _longitudinal(memory, p, r, dt_s, speed, prev_speed, rules)
     iv = Interval(dt_ms, dist_m, speed, prev_speed, longitudinal, window_speed, r.lateral_accel_ms2, "device", False,
-                  p, r, before, rules.harsh_min_displacement_m)
+                  p, r, before, rules.harsh_min_displacement_m, rules.exposure_max_interval_s)
     # Heading-derived lateral only above the speed floor on both samples: below it the course is GNSS noise.
     floor = rules.harsh_min_speed_kmh
     if iv.lateral_mps2 is None and dt_ms > 0 and speed >= floor and prev_speed >= floor:
@@ -134,7 +151,7 @@ def observe(memory: MotionMemory | None, p: Reading, r: Reading, rules: TripRule
     memory.before_speed_kmh = p.speed_kmh
     memory.before_ts_ms = p.ts_ms
     memory.before_lat = p.lat
-    memory.before_lon = p.lon
+    memory.before_lon = 0.0 if p.lon is None else p.lon
     return iv, memory
 
 

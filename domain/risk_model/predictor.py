@@ -13,13 +13,21 @@ import numpy as np
 
 from domain.features import FEATURE_NAMES, feature_hash
 from domain.pricing import band_for
-from domain.risk_assessment import FactorContribution, RiskAssessment, ScoreRequest, credibility
+from domain.risk_assessment import (
+    MILEAGE_ONLY_CREDIBILITY,
+    POSITION_DERIVED_INPUTS,
+    FactorContribution,
+    RiskAssessment,
+    ScoreRequest,
+    credibility,
+)
 from domain.risk_model.inputs import MODEL_INPUTS, InputTransform, raw_inputs
 from domain.risk_model.rate_model import RateModel, rate_to_score
 from domain.risk_model.spec import ModelSpec
 
 TOP_FACTORS = 3
 _TRIPS = FEATURE_NAMES.index("trip_count")
+_POSITION_DERIVED = [MODEL_INPUTS.index(name) for name in POSITION_DERIVED_INPUTS]
 
 
 class RiskPredictor:
@@ -50,12 +58,17 @@ class RiskPredictor:
             return []
         x = self._matrix(requests)
         t = self.transform.apply(raw_inputs(x))
+        mileage_only = np.array([r.mileage_only for r in requests], dtype=bool)
+        if mileage_only.any():  # the portfolio's value: their contribution is exactly 0 (docs/SCORING.md)
+            reference = np.asarray(self.spec.reference_inputs, dtype=np.float64)
+            t[np.ix_(mileage_only, _POSITION_DERIVED)] = reference[_POSITION_DERIVED]
         log_rate, contrib = self.model.log_rate_and_contributions(t)
         prior = self.spec.prior_rate
         trips = x[:, _TRIPS]
         has_trips = trips > 0
         model_rate = np.where(has_trips, np.exp(log_rate), prior)
         z = np.array([credibility(n, k_trips) for n in trips.tolist()])
+        z = np.where(mileage_only, z * MILEAGE_ONLY_CREDIBILITY, z)
         rate = z * model_rate + (1.0 - z) * prior
         scores = np.round(rate_to_score(rate, self.spec.score_quantile_rates), 2)
         out = []
@@ -72,6 +85,7 @@ class RiskPredictor:
                 prior_rate=prior,
                 credibility=float(z[i]),
                 top_factors=_top_factors(contrib[i]) if has_trips[i] else (),
+                mileage_only=bool(mileage_only[i]),
             ))
         return out
 

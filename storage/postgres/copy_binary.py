@@ -5,7 +5,7 @@ Pure: no I/O. `encode_readings(columns)` returns the whole `COPY … FROM STDIN 
 
 Layout (PostgreSQL docs, "COPY — Binary Format"): each tuple is an int16 field count, then per field an
 int32 byte length (-1 = NULL, no data follows) and the value in the type's binary send format, all
-big-endian. The column order is ours to choose, so the seven NOT NULL fixed-width columns come first
+big-endian. The column order is ours to choose, so the seven fixed-width columns come first
 and the variable ones (nullable reals, driver id, reading type, jsonb data) last. Each row is written
 into a padded fixed-width record of a numpy structured array, column by column; one boolean mask of
 the bytes each row really uses squeezes the padding out (`np.compress`). No per-row Python loop, except
@@ -14,7 +14,8 @@ one `b"".join` over the rare `data` objects.
 Value encodings: uuid = its 16 bytes; timestamptz = int64 microseconds since 2000-01-01 UTC; float8 /
 float4 = IEEE big-endian; text = the bytes; jsonb = version byte 1 followed by the JSON text. A NaN in
 `speed_kmh`, `accel_ms2`, `heading` (the device did not know), `speed_limit_kmh` or `lateral_accel_ms2` is
-NULL; `data_json` None (or an empty tuple) is NULL.
+NULL; so is a NaN `lat`/`lon` (positions stripped for a mileage_only driver, docs/PRIVACY.md §3: the only nullable
+prefix columns, their NULL mask is built only when a batch has one); `data_json` None (or an empty tuple) is NULL.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ READING_COPY_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in READING_COPY_COLUMNS)
 
-# The fixed prefix of every tuple: field count, then (length, value) for the NOT NULL fixed-width columns.
+# The fixed prefix of every tuple: field count, then (length, value) for the fixed-width columns.
 _PREFIX_FIELDS: list[tuple[str, str]] = [
     ("nfields", ">i2"),
     ("event_id_len", ">i4"), ("event_id", "V16"),
@@ -111,6 +112,11 @@ def encode_readings(columns: ReadingColumns) -> bytes:
     rows["ts"] = (columns.ts_ms.astype(np.int64) - PG_EPOCH_MS) * 1000
     rows["lat"] = columns.lat
     rows["lon"] = columns.lon
+    for field in ("lat", "lon"):  # NULL only for stripped positions (mileage_only): rare, so checked once per batch
+        null = np.isnan(getattr(columns, field))
+        if null.any():
+            rows[f"{field}_len"] = np.where(null, -1, 8)
+            _mark_used(used, record, f"{field}_len", 12, np.where(null, 4, 12))
     rows["partition"] = columns.source_partition
     rows["offset"] = columns.source_offset
     rows["watermark"] = columns.source_watermark_ms

@@ -41,8 +41,8 @@ class PositionMessage(msgspec.Struct, frozen=True):
     driver_id: str
     seq: int
     ts_ms: int
-    lat: float
-    lon: float
+    lat: float | None  # None: positions stripped in the pipeline (mileage_only, docs/PRIVACY.md §3)
+    lon: float | None
     speed_kmh: float | None  # None: the device did not know (docs/DOMAIN.md §1)
     heading: float | None
     trip_id: uuid.UUID | None
