@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 import uuid
 from datetime import UTC, datetime
 
 import pytest
+from ray.exceptions import ActorUnavailableError
 
 from autoins.pipeline import durable_messages, start_pipeline, stop_pipeline, wait_until_drained
 from tests.integration.pipeline_support import (
@@ -204,7 +206,17 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(ray_session, base_setti
                 probe = target.status if victim in ("consumer", "supervisor") else target.stats
 
                 async def pid_of() -> int:
-                    answer = await probe.remote()
+                    # the pipeline may drain before the killed actor has finished restarting (the consumers, not
+                    # the supervisor, move the data): ask again while Ray says it is restarting
+                    deadline = time.monotonic() + 120
+                    while True:
+                        try:
+                            answer = await probe.remote()
+                            break
+                        except ActorUnavailableError:
+                            if time.monotonic() > deadline:
+                                raise
+                            await asyncio.sleep(0.5)
                     return answer["supervisor"]["pid"] if victim == "supervisor" else answer["pid"]
 
                 pid = await pid_of()
