@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from domain.features import driver_features
 from domain.pricing import DEFAULT_RULES, PricingRules
 from domain.risk_assessment import ScoreRequest
 from domain.scoring import (
@@ -25,8 +24,8 @@ from domain.scoring import (
     EndedTrip,
     ScoringOutcome,
     score_driver_trips,
+    window_features,
     window_start_ms,
-    window_trips,
 )
 from usecases.ports.clock import Clock, SystemClock
 from usecases.ports.risk_model import RiskModel
@@ -98,9 +97,7 @@ class ScoringRound:
         requests, annual_km = [], []
         for driver, driver_trips in trips.items():
             for trip in driver_trips:
-                features = driver_features(
-                    window_trips(inputs.trips.get(driver, []), trip.end_ms, self.window_days), self.window_days
-                )
+                features = window_features(inputs.trips.get(driver, []), trip.end_ms, self.window_days)
                 requests.append(ScoreRequest(driver_id=driver, features=tuple(features.to_vector().tolist())))
                 annual_km.append(features.annual_km)
         laps.lap("features")
