@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 import numpy as np
 
@@ -42,11 +42,10 @@ class DriftReport:
     note: str | None
 
 
-async def drift_report(reader: FairnessReader, load_reference: ReferenceLoader, since: datetime,
+async def drift_report(reader: FairnessReader, load_reference: ReferenceLoader, drivers: Sequence[ScoredDriver],
                        window_days: float) -> DriftReport:
-    """PSI of the score and of every model input between training and the drivers scored since `since`. The
+    """PSI of the score and of every model input between training and `drivers` (`reader.scored_drivers`). The
     inputs' training side is the artifact of the model in force: the version most of those latest scores carry."""
-    drivers = await reader.scored_drivers(since)
     score = fairness.psi_table(fairness.SCORE_BINS, [d.score for d in drivers])
     if not drivers:
         return DriftReport(0, score, None, 0, (), "no driver was scored in the window")
@@ -100,3 +99,51 @@ def cohort_flagged(stat: CohortStat, low: float, high: float) -> bool:
     """The cohort's mean score or premium is outside [low, high] × the portfolio's."""
     return fairness.ratio_out_of_band(stat.score_ratio, low, high) or \
         fairness.ratio_out_of_band(stat.premium_ratio, low, high)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftRules:
+    """The maintenance DRIFT task's window and thresholds (settings DRIFT_*, COHORT_*; docs/OPERATIONS.md)."""
+
+    window_days: int = 30
+    scoring_window_days: float = 365.0
+    psi_alert: float = 0.2
+    ratio_low: float = 0.8
+    ratio_high: float = 1.25
+    min_drivers: int = 100
+    cohort_min_drivers: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class DriftGauges:
+    """What the maintenance actor exports. NaN = unknown (no reference, no value, or fewer drivers than the rules'
+    minimum): Prometheus compares NaN false, so it never alerts, and it overwrites a last run's stale number."""
+
+    drivers: int
+    score_psi: float
+    feature_psi: dict[str, float]  # every MODEL_INPUTS name
+    cohort_score_ratio: dict[tuple[str, str], float]  # (dimension, cohort)
+    cohort_premium_ratio: dict[tuple[str, str], float]
+    psi_threshold: float
+    ratio_low: float
+    ratio_high: float
+
+
+def _known(value: float | None, enough: bool) -> float:
+    return float("nan") if value is None or not enough else float(value)
+
+
+def drift_gauges(report: DriftReport, cohorts: Sequence[CohortStat], rules: DriftRules) -> DriftGauges:
+    """Gauge values of one DRIFT run: bounded labels (inputs, cohorts of three dimensions), never a driver."""
+    enough = report.drivers >= rules.min_drivers
+    psi_of = {t.name: t.psi for t in report.inputs}
+    return DriftGauges(
+        drivers=report.drivers,
+        score_psi=_known(report.score.psi, enough),
+        feature_psi={name: _known(psi_of.get(name), enough) for name in MODEL_INPUTS},
+        cohort_score_ratio={(c.dimension, c.cohort): _known(c.score_ratio, c.drivers >= rules.cohort_min_drivers)
+                            for c in cohorts},
+        cohort_premium_ratio={(c.dimension, c.cohort): _known(c.premium_ratio, c.drivers >= rules.cohort_min_drivers)
+                              for c in cohorts},
+        psi_threshold=rules.psi_alert, ratio_low=rules.ratio_low, ratio_high=rules.ratio_high,
+    )

@@ -63,7 +63,7 @@ async def test_inputs_come_from_each_scores_window_and_only_when_they_hash_to_wh
     reader = InMemoryFairnessReader([a, stale], {"a": A_TRIPS, "b": B_TRIPS})
     reference = ModelReference("freq-aaaaaaaaaaaa", reference_bins(MODEL_INPUTS, np.vstack([_a_inputs()] * 3)))
     asked: list[str] = []
-    report = await drift_report(reader, _loader(reference, asked), SINCE, WINDOW_DAYS)
+    report = await drift_report(reader, _loader(reference, asked), await reader.scored_drivers(SINCE), WINDOW_DAYS)
     assert (report.drivers, report.inputs_drivers, asked) == (2, 1, ["freq-aaaaaaaaaaaa"])
     assert [t.name for t in report.inputs] == list(MODEL_INPUTS)
     assert all(t.psi == 0.0 for t in report.inputs), "driver a alone, against a reference of driver a"
@@ -75,7 +75,7 @@ async def test_inputs_that_moved_away_from_training_show_drift():
     reader = InMemoryFairnessReader([_driver("a", A_TRIPS)], {"a": A_TRIPS})
     far = _a_inputs() * 10 + 1.0
     reference = ModelReference("freq-aaaaaaaaaaaa", reference_bins(MODEL_INPUTS, np.vstack([far] * 3)))
-    report = await drift_report(reader, _loader(reference, []), SINCE, WINDOW_DAYS)
+    report = await drift_report(reader, _loader(reference, []), await reader.scored_drivers(SINCE), WINDOW_DAYS)
     by_name = {t.name: t.psi for t in report.inputs}
     assert by_name["annual_km"] > 0.2 and by_name["km_per_trip"] > 0.2 and report.note is None
 
@@ -83,14 +83,14 @@ async def test_inputs_that_moved_away_from_training_show_drift():
 async def test_without_a_reference_the_inputs_are_empty_and_the_note_says_why():
     reader = InMemoryFairnessReader([_driver("a", A_TRIPS)], {"a": A_TRIPS})
     reference = ModelReference("freq-aaaaaaaaaaaa", None, "model freq-aaaaaaaaaaaa was trained before …")
-    report = await drift_report(reader, _loader(reference, []), SINCE, WINDOW_DAYS)
+    report = await drift_report(reader, _loader(reference, []), await reader.scored_drivers(SINCE), WINDOW_DAYS)
     assert report.inputs == () and report.note == reference.note and report.score.psi is not None
     assert reader.trip_calls == 0
 
 
 async def test_an_empty_window_reads_no_artifact_and_has_no_psi():
     asked: list[str] = []
-    report = await drift_report(InMemoryFairnessReader(), _loader(ModelReference(None, None), asked), SINCE, 30.0)
+    report = await drift_report(InMemoryFairnessReader(), _loader(ModelReference(None, None), asked), [], 30.0)
     assert (report.drivers, report.score.psi, report.inputs, asked) == (0, None, (), [])
     assert "no driver" in report.note
 
@@ -100,7 +100,7 @@ async def test_score_windows_load_in_chunks(monkeypatch):
     drivers = [_driver(f"d{i}", []) for i in range(5)]
     reader = InMemoryFairnessReader(drivers)
     reference = ModelReference("v", reference_bins(MODEL_INPUTS, np.zeros((3, len(MODEL_INPUTS)))))
-    report = await drift_report(reader, _loader(reference, []), SINCE, WINDOW_DAYS)
+    report = await drift_report(reader, _loader(reference, []), await reader.scored_drivers(SINCE), WINDOW_DAYS)
     assert reader.trip_calls == 3 and report.inputs_drivers == 5
 
 

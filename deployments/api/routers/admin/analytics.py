@@ -72,7 +72,9 @@ async def drift(resources: ResourcesDep, days: WindowDays = 30) -> DriftOut:
     settings = resources.settings
     load = reference_loader(Path(settings.models_dir), settings.model_signing_key)
     async with acquire(resources.pool, settings) as conn:
-        report = await drift_report(PostgresFairnessReader(conn), load, _since(days), settings.scoring_window_days)
+        reader = PostgresFairnessReader(conn)
+        report = await drift_report(reader, load, await reader.scored_drivers(_since(days)),
+                                    settings.scoring_window_days)
     threshold = settings.drift_psi_alert
     score = _psi_out(report.score, threshold, None if report.drivers else "no driver was scored in the window")
     return DriftOut(days=days, drivers=report.drivers, threshold=threshold, score=score,
