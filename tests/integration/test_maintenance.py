@@ -81,7 +81,7 @@ def test_one_manual_run_ensures_retires_analyzes_and_reports_and_records_each_ta
     assert result.exit_code == 0, result.output
     runs = asyncio.run(_runs(db_settings))
     assert [(r["task"], r["outcome"]) for r in runs] == [
-        ("partitions", "ok"), ("retention", "ok"), ("analyze", "ok"), ("report", "ok")]
+        ("partitions", "ok"), ("retention", "ok"), ("analyze", "ok"), ("report", "ok"), ("drift", "ok")]
     assert all(r["finished_at"] >= r["started_at"] for r in runs)
     retention = runs[1]["details"]
     assert [a["partition"] for a in retention["archived"]] == [partition_name("telematics_events", old)]
@@ -94,6 +94,7 @@ def test_one_manual_run_ensures_retires_analyzes_and_reports_and_records_each_ta
     # nothing here queried by driver: the index is unused, counted once for all its monthly partitions
     assert "telematics_events.telematics_events_driver_id_ts_idx" in report["unused_indexes"]
     assert not [name for name in report["unused_indexes"] if "_y20" in name]
+    assert runs[4]["details"]["drivers"] == 0 and "no driver" in runs[4]["details"]["note"]  # nothing scored here
 
     again = _cli(db_settings, "--task", "analyze", "--task", "retention")
     assert again.exit_code == 0, again.output
