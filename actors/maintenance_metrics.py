@@ -51,7 +51,7 @@ class DriftMetrics:
     """The DRIFT task's gauges (usecases.fairness.DriftGauges): here, in the one maintenance actor, because the
     computation reads every scored driver's window (one run an hour, under the maintenance lock, recorded in
     maintenance_runs), not something each API replica should repeat per scrape; and one exporter means one series
-    per label set. Labels: model inputs and cohorts of three dimensions. NaN = unknown (never alerts)."""
+    per label set. Labels: model inputs and cohorts of three dimensions. −1 = unknown (the alerts skip it)."""
 
     def __init__(self) -> None:
         self.feature_psi = Gauge("model_feature_psi", description="PSI of a model input between the training "

@@ -224,7 +224,7 @@ class Settings(BaseSettings):
     cohort_ratio_low: float = Field(default=0.8, gt=0)
     cohort_ratio_high: float = Field(default=1.25, gt=0)
     # The maintenance actor's drift gauges (docs/OPERATIONS.md): over the drivers scored in the last N days; below
-    # these counts a PSI (the window) or a ratio (one cohort) is noise and is exported as NaN, which never alerts.
+    # these counts a PSI (the window) or a ratio (one cohort) is noise: exported as −1 (unknown; never alerts).
     drift_window_days: int = Field(default=30, ge=1)
     drift_min_drivers: int = Field(default=100, ge=1)
     cohort_min_drivers: int = Field(default=30, ge=1)

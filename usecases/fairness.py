@@ -116,8 +116,9 @@ class DriftRules:
 
 @dataclass(frozen=True, slots=True)
 class DriftGauges:
-    """What the maintenance actor exports. NaN = unknown (no reference, no value, or fewer drivers than the rules'
-    minimum): Prometheus compares NaN false, so it never alerts, and it overwrites a last run's stale number."""
+    """What the maintenance actor exports. `UNKNOWN` (−1, below any PSI or ratio) when there is no reference, no
+    value, or fewer drivers than the rules' minimum: it overwrites a last run's stale number, and the alert rules
+    skip negatives. Not NaN: Ray's exporter drops a NaN sample, which would leave the stale number in place."""
 
     drivers: int
     score_psi: float
@@ -129,8 +130,11 @@ class DriftGauges:
     ratio_high: float
 
 
+UNKNOWN = -1.0
+
+
 def _known(value: float | None, enough: bool) -> float:
-    return float("nan") if value is None or not enough else float(value)
+    return UNKNOWN if value is None or not enough else float(value)
 
 
 def drift_gauges(report: DriftReport, cohorts: Sequence[CohortStat], rules: DriftRules) -> DriftGauges:

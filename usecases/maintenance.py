@@ -8,7 +8,6 @@ raises is recorded as failed with its error and the next task still runs. The ac
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,7 +22,7 @@ from domain.maintenance import (
     due_tasks,
     partitions_to_analyze,
 )
-from usecases.fairness import DriftGauges, DriftRules, cohort_table, drift_gauges, drift_report
+from usecases.fairness import UNKNOWN, DriftGauges, DriftRules, cohort_table, drift_gauges, drift_report
 from usecases.ports.maintenance import MaintenanceStore, RelationSize, UnusedIndex
 
 Now = Callable[[], datetime]
@@ -144,6 +143,6 @@ async def _drift(store: MaintenanceStore, rules: DriftRules, now: datetime) -> t
                "model_version": report.model_version, "score_psi": report.score.psi,
                "drifting": sorted(name for name, v in gauges.feature_psi.items() if v > rules.psi_alert),
                "cohorts_out_of_band": sorted(f"{d}={c}" for (d, c), v in gauges.cohort_premium_ratio.items()
-                                             if math.isfinite(v) and not rules.ratio_low <= v <= rules.ratio_high),
+                                             if v != UNKNOWN and not rules.ratio_low <= v <= rules.ratio_high),
                "note": report.note}
     return details, gauges

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -163,8 +164,13 @@ def test_the_pipeline_starts_supervises_and_stops_its_maintenance_actor(ray_sess
     try:
         first = pipeline.maintenance
         assert first is not None
-        _until(lambda: tasks_done() == {"partitions", "retention", "analyze", "report"}, 30)
+        _until(lambda: tasks_done() == {"partitions", "retention", "analyze", "report", "drift"}, 30)
         _until(lambda: 'ray_db_table_size_bytes{' in _scrape() and "ray_maintenance_runs_total{" in _scrape(), 40)
+        # nothing scored here: the drift gauges are exported as −1 (unknown) beside their threshold
+        _until(lambda: "ray_model_drift_psi_threshold{" in _scrape(), 30)
+        metrics = _scrape()
+        assert re.search(r'ray_model_feature_psi\{[^}]*feature="night_share"[^}]*\} -1.0', metrics), [
+            line for line in metrics.splitlines() if "drift" in line or "psi" in line]
         pid = ray.get(first.stats.remote())["pid"]
         ray.kill(first, no_restart=True)
         _until(lambda: _pid(f"{prefix}maintenance") not in (None, pid), 40)

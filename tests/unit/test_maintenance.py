@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -25,7 +24,7 @@ from domain.scoring import window_features
 from storage.memory.fairness import InMemoryFairnessReader
 from storage.memory.maintenance import InMemoryMaintenance
 from tests.contracts import maintenance_store_contract as maintenance_store
-from usecases.fairness import DriftRules
+from usecases.fairness import UNKNOWN, DriftRules
 from usecases.maintenance import MaintenanceRules, maintenance_rules, run_due, run_task
 from usecases.ports.fairness import ModelReference, ScoredDriver
 from usecases.ports.maintenance import RelationSize, UnusedIndex
@@ -155,7 +154,7 @@ def _scored(driver: str, score: float, premium: float, use: str) -> ScoredDriver
                         date_of_birth=None, timezone="Europe/Paris", premium=premium, vehicle_use=use, claims=0)
 
 
-def test_the_drift_task_exports_psi_and_cohort_ratios_and_nan_below_the_minimum_counts():
+def test_the_drift_task_exports_psi_and_cohort_ratios_and_unknown_below_the_minimum_counts():
     drivers = [_scored(f"d{i}", 95.0, 900.0, "personal") for i in range(4)] + [_scored("r", 95.0, 1800.0, "rideshare")]
     bins = reference_bins(MODEL_INPUTS, np.ones((10, len(MODEL_INPUTS))))  # trained on drivers who all drove
     store = InMemoryMaintenance(reader=InMemoryFairnessReader(drivers),
@@ -171,8 +170,8 @@ def test_the_drift_task_exports_psi_and_cohort_ratios_and_nan_below_the_minimum_
 
     few = MaintenanceRules(MaintenanceSchedule(EVERY), 12, 3, drift=DriftRules(min_drivers=6, cohort_min_drivers=2))
     sparse = asyncio.run(run_task(store, MaintenanceTask.DRIFT, few, _clock())).gauges
-    assert math.isnan(sparse.score_psi) and all(math.isnan(v) for v in sparse.feature_psi.values())
-    assert math.isnan(sparse.cohort_premium_ratio[("vehicle_use", "rideshare")])
+    assert sparse.score_psi == UNKNOWN and set(sparse.feature_psi.values()) == {UNKNOWN}
+    assert sparse.cohort_premium_ratio[("vehicle_use", "rideshare")] == UNKNOWN
     assert sparse.cohort_premium_ratio[("vehicle_use", "personal")] == pytest.approx(900 / 1080)
 
 
@@ -181,4 +180,4 @@ def test_a_drift_run_without_a_reference_exports_unknown_inputs_and_says_why():
     rules = MaintenanceRules(MaintenanceSchedule(EVERY), 12, 3, drift=DriftRules(min_drivers=1))
     result = asyncio.run(run_task(store, MaintenanceTask.DRIFT, rules, _clock()))
     assert result.outcome is RunOutcome.OK and "no such artifact" in result.details["note"]
-    assert all(math.isnan(v) for v in result.gauges.feature_psi.values()) and result.gauges.score_psi >= 0
+    assert set(result.gauges.feature_psi.values()) == {UNKNOWN} and result.gauges.score_psi >= 0
