@@ -12,11 +12,13 @@ import asyncio
 import os
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import ray
 
 from config.logging import configure_logging, get_logger
 from domain.maintenance import MaintenanceTask
+from storage.files.model_artifacts import reference_loader
 from storage.postgres.maintenance import PostgresMaintenance
 from storage.postgres.pool import connect
 from usecases.maintenance import RunResult, maintenance_rules, run_due, run_tasks
@@ -31,6 +33,7 @@ class MaintenanceActor:
     def __init__(self, settings, name: str = "maintenance") -> None:
         self.settings = settings
         self.rules = maintenance_rules(settings)
+        self.load_reference = reference_loader(Path(settings.models_dir).resolve(), settings.model_signing_key)
         configure_logging(settings.log_level, json=settings.log_json)
         self.log = get_logger("maintenance").bind(actor=name, pid=os.getpid())
         self.metrics = None  # built on first use, inside the actor
@@ -81,7 +84,7 @@ class MaintenanceActor:
         try:
             conn = await connect(self.settings, application_name="autoins-maintenance")
             try:
-                store = PostgresMaintenance(conn, self.settings.archive_dir.resolve())
+                store = PostgresMaintenance(conn, self.settings.archive_dir.resolve(), self.load_reference)
                 if tasks is None:
                     results = await run_due(store, self.rules, _now)
                 else:

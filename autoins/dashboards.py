@@ -116,6 +116,16 @@ OVERVIEW: tuple[Row, ...] = (
             Query("sum(ray_ml_model_ready)", "ready"),
             Query("count(ray_ml_model_ready)", "replicas"),
         )),
+        Panel("Model drift (PSI)", "Population stability of each model input and of the score against training, "
+              "hourly by the maintenance actor (alert: above DRIFT_PSI_ALERT for 1 h).", "short", (
+            Query("max by (feature) (ray_model_feature_psi)", "{{feature}}"),
+            Query("max(ray_model_score_psi)", "score"),
+            Query("max(ray_model_drift_psi_threshold)", "threshold"),
+        )),
+        Panel("Cohort premium ratio", "Each cohort's mean premium over the portfolio's (alert: outside "
+              "COHORT_RATIO_LOW..HIGH for 1 h).", "short", (
+            Query("max by (dimension, cohort) (ray_cohort_premium_ratio)", "{{dimension}}={{cohort}}"),
+        )),
     )),
     Row("Business", (
         Panel("Active drivers and trips", "Active drivers; drivers whose latest trip event of the last day is a start.",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,6 +19,7 @@ from autoins.cli_support import console, settings_from_env, user_errors
 from autoins.db_commands import _run_db, connected, require_current_schema
 from autoins.errors import UserFacingError
 from domain.maintenance import MaintenanceTask, RunOutcome
+from storage.files.model_artifacts import reference_loader
 from storage.postgres.maintenance import PostgresMaintenance
 from usecases.maintenance import RunResult, maintenance_rules, run_tasks
 
@@ -38,7 +40,7 @@ def maintenance_run(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print each run as one JSON line.")] = False,
 ) -> None:
-    """Run maintenance once: partitions ahead, retention (archive, verify, drop), ANALYZE, size report."""
+    """Run maintenance once: partitions ahead, retention (archive, verify, drop), ANALYZE, size report, drift."""
     settings = settings_from_env()
     tasks = list(dict.fromkeys(task)) if task else list(MaintenanceTask)
     tasks.sort(key=list(MaintenanceTask).index)
@@ -47,7 +49,8 @@ def maintenance_run(
 
     async def body() -> list[RunResult]:
         async with connected(settings) as conn:
-            store = PostgresMaintenance(conn, settings.archive_dir.resolve())
+            store = PostgresMaintenance(conn, settings.archive_dir.resolve(), reference_loader(
+                Path(settings.models_dir).resolve(), settings.model_signing_key))
             return await run_tasks(store, tasks, maintenance_rules(settings), _now)
 
     results = _run_db(body)
@@ -77,5 +80,9 @@ def _brief(result: RunResult) -> str:
         return f"cutoff {d['cutoff']}; {dropped}"
     if result.task is MaintenanceTask.ANALYZE:
         return f"analyzed {len(d['analyzed'])}" + (f": {', '.join(d['analyzed'])}" if d["analyzed"] else "")
+    if result.task is MaintenanceTask.DRIFT:
+        psi = "none" if d["score_psi"] is None else f"{d['score_psi']:.3f}"
+        return (f"{d['drivers']} drivers, score PSI {psi}, drifting: {', '.join(d['drifting']) or 'none'}, "
+                f"cohorts out of band: {', '.join(d['cohorts_out_of_band']) or 'none'}")
     unused = d["unused_indexes"]
     return f"{len(d['tables'])} tables, {d['partitions']} partitions, {len(unused)} unused indexes"

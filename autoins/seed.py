@@ -26,6 +26,7 @@ from config.settings import Environment, Settings
 from deployments.api.auth import hash_password_sync
 from domain.pricing import DEFAULT_RULES
 from domain.simulator import Population
+from domain.simulator.profiles import vehicle_use
 from storage.postgres import admin_queries, users
 from storage.postgres.pool import connect
 
@@ -62,13 +63,16 @@ async def seed_demo(
         )
     if not 1 <= drivers <= MAX_DRIVERS:
         raise UserFacingError(f"--drivers must be within 1..{MAX_DRIVERS}, got {drivers}")
-    truth = Population.generate(drivers, seed).truth_table()
+    population = Population.generate(drivers, seed)
+    truth = population.truth_table()
+    uses = {p.driver_id: vehicle_use(p) for p in population.profiles}
     new_drivers = await register_drivers(settings, truth)  # clear messages for a missing DB/schema
     driver_ids = [t.driver_id for t in truth]
     conn = await connect(settings, application_name="autoins-seed")
     try:
         today = datetime.now(UTC).date()
-        new_policies = await admin_queries.insert_missing_policies(conn, [demo_policy(d, today) for d in driver_ids])
+        policies = [demo_policy(d, today, uses[d]) for d in driver_ids]
+        new_policies = await admin_queries.insert_missing_policies(conn, policies)
         wanted = [ADMIN_USERNAME, *driver_ids]
         missing = [u for u in wanted if u not in await users.existing_usernames(conn, wanted)]
         hashes = await _hash_all([_password(u) for u in missing], on_progress)
@@ -84,11 +88,11 @@ def _password(username: str) -> str:
     return ADMIN_PASSWORD if username == ADMIN_USERNAME else demo_password(username)
 
 
-def demo_policy(driver_id: str, today: date) -> tuple:
+def demo_policy(driver_id: str, today: date, use: str = "personal") -> tuple:
     """An active one-year policy at the default rules' base premium (the row insert_missing_policies takes)."""
     base = DEFAULT_RULES.base_annual_premium
     return (driver_id, policy_number(driver_id), base, DEFAULT_RULES.per_km_rate, DEFAULT_RULES.currency, today,
-            today + timedelta(days=365))
+            today + timedelta(days=365), use)
 
 
 async def _hash_all(passwords: list[str], on_progress: Callable[[int, int], None] | None) -> list[str]:

@@ -208,6 +208,11 @@ class Settings(RolloutSettings, BaseSettings):
     drift_psi_alert: float = Field(default=0.2, gt=0)
     cohort_ratio_low: float = Field(default=0.8, gt=0)
     cohort_ratio_high: float = Field(default=1.25, gt=0)
+    # The maintenance actor's drift gauges (docs/OPERATIONS.md): over the drivers scored in the last N days; below
+    # these counts a PSI (the window) or a ratio (one cohort) is noise: exported as −1 (unknown; never alerts).
+    drift_window_days: int = Field(default=30, ge=1)
+    drift_min_drivers: int = Field(default=100, ge=1)
+    cohort_min_drivers: int = Field(default=30, ge=1)
 
     # -- pipeline shape (DESIGN.md §1)
     num_shards: int = Field(default=4, ge=1)
@@ -245,6 +250,7 @@ class Settings(RolloutSettings, BaseSettings):
     maintenance_retention_every_s: float = Field(default=24 * 3600.0, gt=0)  # archive and drop past retention
     maintenance_analyze_every_s: float = Field(default=3600.0, gt=0)  # ANALYZE new and recently filled partitions
     maintenance_report_every_s: float = Field(default=900.0, gt=0)  # sizes and unused indexes as metrics
+    maintenance_drift_every_s: float = Field(default=3600.0, gt=0)  # fairness and drift gauges (DRIFT_WINDOW_DAYS)
     maintenance_retry_after_s: float = Field(default=600.0, gt=0)  # a failed (or abandoned) run is retried after
     maintenance_analyze_min_changed_rows: int = Field(default=1_000, ge=0)
     maintenance_analyze_changed_fraction: float = Field(default=0.1, ge=0)  # of the rows at the last ANALYZE

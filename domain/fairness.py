@@ -16,11 +16,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+import msgspec
 import numpy as np
 
 PSI_EPSILON = 1e-4
 DEFAULT_BINS = 10
 AGE_BANDS = ((25, "<25"), (35, "25-34"), (50, "35-49"), (65, "50-64"), (200, "65+"))
+# What an insured vehicle is used for: a term of the policy (policies.vehicle_use, migration 0016) and a cohort.
+VEHICLE_USES = ("personal", "commute", "business", "rideshare")
 
 
 def bin_edges(reference: Sequence[float] | np.ndarray, bins: int = DEFAULT_BINS) -> tuple[float, ...]:
@@ -147,8 +150,54 @@ def calibration_deciles(scores: Sequence[float], rates: Sequence[float], claims:
     ]
 
 
+class ReferenceBins(msgspec.Struct, frozen=True):
+    """One quantity's training distribution: inner bin edges and the share of the training drivers in each of
+    the len(edges) + 1 bins. Stored per model input in the artifact's spec (`ModelSpec.input_reference`)."""
+
+    name: str
+    edges: tuple[float, ...]
+    proportions: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.proportions) != len(self.edges) + 1:
+            raise ValueError(f"{self.name}: {len(self.edges)} edges need {len(self.edges) + 1} proportions")
+
+
+def reference_bins(names: Sequence[str], matrix: np.ndarray, bins: int = DEFAULT_BINS) -> tuple[ReferenceBins, ...]:
+    """Per column of `matrix` (one row per training driver, columns named by `names`): its deciles and shares."""
+    x = np.asarray(matrix, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != len(names):
+        raise ValueError(f"expected a matrix of {len(names)} columns, got shape {x.shape}")
+    out = []
+    for j, name in enumerate(names):
+        edges = bin_edges(x[:, j], bins)
+        out.append(ReferenceBins(name, edges, proportions(x[:, j], edges)))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class PsiTable:
+    """One quantity's PSI against its reference: None without recent values. `lowers[i]` is bin i's lower edge
+    (None: unbounded)."""
+
+    name: str
+    psi: float | None
+    lowers: tuple[float | None, ...]
+    expected: tuple[float, ...]
+    actual: tuple[float, ...]
+
+
+def psi_table(reference: ReferenceBins, values: Sequence[float] | np.ndarray) -> PsiTable:
+    """The recent `values` binned on the reference's edges, and their PSI (None when there are none)."""
+    data = np.asarray(values, dtype=np.float64)
+    actual = proportions(data, reference.edges)
+    value = psi(reference.proportions, actual) if np.isfinite(data).any() else None
+    return PsiTable(reference.name, value, (None, *reference.edges), reference.proportions, actual)
+
+
 # The score's training reference needs no stored histogram: a score is the percentile of the rate among the
 # training portfolio's predicted rates (docs/MODEL.md §3), so the training population's scores fill the ten
 # deciles of [0, 100] equally by construction.
 SCORE_EDGES: tuple[float, ...] = tuple(float(x) for x in range(10, 100, 10))
 SCORE_REFERENCE: tuple[float, ...] = (0.1,) * 10
+SCORE_BINS = ReferenceBins("score", SCORE_EDGES, SCORE_REFERENCE)

@@ -19,6 +19,7 @@ class MaintenanceTask(StrEnum):
     RETENTION = "retention"  # detach, archive, verify and drop months past RETENTION_MONTHS
     ANALYZE = "analyze"  # ANALYZE new and recently filled partitions
     REPORT = "report"  # table and partition sizes, unused indexes, as metrics
+    DRIFT = "drift"  # PSI of the score and model inputs, cohort ratios, as gauges (usecases/fairness.py)
 
 
 class RunOutcome(StrEnum):

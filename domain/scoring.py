@@ -18,6 +18,7 @@ import msgspec
 
 from domain.batches import ShardOutput
 from domain.events import PremiumForecast, PremiumQuoted, RiskScored
+from domain.features import DriverFeatures, driver_features
 from domain.ids import derive_id, trip_event_id
 from domain.pricing import PricingRules, Quote, quote
 from domain.risk_assessment import RiskAssessment
@@ -87,6 +88,12 @@ def window_trips(trips: Sequence[TripSummary], end_ms: int, window_days: float) 
     the given order. `trips` may span several windows of one driver (one load for all its unscored trips)."""
     start_ms = window_start_ms(end_ms, window_days)
     return [t for t in trips if start_ms < t.end_ms <= end_ms]
+
+
+def window_features(trips: Sequence[TripSummary], end_ms: int, window_days: float) -> DriverFeatures:
+    """The features a score at `end_ms` uses: those of its window's trips (`window_trips`). The scorer and the
+    drift monitor both call this, so the inputs drift compares are the ones the model saw."""
+    return driver_features(window_trips(trips, end_ms, window_days), window_days)
 
 
 def ended_trips(outputs: Sequence[ShardOutput]) -> list[EndedTrip]:

@@ -137,6 +137,7 @@ class PolicyView(msgspec.Struct, kw_only=True):
     expiration_date: date
     last_score: Decimal | None
     last_band: str | None
+    vehicle_use: str = "personal"  # cached views from before migration 0016 have none
     created_at: datetime
     updated_at: datetime
 

@@ -160,6 +160,7 @@ class PolicyOut(Model):
     expiration_date: date
     last_score: Decimal | None
     last_band: str | None
+    vehicle_use: str = "personal"  # a default: cached policies from before migration 0016 have none
     created_at: datetime
     updated_at: datetime
 

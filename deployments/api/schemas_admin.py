@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from deployments.api.schemas import DriverId, Model, Text
+from domain.fairness import VEHICLE_USES
 
 Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")]
 Timezone = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$")]
@@ -22,6 +23,7 @@ Premium = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
 PerKmRate = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=4)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 PolicyStatus = Literal["pending", "active", "suspended", "cancelled", "expired"]
+VehicleUse = Literal[VEHICLE_USES]  # migration 0016's CHECK list
 Role = Literal["driver", "admin"]
 Username = Annotated[str, StringConstraints(min_length=1, max_length=150, pattern=r"^[A-Za-z0-9_.@\-]+$")]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=1024)]
@@ -95,6 +97,7 @@ class PolicyCreate(Model):
     currency: Currency = "EUR"
     effective_date: PolicyDate
     expiration_date: PolicyDate
+    vehicle_use: VehicleUse = "personal"
 
     @model_validator(mode="after")
     def _dates_ordered(self) -> PolicyCreate:
@@ -113,6 +116,7 @@ class PolicyPatch(Model):
     currency: Currency | None = None
     effective_date: PolicyDate | None = None
     expiration_date: PolicyDate | None = None
+    vehicle_use: VehicleUse | None = None
 
     @model_validator(mode="after")
     def _nullable_only(self) -> PolicyPatch:
@@ -213,7 +217,13 @@ class DriftOut(Model):
     drivers: int
     threshold: float
     score: PsiOut
-    inputs: list[PsiOut]
+    model_version: str | None = Field(description="the model in force: the version most latest scores carry; its "
+                                      "artifact's training deciles are the inputs' reference")
+    inputs_drivers: int = Field(description="drivers whose inputs were recomputed from their trips and matched the "
+                                "feature hash their score recorded; the inputs' PSI is over them")
+    inputs: list[PsiOut] = Field(description="one per model input (empty when the artifact keeps no reference: "
+                                 "see note)")
+    note: str | None = None
 
 
 class CohortOut(Model):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from domain.fairness import ReferenceBins
 from domain.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from domain.risk_model.inputs import MODEL_INPUTS
 
@@ -47,6 +48,9 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
     params: TrainingParams
     dataset: dict[str, float]
     sklearn_version: str
+    # Each model input's training deciles (raw, before the log transform), for drift (docs/SCORING.md). None in
+    # artifacts trained before it was kept: their inputs' drift is unknown, said so, not an error.
+    input_reference: tuple[ReferenceBins, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -55,6 +59,8 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("input_offsets and reference_inputs must have one value per model input")
         if len(self.score_quantile_rates) < 2 or not self.prior_rate > 0:
             raise ValueError("a spec needs a score mapping of ≥ 2 points and a prior rate > 0")
+        if self.input_reference is not None and tuple(r.name for r in self.input_reference) != self.model_inputs:
+            raise ValueError("input_reference must have one entry per model input, in model_inputs order")
 
 
 def encode_spec(spec: ModelSpec) -> bytes:

@@ -20,8 +20,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from domain.fairness import reference_bins
 from domain.risk_model.dataset import LabelledSet
-from domain.risk_model.inputs import fit_transform, raw_inputs
+from domain.risk_model.inputs import MODEL_INPUTS, fit_transform, raw_inputs
 from domain.risk_model.metrics import decile_table, normalized_gini, poisson_deviance
 from domain.risk_model.rate_model import RateModel, score_quantiles
 from domain.risk_model.spec import FAMILIES, ModelSpec, TrainingParams
@@ -108,8 +109,9 @@ def train(data: LabelledSet, params: TrainingParams, dataset_info: dict[str, flo
 
 
 def _train(data: LabelledSet, params: TrainingParams, dataset_info: dict[str, float]) -> TrainingResult:
-    transform = fit_transform(raw_inputs(data.features))
-    t = transform.apply(raw_inputs(data.features))
+    raw = raw_inputs(data.features)
+    transform = fit_transform(raw)
+    t = transform.apply(raw)
     reference = tuple(float(x) for x in t.mean(axis=0))
     prior_rate = float(data.claims.sum() / data.exposure_years.sum())
     folds = driver_folds(len(data), params.folds, params.seed)
@@ -120,7 +122,7 @@ def _train(data: LabelledSet, params: TrainingParams, dataset_info: dict[str, fl
     all_rates = np.exp(_log_rate(family, estimator, t))
     metrics = _metrics(data, oof[family], prior_rate)
     spec = _spec(family, transform.offsets, reference, prior_rate, score_quantiles(all_rates), metrics, deviance,
-                 params, dataset_info)
+                 params, dataset_info, reference_bins(MODEL_INPUTS, raw))
     out_of_fold = OutOfFold(driver_ids=data.driver_ids, predicted_rate=oof[family], true_rate=data.true_rate,
                             claims=data.claims, exposure_years=data.exposure_years)
     deciles = decile_table(oof[family], data.true_rate, data.claims, data.exposure_years)
@@ -146,7 +148,8 @@ def _metrics(test: LabelledSet, rate: np.ndarray, prior_rate: float) -> dict[str
     }
 
 
-def _spec(family, offsets, reference, prior_rate, quantiles, metrics, candidates, params, dataset_info) -> ModelSpec:
+def _spec(family, offsets, reference, prior_rate, quantiles, metrics, candidates, params, dataset_info,
+          input_reference) -> ModelSpec:
     return ModelSpec(
         family=family,
         input_offsets=offsets,
@@ -158,4 +161,5 @@ def _spec(family, offsets, reference, prior_rate, quantiles, metrics, candidates
         params=params,
         dataset=dataset_info,
         sklearn_version=sklearn.__version__,
+        input_reference=input_reference,
     )

@@ -10,6 +10,7 @@ temporary directory renamed into place: a reader never sees half an artifact.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -19,12 +20,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import numpy as np
 from pydantic import SecretStr
 
 from domain.risk_model.errors import ArtifactError
 from domain.risk_model.spec import ModelSpec, decode_spec, encode_spec
 from storage.files.artifact_signature import signed, verify_signature
+from usecases.ports.fairness import ModelReference, ReferenceLoader
 
 MODEL_FILE, SPEC_FILE, MANIFEST_FILE, REPORT_FILE = "model.pkl", "spec.json", "manifest.json", "report.md"
 HASHED_FILES = (MODEL_FILE, SPEC_FILE)
@@ -187,3 +190,25 @@ def write_feature_cache(path: Path, features: np.ndarray) -> None:
     tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
     np.save(tmp, features, allow_pickle=False)
     os.replace(tmp, path)
+
+
+def read_model_reference(models_dir: Path, model_version: str, *, signing_key: SecretStr) -> ModelReference:
+    """The inputs' training bins of one artifact, read from its verified spec.json (the pickle is hashed, never
+    loaded). Never raises: an artifact without bins, missing or failing verification is a reference with a note."""
+    try:
+        spec = decode_spec(verify_artifact(models_dir, model_version, signing_key=signing_key).files[SPEC_FILE])
+    except (ArtifactError, msgspec.ValidationError, msgspec.DecodeError) as error:
+        return ModelReference(model_version, None, f"no training reference for the inputs: {error}")
+    if spec.input_reference is None:
+        return ModelReference(model_version, None, f"model {model_version} was trained before its artifact kept its "
+                              "inputs' training distribution: their drift is unknown; retrain (`autoins train`)")
+    return ModelReference(model_version, spec.input_reference)
+
+
+def reference_loader(models_dir: Path, signing_key: SecretStr) -> ReferenceLoader:
+    """`read_model_reference` off the event loop (it reads and hashes the artifact's files)."""
+
+    async def load(model_version: str) -> ModelReference:
+        return await asyncio.to_thread(read_model_reference, models_dir, model_version, signing_key=signing_key)
+
+    return load

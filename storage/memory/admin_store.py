@@ -15,7 +15,7 @@ from usecases.ports.read_models import Row
 DRIVER_FIELDS = ("first_name", "last_name", "email", "phone", "license_number", "date_of_birth", "timezone",
                  "is_active")
 POLICY_FIELDS = ("status", "base_premium", "current_premium", "per_km_rate", "currency", "effective_date",
-                 "expiration_date")
+                 "expiration_date", "vehicle_use")
 USER_PATCHABLE = frozenset({"password_hash", "role", "driver_id", "is_active"})
 
 
@@ -95,6 +95,7 @@ class InMemoryAdminStore:
             raise MissingReference("expiration_date must be after effective_date")
         now, policy_id = _now(), uuid.uuid4()
         row = {"policy_id": policy_id, "status": "active", "currency": "USD", "last_score": None, "last_band": None,
+               "vehicle_use": "personal",
                "current_premium": fields["base_premium"], **fields, "created_at": now, "updated_at": now}
         self.policies[policy_id] = row
         return dict(row)

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from domain.maintenance import LastRun, MaintenanceTask, PartitionStats, RunOutcome
+from storage.memory.fairness import InMemoryFairnessReader
+from usecases.ports.fairness import FairnessReader, ModelReference
 from usecases.ports.maintenance import RelationSize, UnusedIndex
 
 
@@ -35,6 +37,8 @@ class InMemoryMaintenance:
     runs: list[RecordedRun] = field(default_factory=list)
     analyzed: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    reader: InMemoryFairnessReader = field(default_factory=InMemoryFairnessReader)
+    references: dict[str, ModelReference] = field(default_factory=dict)
     _locked: bool = False
 
     @asynccontextmanager
@@ -94,3 +98,12 @@ class InMemoryMaintenance:
 
     async def unused_indexes(self) -> list[UnusedIndex]:
         return list(self.unused)
+
+    def fairness(self) -> FairnessReader:
+        self.calls.append(MaintenanceTask.DRIFT.value)
+        if MaintenanceTask.DRIFT in self.fail:
+            raise self.fail[MaintenanceTask.DRIFT]
+        return self.reader
+
+    async def model_reference(self, model_version: str) -> ModelReference:
+        return self.references.get(model_version) or ModelReference(model_version, None, "no such artifact (fake)")

@@ -53,7 +53,7 @@ class InMemoryDriverReadModels:
         self.scores.append(dict(row))
 
     def add_policy(self, row: Mapping[str, Any]) -> None:
-        self.policy_rows.append(dict(row))
+        self.policy_rows.append({"vehicle_use": "personal", **row})  # the column's default (migration 0016)
 
     def add_quote(self, event: PremiumQuoted) -> None:
         self.quotes.setdefault(event.driver_id, []).append(event)

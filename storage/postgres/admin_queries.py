@@ -21,7 +21,8 @@ DRIVER_FIELDS = frozenset(
     {"first_name", "last_name", "email", "phone", "license_number", "date_of_birth", "timezone", "is_active"}
 )
 POLICY_FIELDS = frozenset(
-    {"status", "base_premium", "current_premium", "per_km_rate", "currency", "effective_date", "expiration_date"}
+    {"status", "base_premium", "current_premium", "per_km_rate", "currency", "effective_date", "expiration_date",
+     "vehicle_use"}
 )
 
 
@@ -149,16 +150,17 @@ async def delete_policy(conn: asyncpg.Connection, policy_id: uuid.UUID) -> str |
 
 
 async def insert_missing_policies(
-    conn: asyncpg.Connection, rows: list[tuple[str, str, Any, Any, str, date, date]]
+    conn: asyncpg.Connection, rows: list[tuple[str, str, Any, Any, str, date, date, str]]
 ) -> int:
-    """(driver_id, policy_number, base_premium, per_km_rate, currency, effective, expiration) rows, active, in
-    one statement; an existing policy_number is left as it is. Returns how many were new (seed)."""
+    """(driver_id, policy_number, base_premium, per_km_rate, currency, effective, expiration, vehicle_use) rows,
+    active, in one statement; an existing policy_number is left as it is. Returns how many were new (seed)."""
     status = await conn.execute(
         "INSERT INTO policies (policy_id, driver_id, policy_number, status, base_premium, current_premium,"
-        " per_km_rate, currency, effective_date, expiration_date)"
-        " SELECT gen_random_uuid(), p.driver_id, p.number, 'active', p.base, p.base, p.rate, p.currency, p.eff, p.exp"
-        " FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::text[], $6::date[], $7::date[])"
-        " AS p(driver_id, number, base, rate, currency, eff, exp)"
+        " per_km_rate, currency, effective_date, expiration_date, vehicle_use)"
+        " SELECT gen_random_uuid(), p.driver_id, p.number, 'active', p.base, p.base, p.rate, p.currency, p.eff, p.exp,"
+        " p.vehicle_use"
+        " FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::text[], $6::date[], $7::date[],"
+        " $8::text[]) AS p(driver_id, number, base, rate, currency, eff, exp, vehicle_use)"
         " ON CONFLICT (policy_number) DO NOTHING",
         *(list(column) for column in zip(*rows, strict=True)),
     )

@@ -18,8 +18,10 @@ import asyncpg
 
 from domain.maintenance import LastRun, MaintenanceTask, PartitionStats, RunOutcome
 from storage.postgres.archive import retain
+from storage.postgres.fairness_queries import PostgresFairnessReader
 from storage.postgres.partitions import TABLE_NAMES, ensure_window, list_partitions
 from storage.postgres.pool import quote_ident
+from usecases.ports.fairness import FairnessReader, ModelReference, ReferenceLoader
 from usecases.ports.maintenance import RelationSize, UnusedIndex
 
 # pg_advisory_lock(bigint) key held for one maintenance run: the bytes "autoinsm" (retention's is "autoinsr").
@@ -75,9 +77,19 @@ ORDER BY t.relname, i.relname
 
 
 class PostgresMaintenance:
-    def __init__(self, conn: asyncpg.Connection, archive_dir: Path) -> None:
+    def __init__(self, conn: asyncpg.Connection, archive_dir: Path,
+                 load_reference: ReferenceLoader | None = None) -> None:
         self.conn = conn
         self.archive_dir = archive_dir
+        self.load_reference = load_reference
+
+    def fairness(self) -> FairnessReader:
+        return PostgresFairnessReader(self.conn)
+
+    async def model_reference(self, model_version: str) -> ModelReference:
+        if self.load_reference is None:
+            return ModelReference(model_version, None, "this run was given no models directory")
+        return await self.load_reference(model_version)
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[bool]:

@@ -44,7 +44,7 @@ SCORE_COLUMNS = (
 )
 POLICY_COLUMNS = (
     "policy_id, driver_id, policy_number, status, base_premium, current_premium, per_km_rate, currency,"
-    " effective_date, expiration_date, last_score, last_band, created_at, updated_at"
+    " effective_date, expiration_date, last_score, last_band, vehicle_use, created_at, updated_at"
 )
 
 

@@ -54,6 +54,7 @@ async def a_policy_needs_its_driver_and_a_free_number_and_blocks_the_drivers_del
     await store.create_driver(driver, _fields(driver))
     policy = await store.create_policy(_policy(driver, f"P-{driver}"))
     assert policy["current_premium"] == Decimal("750.00") and policy["status"] == "active"
+    assert policy["vehicle_use"] == "personal"  # the column's default (migration 0016)
     with pytest.raises(Conflict):
         await store.create_policy(_policy(driver, f"P-{driver}"))
     with pytest.raises(Conflict):
@@ -61,6 +62,8 @@ async def a_policy_needs_its_driver_and_a_free_number_and_blocks_the_drivers_del
     total, rows = await store.list_policies(10, 0, None, driver)
     assert total == 1 and rows[0]["policy_id"] == policy["policy_id"]
     assert (await store.update_policy(policy["policy_id"], {"status": "cancelled"}))["status"] == "cancelled"
+    assert (await store.update_policy(policy["policy_id"], {"vehicle_use": "rideshare"}))["vehicle_use"] == "rideshare"
+    assert (await store.get_policy(policy["policy_id"]))["vehicle_use"] == "rideshare"
     assert await store.delete_policy(policy["policy_id"]) == driver
     assert await store.delete_policy(policy["policy_id"]) is None
     assert await store.delete_driver(driver) is True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -81,7 +82,7 @@ def test_one_manual_run_ensures_retires_analyzes_and_reports_and_records_each_ta
     assert result.exit_code == 0, result.output
     runs = asyncio.run(_runs(db_settings))
     assert [(r["task"], r["outcome"]) for r in runs] == [
-        ("partitions", "ok"), ("retention", "ok"), ("analyze", "ok"), ("report", "ok")]
+        ("partitions", "ok"), ("retention", "ok"), ("analyze", "ok"), ("report", "ok"), ("drift", "ok")]
     assert all(r["finished_at"] >= r["started_at"] for r in runs)
     retention = runs[1]["details"]
     assert [a["partition"] for a in retention["archived"]] == [partition_name("telematics_events", old)]
@@ -94,6 +95,7 @@ def test_one_manual_run_ensures_retires_analyzes_and_reports_and_records_each_ta
     # nothing here queried by driver: the index is unused, counted once for all its monthly partitions
     assert "telematics_events.telematics_events_driver_id_ts_idx" in report["unused_indexes"]
     assert not [name for name in report["unused_indexes"] if "_y20" in name]
+    assert runs[4]["details"]["drivers"] == 0 and "no driver" in runs[4]["details"]["note"]  # nothing scored here
 
     again = _cli(db_settings, "--task", "analyze", "--task", "retention")
     assert again.exit_code == 0, again.output
@@ -162,8 +164,13 @@ def test_the_pipeline_starts_supervises_and_stops_its_maintenance_actor(ray_sess
     try:
         first = pipeline.maintenance
         assert first is not None
-        _until(lambda: tasks_done() == {"partitions", "retention", "analyze", "report"}, 30)
+        _until(lambda: tasks_done() == {"partitions", "retention", "analyze", "report", "drift"}, 30)
         _until(lambda: 'ray_db_table_size_bytes{' in _scrape() and "ray_maintenance_runs_total{" in _scrape(), 40)
+        # nothing scored here: the drift gauges are exported as −1 (unknown) beside their threshold
+        _until(lambda: "ray_model_drift_psi_threshold{" in _scrape(), 30)
+        metrics = _scrape()
+        assert re.search(r'ray_model_feature_psi\{[^}]*feature="night_share"[^}]*\} -1.0', metrics), [
+            line for line in metrics.splitlines() if "drift" in line or "psi" in line]
         pid = ray.get(first.stats.remote())["pid"]
         ray.kill(first, no_restart=True)
         _until(lambda: _pid(f"{prefix}maintenance") not in (None, pid), 40)

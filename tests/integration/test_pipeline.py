@@ -12,11 +12,15 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import asyncpg
+import msgspec
 import pytest
 from ray.exceptions import ActorUnavailableError
 
 from autoins.pipeline import durable_messages, start_pipeline, stop_pipeline, wait_until_drained
+from domain.claims import claim_id
 from tests.integration.pipeline_support import (
+    START_MS,
     domain_event_set,
     drop,
     key_of,
@@ -24,6 +28,7 @@ from tests.integration.pipeline_support import (
     produce,
     stored_counts,
 )
+from tests.unit.domain_helpers import Drive
 
 pytestmark = pytest.mark.timeout(900)
 NOW = datetime.now(UTC)
@@ -252,3 +257,44 @@ async def _wait_for_progress(pipeline, at_least: int, timeout_s: float = 120) ->
             return
         await asyncio.sleep(0.05)
     raise TimeoutError("the pipeline made no progress")
+
+
+def _crash_trip(driver_id: str) -> list[bytes]:
+    """One trip with a 4 g impact in its middle and 40 s of readings either side, as wire JSON."""
+    drive = Drive(driver_id, t0_ms=START_MS)
+    drive.ignition_on()
+    drive.cruise(40, 50.0)
+    drive.add(speed_kmh=20.0, accel_ms2=-40.0)  # ≥ crash_g (2.5 g)
+    drive.stop(40)
+    drive.ignition_off()
+    return [msgspec.json.encode({"event_id": str(r.event_id), "driver_id": r.driver_id, "ts": r.ts_ms,
+                                 "type": r.type.value, "lat": r.lat, "lon": r.lon, "speed_kmh": r.speed_kmh,
+                                 "accel_ms2": r.accel_ms2, "heading": r.heading}) for r in drive.readings]
+
+
+async def _claims(url: str) -> list[dict]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT c.claim_id, c.crash_event_id, c.driver_id, c.status, c.peak_g, c.speed_kmh,"
+                                " jsonb_array_length(c.readings) AS samples, e.event_type FROM claims c"
+                                " JOIN domain_events e ON e.event_id = c.crash_event_id")
+        return [dict(r) for r in rows]
+    finally:
+        await conn.close()
+
+
+def test_a_crash_reading_opens_one_claim_through_the_pipeline_and_redelivery_opens_none(ray_session,
+                                                                                        pipeline_settings):
+    payloads = _crash_trip("driver-fnol")
+    produce(pipeline_settings, payloads, [key_of(p) for p in payloads])
+    run_pipeline(pipeline_settings, len(payloads))
+    [claim] = asyncio.run(_claims(pipeline_settings.database_url))
+    assert (claim["driver_id"], claim["status"], claim["event_type"]) == ("driver-fnol", "open", "crash_detected")
+    assert claim["claim_id"] == claim_id(claim["crash_event_id"]) and claim["peak_g"] > 4.0
+    assert claim["samples"] > 50  # the 30 s before and after, one reading a second
+    # Another consumer group reads the whole topic again: every reading is redelivered to the pipeline.
+    again = pipeline_settings.with_overrides(kafka_consumer_group=f"again-{uuid.uuid4().hex[:8]}")
+    run_pipeline(again, len(payloads))
+    assert asyncio.run(_claims(pipeline_settings.database_url)) == [claim]
+    counts = asyncio.run(stored_counts(pipeline_settings.database_url))
+    assert counts["readings"] == counts["distinct_readings"] == len(payloads)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
+from domain.fairness import reference_bins
 from domain.maintenance import (
     AnalyzeRules,
     LastRun,
@@ -17,16 +19,21 @@ from domain.maintenance import (
     due_tasks,
     partitions_to_analyze,
 )
+from domain.risk_model.inputs import MODEL_INPUTS
+from domain.scoring import window_features
+from storage.memory.fairness import InMemoryFairnessReader
 from storage.memory.maintenance import InMemoryMaintenance
 from tests.contracts import maintenance_store_contract as maintenance_store
+from usecases.fairness import UNKNOWN, DriftRules
 from usecases.maintenance import MaintenanceRules, maintenance_rules, run_due, run_task
+from usecases.ports.fairness import ModelReference, ScoredDriver
 from usecases.ports.maintenance import RelationSize, UnusedIndex
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 EVERY = {MaintenanceTask.PARTITIONS: 3600, MaintenanceTask.RETENTION: 86400, MaintenanceTask.ANALYZE: 600,
-         MaintenanceTask.REPORT: 300}
+         MaintenanceTask.REPORT: 300, MaintenanceTask.DRIFT: 3600}
 RULES = MaintenanceRules(MaintenanceSchedule(EVERY), retention_months=12, ahead_months=3)
 
 
@@ -93,7 +100,8 @@ def test_a_run_is_recorded_with_its_outcome_and_details():
 def test_a_failing_task_is_recorded_as_failed_and_the_next_task_still_runs():
     store = InMemoryMaintenance(fail={MaintenanceTask.RETENTION: OSError("disk full")})
     results = asyncio.run(run_due(store, RULES, _clock()))
-    assert [r.outcome for r in results] == [RunOutcome.OK, RunOutcome.FAILED, RunOutcome.OK, RunOutcome.OK]
+    assert [r.outcome for r in results] == [RunOutcome.OK, RunOutcome.FAILED, RunOutcome.OK, RunOutcome.OK,
+                                            RunOutcome.OK]
     assert store.runs[1].details == {"error": "OSError: disk full"}
 
 
@@ -138,3 +146,38 @@ def test_rules_come_from_settings():
 def test_the_in_memory_store_keeps_the_maintenance_store_contract(check):
     store = InMemoryMaintenance()  # one instance is one database: two runners share it
     asyncio.run(check(store, store))
+
+
+def _scored(driver: str, score: float, premium: float, use: str) -> ScoredDriver:
+    return ScoredDriver(driver_id=driver, scored_at_ms=int(T0.timestamp() * 1000) - 3_600_000, model_version="freq-1",
+                        feature_hash=window_features([], 0, 1.0).feature_hash(), score=score, rate=0.1,
+                        date_of_birth=None, timezone="Europe/Paris", premium=premium, vehicle_use=use, claims=0)
+
+
+def test_the_drift_task_exports_psi_and_cohort_ratios_and_unknown_below_the_minimum_counts():
+    drivers = [_scored(f"d{i}", 95.0, 900.0, "personal") for i in range(4)] + [_scored("r", 95.0, 1800.0, "rideshare")]
+    bins = reference_bins(MODEL_INPUTS, np.ones((10, len(MODEL_INPUTS))))  # trained on drivers who all drove
+    store = InMemoryMaintenance(reader=InMemoryFairnessReader(drivers),
+                                references={"freq-1": ModelReference("freq-1", bins)})
+    rules = MaintenanceRules(MaintenanceSchedule(EVERY), 12, 3, drift=DriftRules(min_drivers=5, cohort_min_drivers=1))
+    result = asyncio.run(run_task(store, MaintenanceTask.DRIFT, rules, _clock()))
+    gauges = result.gauges
+    assert result.outcome is RunOutcome.OK and gauges.drivers == 5 and gauges.score_psi > 0.2
+    assert set(gauges.feature_psi) == set(MODEL_INPUTS) and all(v > 0.2 for v in gauges.feature_psi.values())
+    assert gauges.cohort_premium_ratio[("vehicle_use", "rideshare")] == pytest.approx(1800 / 1080)
+    assert result.details["cohorts_out_of_band"] == ["vehicle_use=rideshare"]
+    assert result.details["drifting"] == sorted(MODEL_INPUTS) and result.details["model_version"] == "freq-1"
+
+    few = MaintenanceRules(MaintenanceSchedule(EVERY), 12, 3, drift=DriftRules(min_drivers=6, cohort_min_drivers=2))
+    sparse = asyncio.run(run_task(store, MaintenanceTask.DRIFT, few, _clock())).gauges
+    assert sparse.score_psi == UNKNOWN and set(sparse.feature_psi.values()) == {UNKNOWN}
+    assert sparse.cohort_premium_ratio[("vehicle_use", "rideshare")] == UNKNOWN
+    assert sparse.cohort_premium_ratio[("vehicle_use", "personal")] == pytest.approx(900 / 1080)
+
+
+def test_a_drift_run_without_a_reference_exports_unknown_inputs_and_says_why():
+    store = InMemoryMaintenance(reader=InMemoryFairnessReader([_scored("a", 50.0, 900.0, "commute")]))
+    rules = MaintenanceRules(MaintenanceSchedule(EVERY), 12, 3, drift=DriftRules(min_drivers=1))
+    result = asyncio.run(run_task(store, MaintenanceTask.DRIFT, rules, _clock()))
+    assert result.outcome is RunOutcome.OK and "no such artifact" in result.details["note"]
+    assert set(result.gauges.feature_psi.values()) == {UNKNOWN} and result.gauges.score_psi >= 0

@@ -20,6 +20,7 @@ from domain.risk_model import ArtifactError, RiskPredictor, TrainingParams
 from domain.risk_model.dataset import DatasetSpec, build_dataset
 from domain.risk_model.inputs import MODEL_INPUTS, raw_inputs
 from domain.risk_model.rate_model import RateModel, rate_to_score, score_quantiles
+from domain.risk_model.spec import decode_spec
 from domain.risk_model.training import train
 from storage.files.model_artifacts import (
     MODEL_FILE,
@@ -27,9 +28,11 @@ from storage.files.model_artifacts import (
     content_version,
     list_artifacts,
     load_artifact,
+    read_model_reference,
     save_artifact,
     serialize,
 )
+from usecases.ports.fairness import ModelReference
 
 SPEC = DatasetSpec(seed=5, drivers=30, days=1, exposure_years=10.0)
 KEY = SecretStr("unit-test-model-signing-key-" + "k" * 16)
@@ -198,3 +201,25 @@ def test_the_newest_artifact_is_loaded_when_no_version_is_given(tmp_path, datase
     assert load_artifact(tmp_path, old.name, signing_key=KEY).model_version == old.name
     manifest = json.loads((new / "manifest.json").read_text())
     assert set(manifest["files"]) == {MODEL_FILE, SPEC_FILE}
+
+
+def test_training_keeps_each_inputs_deciles_and_the_reference_reads_them_from_the_verified_spec(
+        tmp_path, dataset, trained):
+    bins = trained.spec.input_reference
+    assert tuple(b.name for b in bins) == MODEL_INPUTS
+    assert all(math.isclose(sum(b.proportions), 1.0) and len(b.edges) <= 9 for b in bins)
+    path = save_artifact(tmp_path, trained.spec, trained.estimator, created_at="t", signing_key=KEY)
+    reference = read_model_reference(tmp_path, path.name, signing_key=KEY)
+    assert reference == ModelReference(path.name, bins)
+
+
+def test_an_artifact_trained_before_input_references_is_a_note_not_an_error(tmp_path, trained):
+    old = msgspec.structs.replace(trained.spec, input_reference=None)
+    path = save_artifact(tmp_path, old, trained.estimator, created_at="t", signing_key=KEY)
+    spec_json = json.loads((path / SPEC_FILE).read_text())
+    spec_json.pop("input_reference")  # as the files written before the field existed
+    assert decode_spec(json.dumps(spec_json).encode()).input_reference is None
+    reference = read_model_reference(tmp_path, path.name, signing_key=KEY)
+    assert reference.inputs is None and "trained before" in reference.note
+    missing = read_model_reference(tmp_path, "freq-000000000000", signing_key=KEY)
+    assert missing.inputs is None and "no artifact directory" in missing.note

@@ -44,7 +44,7 @@ def _commands() -> set[tuple[str, ...]]:
 def test_there_is_a_runbook_for_each_incident_the_issue_names():
     assert {p.name for p in PAGES} == {
         "services-down.md", "lag-climbing.md", "dlq-growing.md", "actor-crash-loop.md", "node-lost.md",
-        "model-rollback.md", "partitions-and-retention.md", "rotating-secrets.md"}
+        "model-rollback.md", "partitions-and-retention.md", "rotating-secrets.md", "model-drift.md"}
 
 
 def test_every_alert_has_a_runbook_and_every_named_alert_exists():

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from domain.maintenance import LastRun, MaintenanceTask, PartitionStats, RunOutcome
+from usecases.ports.fairness import FairnessReader, ModelReference
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,4 +72,12 @@ class MaintenanceStore(Protocol):
         ...
 
     async def unused_indexes(self) -> list[UnusedIndex]:
+        ...
+
+    def fairness(self) -> FairnessReader:
+        """The fairness and drift reads, on the run's connection."""
+        ...
+
+    async def model_reference(self, model_version: str) -> ModelReference:
+        """The inputs' training bins of that artifact, or a reference with a note (never raises)."""
         ...

@@ -1,10 +1,12 @@
 """`/api/v1/admin/analytics`: risk distribution by band, trips per day, and fairness and drift (issue 16 item 4):
-the score's population stability against the training population, score and premium by cohort, calibration by
-score decile against the claims of the window. The math is domain/fairness.py; the rows one statement."""
+the population stability of the score and of each model input against the training population, score and premium
+by cohort, calibration by score decile against the claims of the window. The math is domain/fairness.py, the
+steps usecases/fairness.py (shared with the maintenance actor's gauges)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -24,8 +26,12 @@ from deployments.api.schemas_admin import (
     TripsDay,
 )
 from domain import fairness
-from storage.postgres import admin_queries, fairness_queries
+from domain.fairness import PsiTable
+from storage.files.model_artifacts import reference_loader
+from storage.postgres import admin_queries
+from storage.postgres.fairness_queries import PostgresFairnessReader
 from storage.postgres.pool import acquire
+from usecases.fairness import cohort_flagged, cohort_table, drift_report
 
 router = APIRouter(prefix="/analytics", tags=["admin: analytics"])
 
@@ -48,51 +54,51 @@ async def trips_daily(
 
 
 WindowDays = Annotated[int, Query(ge=1, le=366, description="the last N days (drivers scored in them)")]
-NO_INPUT_REFERENCE = ("the model artifact keeps no histogram of its training inputs yet: the inputs' PSI needs "
-                      "reference bins stored at training (not built yet)")
 
 
-async def _window(resources, days: int) -> list:
-    since = datetime.now(UTC) - timedelta(days=days)
-    async with acquire(resources.pool, resources.settings) as conn:
-        return await fairness_queries.driver_window(conn, since)
+def _since(days: int) -> datetime:
+    return datetime.now(UTC) - timedelta(days=days)
 
 
-@router.get("/drift", response_model=DriftOut, summary="Population stability of the score against training")
+def _psi_out(table: PsiTable, threshold: float, note: str | None = None) -> PsiOut:
+    return PsiOut(name=table.name, psi=table.psi, drift=table.psi is not None and table.psi > threshold,
+                  bins=[PsiBin(lower=lo, expected=e, actual=a)
+                        for lo, e, a in zip(table.lowers, table.expected, table.actual, strict=True)], note=note)
+
+
+@router.get("/drift", response_model=DriftOut,
+            summary="Population stability of the score and of each model input against training")
 async def drift(resources: ResourcesDep, days: WindowDays = 30) -> DriftOut:
-    rows = await _window(resources, days)
-    threshold = resources.settings.drift_psi_alert
-    actual = fairness.proportions([r["score"] for r in rows], fairness.SCORE_EDGES)
-    value = fairness.psi(fairness.SCORE_REFERENCE, actual) if rows else None
-    lowers = (None, *fairness.SCORE_EDGES)
-    score = PsiOut(name="score", psi=value, drift=value is not None and value > threshold,
-                   bins=[PsiBin(lower=lo, expected=e, actual=a)
-                         for lo, e, a in zip(lowers, fairness.SCORE_REFERENCE, actual, strict=True)],
-                   note=None if rows else "no driver was scored in the window")
-    inputs = [PsiOut(name="model inputs", psi=None, drift=False, bins=[], note=NO_INPUT_REFERENCE)]
-    return DriftOut(days=days, drivers=len(rows), threshold=threshold, score=score, inputs=inputs)
+    settings = resources.settings
+    load = reference_loader(Path(settings.models_dir), settings.model_signing_key)
+    async with acquire(resources.pool, settings) as conn:
+        reader = PostgresFairnessReader(conn)
+        report = await drift_report(reader, load, await reader.scored_drivers(_since(days)),
+                                    settings.scoring_window_days)
+    threshold = settings.drift_psi_alert
+    score = _psi_out(report.score, threshold, None if report.drivers else "no driver was scored in the window")
+    return DriftOut(days=days, drivers=report.drivers, threshold=threshold, score=score,
+                    model_version=report.model_version, inputs_drivers=report.inputs_drivers,
+                    inputs=[_psi_out(t, threshold) for t in report.inputs], note=report.note)
 
 
 @router.get("/cohorts", response_model=CohortsOut, summary="Score and premium by cohort, as a ratio to the portfolio")
 async def cohorts(resources: ResourcesDep, days: WindowDays = 30) -> CohortsOut:
-    rows = await _window(resources, days)
-    today = datetime.now(UTC).date()
-    members = [{"age_band": fairness.age_band(r["date_of_birth"], today), "region": fairness.region_of(r["timezone"])}
-               for r in rows]
-    stats = fairness.cohort_stats(members, [r["score"] for r in rows], [r["premium"] for r in rows])
+    async with acquire(resources.pool, resources.settings) as conn:
+        drivers = await PostgresFairnessReader(conn).scored_drivers(_since(days))
     low, high = resources.settings.cohort_ratio_low, resources.settings.cohort_ratio_high
-    items = [CohortOut(**{f: getattr(s, f) for f in s.__slots__},
-                       flagged=fairness.ratio_out_of_band(s.score_ratio, low, high)
-                       or fairness.ratio_out_of_band(s.premium_ratio, low, high)) for s in stats]
-    return CohortsOut(days=days, drivers=len(rows), ratio_band=(low, high), items=items)
+    items = [CohortOut(**{f: getattr(s, f) for f in s.__slots__}, flagged=cohort_flagged(s, low, high))
+             for s in cohort_table(drivers, datetime.now(UTC).date())]
+    return CohortsOut(days=days, drivers=len(drivers), ratio_band=(low, high), items=items)
 
 
 @router.get("/calibration", response_model=CalibrationListOut,
             summary="Expected against observed claims by score decile")
 async def calibration(resources: ResourcesDep, days: WindowDays = 365) -> CalibrationListOut:
-    rows = [r for r in await _window(resources, days) if r["rate"] is not None]
-    deciles = fairness.calibration_deciles([r["score"] for r in rows], [r["rate"] for r in rows],
-                                           [r["claims"] for r in rows], days / 365.0)
+    async with acquire(resources.pool, resources.settings) as conn:
+        rows = [d for d in await PostgresFairnessReader(conn).scored_drivers(_since(days)) if d.rate is not None]
+    deciles = fairness.calibration_deciles([r.score for r in rows], [r.rate for r in rows],
+                                           [r.claims for r in rows], days / 365.0)
     items = [CalibrationOut(decile=d.decile, drivers=d.drivers, mean_score=d.mean_score,
                             expected_claims=d.expected_claims, observed_claims=d.observed_claims,
                             observed_to_expected=d.observed_to_expected) for d in deciles]
