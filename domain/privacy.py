@@ -137,6 +137,18 @@ def withhold_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def withhold_claim(claim: Mapping[str, Any], state: PrivacyState | None) -> Mapping[str, Any]:
+    """A claim as its readers may see it under the driver's `state`: where it happened and the positions of its
+    readings withheld when its trip's positions are (time, speed and forces stay: what a claim handler needs
+    first); unchanged otherwise. `positions_withheld` says which."""
+    trip_id = claim.get("trip_id")
+    if state is None or not state.withholds(trip_id if isinstance(trip_id, uuid.UUID) else None):
+        return {**claim, "positions_withheld": False}
+    readings = [{**r, **{k: None for k in POSITION_FIELDS if k in r}} for r in claim.get("readings") or []]
+    shown = {**claim, **{k: None for k in POSITION_FIELDS if k in claim}, "positions_withheld": True}
+    return {**shown, "readings": readings} if "readings" in claim else shown
+
+
 def redact_live(message: Mapping[str, Any], state: PrivacyState | None) -> Mapping[str, Any]:
     """A live message as the feeds may send it under `state`: unchanged when nothing is withheld; a position's
     coordinates and an event payload's positions set to null/empty with `positions_withheld: true` otherwise."""
@@ -153,6 +165,8 @@ def redact_live(message: Mapping[str, Any], state: PrivacyState | None) -> Mappi
         return message
     if kind == "position":
         return {**message, **dict.fromkeys(POSITION_FIELDS), "positions_withheld": True}
+    if any(message.get(k) is not None for k in POSITION_FIELDS):  # e.g. claim_opened: where the crash happened
+        return {**message, **{k: None for k in POSITION_FIELDS if k in message}, "positions_withheld": True}
     if payload is not None and any(k in payload for k in (*POSITION_FIELDS, *SAMPLE_FIELDS)):
         return {**message, "payload": withhold_payload(payload)}
     return message

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from domain.claims import ClaimTransitionError, decide
+from domain.privacy import PrivacyState, withhold_claim
 from usecases.ports.claims import ClaimStore
 from usecases.ports.clock import Clock
+from usecases.ports.privacy_store import PrivacyStore
 from usecases.ports.read_models import Row
 
 
@@ -30,20 +32,27 @@ class ClaimsPage:
 
 
 class Claims:
-    def __init__(self, store: ClaimStore, clock: Clock) -> None:
+    def __init__(self, store: ClaimStore, clock: Clock, privacy: PrivacyStore | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.privacy = privacy  # a claim on a withheld trip shows no position (docs/PRIVACY.md); None: unit fakes
 
     async def page(self, *, status: str | None, driver_id: str | None, page: int, page_size: int) -> ClaimsPage:
         total, rows = await self.store.list_claims(status=status, driver_id=driver_id, limit=page_size,
                                                    offset=(page - 1) * page_size)
-        return ClaimsPage(total, rows)
+        states: dict[str, PrivacyState | None] = {}
+        for driver in {row["driver_id"] for row in rows}:
+            states[driver] = await self._privacy(driver)
+        return ClaimsPage(total, [withhold_claim(row, states[row["driver_id"]]) for row in rows])
 
     async def claim(self, claim_id: uuid.UUID, may_read: Callable[[str], bool]) -> Row:
         row = await self.store.claim(claim_id)
         if row is None or not may_read(row["driver_id"]):
             raise ClaimNotFound(f"claim {claim_id} not found")
-        return row
+        return withhold_claim(row, await self._privacy(row["driver_id"]))
+
+    async def _privacy(self, driver_id: str) -> PrivacyState | None:
+        return None if self.privacy is None else await self.privacy.state(driver_id)
 
     async def answer(self, claim_id: uuid.UUID, *, driver_id: str | None, user_id: uuid.UUID | None,
                      confirmed: bool, note: str | None, may_read: Callable[[str], bool]) -> Row:
@@ -57,4 +66,4 @@ class Claims:
                                                    decided_at=decided_at)
         if updated is None:  # another answer was recorded between the read and the write
             raise ClaimTransitionError("claim was answered already; only an open claim can be confirmed or rejected")
-        return updated
+        return withhold_claim(updated, await self._privacy(row["driver_id"]))

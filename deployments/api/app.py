@@ -156,7 +156,7 @@ async def open_resources(settings: Settings, risk_model: RiskModel) -> ApiResour
     resources = ApiResources(settings=settings, pool=pool, redis=redis, cache=cache, risk_model=risk_model,
                              queries=queries, disputes=disputes, admin=admin, login=login, devices=devices,
                              sessions=sessions, privacy=privacy_consent,
-                             claims=Claims(PostgresClaimStore(pool, settings), SystemClock()),
+                             claims=Claims(PostgresClaimStore(pool, settings), SystemClock(), privacy_store),
                              metrics_cache=Recent(settings.metrics_cache_s),
                              readiness_cache=Recent(settings.readiness_cache_s))
     resources.cache_listener = asyncio.create_task(cache.listen(others=(sessions,)), name="cache-invalidation")

@@ -44,6 +44,8 @@ class ClaimOut(Model):
     decided_at: datetime | None
     decided_by: uuid.UUID | None
     note: str | None
+    positions_withheld: bool = Field(False, description="true when the driver's privacy mode withholds this trip's "
+                                                        "positions: location and the readings' positions are null")
 
 
 class ClaimDetailOut(ClaimOut):

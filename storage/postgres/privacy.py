@@ -67,6 +67,14 @@ UPDATE domain_events SET payload = payload
 WHERE stream_id = $1 AND payload ? 'lat' AND NOT payload ? 'positions_withheld'
 """
 
+# A claim keeps its times, speeds and forces (the insurer's record of a loss); where it happened goes.
+SCRUB_CLAIMS = """
+UPDATE claims SET lat = NULL, lon = NULL, readings = (
+    SELECT coalesce(jsonb_agg(r || '{"lat": null, "lon": null, "heading": null}'::jsonb ORDER BY n), '[]'::jsonb)
+    FROM jsonb_array_elements(readings) WITH ORDINALITY AS e(r, n))
+WHERE driver_id = $1
+"""
+
 
 def _state(row: asyncpg.Record) -> PrivacyState:
     return PrivacyState(driver_id=row["driver_id"], mode=row["mode"] or "full", version=row["version"] or 0,
@@ -102,6 +110,7 @@ class PostgresPrivacyStore:
             readings = _rowcount(await conn.execute("DELETE FROM telematics_events WHERE driver_id = $1", driver_id))
             snapshots = _rowcount(await conn.execute("DELETE FROM driver_snapshots WHERE driver_id = $1", driver_id))
             events = _rowcount(await conn.execute(SCRUB_EVENTS, driver_id))
+            await conn.execute(SCRUB_CLAIMS, driver_id)
             scrubbed = Scrubbed(readings=readings, events=events, snapshots=snapshots)
             await _record(conn, state, event(scrubbed))
         return scrubbed

@@ -134,3 +134,29 @@ async def test_fairness_and_drift_read_the_scored_drivers_cohorts_and_claims(api
     assert sum(d["observed_claims"] for d in calibration["items"]) >= 1  # D2's claim, open (not rejected)
     bad = await client.get("/api/v1/admin/analytics/drift", params={"days": 0}, headers=admin)
     assert bad.status_code == 422
+
+
+async def test_a_claim_on_a_withheld_trip_shows_no_position_to_anyone_and_says_so(api, claims_settings):
+    """docs/PRIVACY.md: a trip whose positions the driver's mode withholds (here mileage_only, which withholds every
+    trip) keeps them out of its claim too, admins included; time, speed and forces stay."""
+    client, tokens = api
+    privacy = "/api/v1/drivers/me/privacy"
+    assert (await client.put(privacy, json={"mode": "mileage_only"}, headers=bearer(tokens["d2"]))).status_code == 200
+    try:
+        claim = await open_claim(claims_settings, D2)
+        for who in ("d2", "admin"):
+            shown = (await client.get(f"/api/v1/claims/{claim}", headers=bearer(tokens[who]))).json()
+            assert shown["positions_withheld"] is True and shown["lat"] is None and shown["lon"] is None, shown
+            assert shown["readings"] and all(r["lat"] is None and r["lon"] is None for r in shown["readings"])
+            assert all(r["speed_kmh"] is not None for r in shown["readings"]) and shown["peak_g"] > 0
+        listed = (await client.get("/api/v1/admin/claims", params={"driver_id": D2},
+                                   headers=bearer(tokens["admin"]))).json()["items"]
+        assert listed and all(item["positions_withheld"] and item["lat"] is None for item in listed)
+        answered = await client.post(f"/api/v1/claims/{claim}/confirmation", json={"confirmed": True},
+                                     headers=bearer(tokens["d2"]))
+        assert answered.status_code == 200 and answered.json()["lat"] is None, answered.text
+        other = await open_claim(claims_settings, D1)  # a driver in full mode: the claim shows where
+        shown = (await client.get(f"/api/v1/claims/{other}", headers=bearer(tokens["admin"]))).json()
+        assert shown["positions_withheld"] is False and shown["lat"] is not None
+    finally:
+        await client.put(privacy, json={"mode": "full"}, headers=bearer(tokens["d2"]))

@@ -26,6 +26,7 @@ from tests.integration.inprocess_api import (
     insert_trip_story,
     insert_trips,
     login,
+    open_claim,
     running_api,
     seeded_database,
 )
@@ -152,6 +153,7 @@ async def test_consent_changes_are_events_with_who_and_when_that_replay_to_the_r
 
 async def test_erasure_pseudonymises_the_profile_deletes_positions_keeps_the_audit_and_is_idempotent(world):
     _client, settings, trips, _tokens = world
+    claim = await open_claim(settings, ERASED)  # a first notice of loss with where it happened
     first = await _call(world, "admin", "POST", f"/api/v1/admin/drivers/{ERASED}/erasure", json={"reason": "art. 17"})
     assert first.status_code == 200, first.text
     body = first.json()
@@ -170,12 +172,16 @@ async def test_erasure_pseudonymises_the_profile_deletes_positions_keeps_the_aud
         tags = await conn.fetch("SELECT event_type FROM domain_events WHERE stream_id = $1", privacy_stream_id(ERASED))
         positioned = await conn.fetch("SELECT payload FROM domain_events WHERE stream_id = $1 AND payload ? 'lat'",
                                       ERASED)
+        claim_row = await conn.fetchrow("SELECT lat, lon, peak_g, readings FROM claims WHERE claim_id = $1", claim)
     finally:
         await conn.close()
     assert kept == 2 and [r["event_type"] for r in tags] == ["driver_erased"]
     payloads = [r["payload"] if isinstance(r["payload"], dict) else json.loads(r["payload"]) for r in positioned]
     assert len(payloads) == body["events_scrubbed"]
     assert all((p["lat"], p["lon"], p["positions_withheld"]) == (0.0, 0.0, True) for p in payloads)
+    readings = claim_row["readings"] if isinstance(claim_row["readings"], list) else json.loads(claim_row["readings"])
+    assert (claim_row["lat"], claim_row["lon"]) == (None, None) and claim_row["peak_g"] > 0  # the loss stays
+    assert readings and all(r["lat"] is None and r["lon"] is None and r["speed_kmh"] is not None for r in readings)
 
 
 @pytest.fixture

@@ -86,3 +86,13 @@ def test_replaying_the_changes_gives_the_last_mode_and_one_version_per_event(mod
     replayed = privacy.replay("d1", events)
     assert replayed == state and replayed.version == len(events)
     assert len({e.event_id for e in events}) == len(events)
+
+
+def test_a_live_claim_announcement_on_a_withheld_trip_loses_its_location():
+    message = {"type": "claim_opened", "driver_id": "d", "trip_id": str(uuid.uuid4()), "lat": 45.1, "lon": 7.2,
+               "speed_kmh": 50.0, "peak_g": 4.0}
+    withheld = PrivacyState(driver_id="d", mode="mileage_only")
+    shown = redact_live(message, withheld)
+    assert (shown["lat"], shown["lon"], shown["positions_withheld"]) == (None, None, True)
+    assert shown["speed_kmh"] == 50.0 and shown["peak_g"] == 4.0
+    assert redact_live(message, PrivacyState(driver_id="d", mode="full")) == message
