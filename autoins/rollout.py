@@ -27,9 +27,10 @@ from rich.table import Table
 
 from autoins.cli_support import console, settings_from_env, user_errors
 from autoins.errors import UserFacingError
+from config.endpoints import api_base_url
 from config.names import API_APP, API_CANARY_APP, RISK_APP, RISK_CANARY_APP
 from config.settings import PROJECT_ROOT, Settings
-from deployments.api.canary import CANARY_ROUTE, FORWARD_TOKEN_HEADER, forward_token, ingress_base_url
+from deployments.api.canary import CANARY_ROUTE, FORWARD_TOKEN_HEADER, forward_token
 from domain.rollout import TARGETS, SplitError, Triggers, parse_steps
 from storage.prometheus.canary_health import API_QUERIES, MODEL_QUERIES, PrometheusCanaryHealth
 from storage.redis.client import create_redis
@@ -91,7 +92,7 @@ class ServeApiSides:
 
     async def check_canary(self) -> None:
         """/health/live through the ingress, as a forwarded request: 200 from a replica of the new build."""
-        url = ingress_base_url(self._settings) + CANARY_ROUTE + "/health/live"
+        url = api_base_url(self._settings) + CANARY_ROUTE + "/health/live"
         headers = {FORWARD_TOKEN_HEADER.decode(): forward_token(self._settings, API_CANARY_APP)}
         deadline, last = time.monotonic() + CANARY_CHECK_S, "no answer"
         async with httpx.AsyncClient(timeout=5) as client:

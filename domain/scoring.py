@@ -22,7 +22,7 @@ from domain.features import DriverFeatures, driver_features
 from domain.ids import derive_id, trip_event_id
 from domain.pricing import PricingRules, Quote, quote
 from domain.risk_assessment import RiskAssessment
-from domain.trip_summary import TripSummary
+from domain.trip_summary import MILEAGE_ONLY_FLAG, TripSummary
 
 DAY_MS = 86_400_000
 UNKNOWN_SEQ = -1  # an EndedTrip whose ending reading's offset is not known (yet): the round looks it up
@@ -88,6 +88,12 @@ def window_trips(trips: Sequence[TripSummary], end_ms: int, window_days: float) 
     the given order. `trips` may span several windows of one driver (one load for all its unscored trips)."""
     start_ms = window_start_ms(end_ms, window_days)
     return [t for t in trips if start_ms < t.end_ms <= end_ms]
+
+
+def scored_mileage_only(window: Sequence[TripSummary]) -> bool:
+    """A score over this window uses mileage-only inputs (docs/SCORING.md): a trip in it was folded from readings
+    whose positions the pipeline stripped."""
+    return any(MILEAGE_ONLY_FLAG in t.quality_flags for t in window)
 
 
 def window_features(trips: Sequence[TripSummary], end_ms: int, window_days: float) -> DriverFeatures:

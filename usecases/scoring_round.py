@@ -25,10 +25,10 @@ from domain.scoring import (
     EndedTrip,
     ScoringOutcome,
     score_driver_trips,
+    scored_mileage_only,
     window_start_ms,
     window_trips,
 )
-from domain.trip_summary import MILEAGE_ONLY_FLAG
 from usecases.ports.clock import Clock, SystemClock
 from usecases.ports.risk_model import RiskModel
 from usecases.ports.score_store import ScoredTrip, ScorePublisher, ScoreStore, StalePolicy, TripSpan
@@ -104,7 +104,7 @@ class ScoringRound:
                 window = window_trips(inputs.trips.get(driver, []), trip.end_ms, self.window_days)
                 features = driver_features(window, self.window_days)
                 requests.append(ScoreRequest(driver_id=driver, features=tuple(features.to_vector().tolist()),
-                                             mileage_only=any(MILEAGE_ONLY_FLAG in t.quality_flags for t in window)))
+                                             mileage_only=scored_mileage_only(window)))
                 annual_km.append(features.annual_km)
         laps.lap("features")
         assessments = await self.model.assess_many(requests)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from config.endpoints import api_base_url
 from config.logging import get_logger
 from config.settings import Settings
 from deployments.api.client_address import client_address
@@ -49,14 +50,6 @@ def client_key(scope: Scope, trusted_proxy_hops: int) -> str:
         if name in (b"authorization", b"x-device-key"):
             return value.decode("latin-1")
     return client_address(scope, trusted_proxy_hops)
-
-
-def ingress_base_url(settings: Settings) -> str:
-    """This node's Serve ingress (a proxy runs on every node): loopback unless Serve listens on one address."""
-    host = settings.http_host
-    if host in ("0.0.0.0", "::", "") or host.startswith("127.") or host == "localhost":
-        host = "127.0.0.1"
-    return f"http://{host}:{settings.http_port}"
 
 
 class CanaryRouter:
@@ -123,7 +116,7 @@ class CanaryRouter:
 
     async def _forward(self, scope: Scope, body: bytes, canary_app: str) -> httpx.Response | None:
         if self._client is None:
-            self._client = httpx.AsyncClient(base_url=ingress_base_url(self.settings) + CANARY_ROUTE,
+            self._client = httpx.AsyncClient(base_url=api_base_url(self.settings) + CANARY_ROUTE,
                                              timeout=self.settings.rollout_forward_timeout_s)
         peer = scope.get("client")
         headers = [(k, v) for k, v in scope.get("headers", ()) if k not in _HOP_BY_HOP and k != FORWARD_TOKEN_HEADER]
